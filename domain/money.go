@@ -1,0 +1,179 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Money is an exact amount of yuan held as integer fen (1 yuan = 100 fen).
+// No binary floating point is used anywhere on the money path: JSON numbers
+// and decimal strings are parsed digit by digit.
+type Money int64
+
+// MaxMoney bounds a single amount (10^13 yuan) so that sums over a long
+// customer history stay far from int64 overflow.
+const MaxMoney Money = 1_000_000_000_000_000
+
+// maxMoneyDigits bounds the text we are willing to look at before deciding a
+// number is too large; it keeps hostile 400-digit numbers cheap to refuse.
+const maxMoneyDigits = 40
+
+// Errors returned by ParseMoney; callers branch on them to build messages.
+var (
+	ErrMoneySyntax    = errors.New("must be a decimal number of yuan, e.g. 1200.50")
+	ErrMoneyPrecision = errors.New("must have at most 2 decimal places")
+	ErrMoneyRange     = errors.New("is too large")
+	ErrMoneyNegative  = errors.New("must not be negative")
+)
+
+// ParseMoney parses a decimal yuan amount ("1200", "1200.5", "0.10", "1.5e3")
+// exactly into fen. A leading minus sign is accepted so that callers can
+// report "must be greater than 0" rather than a syntax error.
+func ParseMoney(s string) (Money, error) {
+	if s == "" || len(s) > maxMoneyDigits+8 {
+		if len(s) > maxMoneyDigits+8 {
+			return 0, ErrMoneyRange
+		}
+		return 0, ErrMoneySyntax
+	}
+	neg := false
+	if s[0] == '-' {
+		neg = true
+		s = s[1:]
+	} else if s[0] == '+' {
+		s = s[1:]
+	}
+	mantissa, exp := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mantissa, exp = s[:i], s[i+1:]
+	}
+	intPart, fracPart := mantissa, ""
+	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
+		intPart, fracPart = mantissa[:i], mantissa[i+1:]
+		if fracPart == "" {
+			return 0, ErrMoneySyntax
+		}
+	}
+	if intPart == "" || !allDigits(intPart) || !allDigits(fracPart) {
+		return 0, ErrMoneySyntax
+	}
+	shift := 0
+	if exp != "" {
+		e, err := strconv.Atoi(exp)
+		if err != nil || exp[0] == ' ' {
+			return 0, ErrMoneySyntax
+		}
+		if e > maxMoneyDigits || e < -maxMoneyDigits {
+			return 0, ErrMoneyRange
+		}
+		shift = e
+	}
+	// digits * 10^(shift - len(fracPart)) yuan; we need it in fen: exponent + 2.
+	digits := strings.TrimLeft(intPart+fracPart, "0")
+	scale := shift - len(fracPart) + 2
+	// Trailing zeros do not add precision ("1.500" is fine).
+	for scale < 0 && strings.HasSuffix(digits, "0") {
+		digits = digits[:len(digits)-1]
+		scale++
+	}
+	if digits == "" {
+		return 0, nil
+	}
+	if scale < 0 {
+		return 0, ErrMoneyPrecision
+	}
+	if len(digits)+scale > 19 {
+		return 0, ErrMoneyRange
+	}
+	var v uint64
+	for i := 0; i < len(digits); i++ {
+		v = v*10 + uint64(digits[i]-'0')
+	}
+	for ; scale > 0; scale-- {
+		v *= 10
+	}
+	if v > uint64(MaxMoney) {
+		return 0, ErrMoneyRange
+	}
+	m := Money(v)
+	if neg {
+		m = -m
+	}
+	return m, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// String formats the amount as yuan with exactly two decimals, e.g. "1000000.00".
+func (m Money) String() string {
+	sign := ""
+	u := uint64(m)
+	if m < 0 {
+		sign = "-"
+		u = uint64(-m)
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
+}
+
+// Grouped formats the amount with thousands separators, e.g. "1,200,000.00",
+// for reasons read by people.
+func (m Money) Grouped() string {
+	s := m.String()
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	dot := strings.IndexByte(s, '.')
+	intPart, frac := s[:dot], s[dot:]
+	var b strings.Builder
+	for i, r := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return sign + b.String() + frac
+}
+
+// MarshalJSON writes money as a decimal string with two decimals: JSON
+// numbers invite float parsing on the reader's side.
+func (m Money) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + m.String() + `"`), nil
+}
+
+// UnmarshalJSON accepts a JSON number or a decimal string.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+		if strings.ContainsAny(s, `\"`) || strings.TrimSpace(s) != s {
+			return ErrMoneySyntax
+		}
+	} else if s == "null" || s == "true" || s == "false" || strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+		return ErrMoneySyntax
+	}
+	v, err := ParseMoney(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// AddChecked adds two amounts, reporting overflow instead of wrapping.
+func (m Money) AddChecked(n Money) (Money, bool) {
+	s := m + n
+	if (n > 0 && s < m) || (n < 0 && s > m) {
+		return 0, false
+	}
+	return s, true
+}
