@@ -1,0 +1,72 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultDatabaseURL is used when DATABASE_URL is unset: the local
+// PostgreSQL, database "segments".
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/segments?sslmode=disable"
+
+// Connect opens a pool on databaseURL, creating the database first when it
+// does not exist. It does not migrate; call Migrate.
+func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// pgx's parse errors can echo the URL, password included: do not wrap.
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool on %s: %w", describe(cfg.ConnConfig), mapError(err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", describe(cfg.ConnConfig), mapError(err))
+	}
+	return pool, nil
+}
+
+// describe names a database without its password.
+func describe(c *pgx.ConnConfig) string {
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
+}
+
+// ensureDatabase creates the configured database when it is missing, by
+// connecting to the server's "postgres" maintenance database.
+func ensureDatabase(ctx context.Context, target *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, target)
+	if err == nil {
+		return conn.Close(ctx)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
+		return fmt.Errorf("connect to %s: %w", describe(target), mapError(err))
+	}
+	admin := target.Copy()
+	admin.Database = "postgres"
+	aconn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to %s to create database %q: %w", describe(admin), target.Database, mapError(err))
+	}
+	defer func() { _ = aconn.Close(context.WithoutCancel(ctx)) }()
+	_, err = aconn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{target.Database}.Sanitize())
+	if err != nil && !isDuplicateDatabase(err) {
+		return fmt.Errorf("create database %q: %w", target.Database, mapError(err))
+	}
+	return nil
+}
+
+func isDuplicateDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P04"
+}

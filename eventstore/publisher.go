@@ -1,0 +1,351 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/google/uuid"
+
+	"github.com/segments-dev/segments/domain"
+)
+
+// Message is one recorded event ready for the bus.
+type Message struct {
+	Subject  string
+	ID       string // Nats-Msg-Id: the event_id
+	Position int64
+	Header   map[string]string
+	Body     []byte
+}
+
+// Sink is where the publisher puts the log: a stream that keeps messages in
+// order and can say which position it holds last.
+type Sink interface {
+	// LastPublishedPosition returns the log position carried by the stream's
+	// last message. known is false when the stream cannot tell (its last
+	// message is gone), and then the durable checkpoint is used.
+	LastPublishedPosition(ctx context.Context) (pos int64, known bool, err error)
+	// PublishAtomic appends msgs in order as one unit: all or none.
+	PublishAtomic(ctx context.Context, msgs []Message) error
+	// MaxBatch is the largest number of messages PublishAtomic takes.
+	MaxBatch() int
+}
+
+// PublisherMetrics receives the publisher's measurements.
+type PublisherMetrics interface {
+	Published(n int)
+	PublishFailed()
+	PublishLag(events int64, seconds float64)
+}
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Store    *Store
+	Sink     Sink
+	Location *time.Location // time zone of times in message bodies
+	Logger   *slog.Logger
+	Metrics  PublisherMetrics
+	// Name of the durable checkpoint; also scopes the leader lock.
+	Name string
+	// IdleWake bounds how long the publisher sleeps without a signal; NOTIFY
+	// and the in-process signal normally wake it at once.
+	IdleWake time.Duration
+}
+
+// Publisher relays the event log to the bus. The log is the outbox: every
+// committed event is read back by position and published, in position order,
+// in atomic batches; nothing is published that is not committed, and nothing
+// committed is left out.
+//
+// Exactly-once publication comes from three things together: only one
+// publisher per database runs at a time (a session advisory lock); each
+// batch is atomic and must land directly after the stream's last sequence;
+// and after a crash or any failure the publisher resumes from the position in
+// the stream's own last message, not from a checkpoint that may lag.
+type Publisher struct {
+	cfg PublisherConfig
+}
+
+// NewPublisher returns a publisher; Run drives it.
+func NewPublisher(cfg PublisherConfig) *Publisher {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Name == "" {
+		cfg.Name = "jetstream"
+	}
+	if cfg.IdleWake <= 0 {
+		cfg.IdleWake = time.Second
+	}
+	return &Publisher{cfg: cfg}
+}
+
+// leaderLockKey derives the advisory lock key of a publisher name.
+func leaderLockKey(name string) int64 {
+	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("segments publisher "+name))
+	var k int64
+	for _, b := range id[:8] {
+		k = k<<8 | int64(b)
+	}
+	return k
+}
+
+// Run publishes until ctx is done. It waits to become the leader first.
+func (p *Publisher) Run(ctx context.Context) error {
+	log := p.cfg.Logger
+	conn, err := p.cfg.Store.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("publisher: acquire connection: %w", mapError(err))
+	}
+	// The session lock lives and dies with this connection; destroy it on
+	// the way out so the lock cannot outlive us in the pool.
+	defer func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)); conn.Release() }()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", leaderLockKey(p.cfg.Name)); err != nil {
+		return fmt.Errorf("publisher: wait for leadership: %w", mapError(err))
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return fmt.Errorf("publisher: listen: %w", mapError(err))
+	}
+	log.Info("publisher is the leader", "checkpoint", p.cfg.Name)
+
+	notified := make(chan struct{}, 1)
+	listenErr := make(chan error, 1)
+	listenCtx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	go func() {
+		for {
+			if _, err := conn.Conn().WaitForNotification(listenCtx); err != nil {
+				listenErr <- err
+				return
+			}
+			select {
+			case notified <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	pos, err := p.resume(ctx)
+	if err != nil {
+		return err
+	}
+	backoff := newBackoff()
+	for {
+		events, err := p.cfg.Store.ReadAll(ctx, pos, p.cfg.Sink.MaxBatch())
+		if err == nil && len(events) > 0 {
+			err = p.publish(ctx, events)
+			if err == nil {
+				pos = events[len(events)-1].Position
+				backoff.reset()
+				if cerr := p.cfg.Store.SaveCheckpoint(ctx, p.cfg.Name, pos); cerr != nil && ctx.Err() == nil {
+					// The stream itself is the truth on restart; a stale
+					// checkpoint costs nothing but a log line.
+					log.Warn("publisher: save checkpoint", "err", cerr)
+				}
+				p.reportLag(ctx, pos, time.Time{})
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil //nolint:nilerr // shutting down is not a failure
+		}
+		if err != nil {
+			if p.cfg.Metrics != nil {
+				p.cfg.Metrics.PublishFailed()
+			}
+			wait := backoff.next()
+			log.Warn("publisher: publication failed; will resume from the stream's tail", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			if pos, err = p.resumeRetrying(ctx, backoff); err != nil {
+				return nil //nolint:nilerr // only ctx ends the retries
+			}
+			continue
+		}
+		p.reportLag(ctx, pos, time.Time{})
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-listenErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("publisher: notification connection lost: %w", mapError(err))
+		case <-notified:
+		case <-p.cfg.Store.Appended():
+		case <-time.After(p.cfg.IdleWake):
+		}
+	}
+}
+
+// resume decides where publication really stopped: the stream's last message
+// wins over the checkpoint, which may lag (crash between publish and
+// checkpoint) or lead (stream lost its tail, e.g. restored from backup).
+func (p *Publisher) resume(ctx context.Context) (int64, error) {
+	streamPos, known, err := p.cfg.Sink.LastPublishedPosition(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("publisher: read stream tail: %w", err)
+	}
+	cp, err := p.cfg.Store.Checkpoint(ctx, p.cfg.Name)
+	if err != nil {
+		return 0, err
+	}
+	if !known {
+		p.cfg.Logger.Warn("publisher: stream's last message is unreadable; resuming from checkpoint", "checkpoint", cp)
+		return cp, nil
+	}
+	if streamPos != cp {
+		p.cfg.Logger.Info("publisher: resuming from the stream's last message", "stream_position", streamPos, "checkpoint", cp)
+	}
+	return streamPos, nil
+}
+
+func (p *Publisher) resumeRetrying(ctx context.Context, b *backoff) (int64, error) {
+	for {
+		pos, err := p.resume(ctx)
+		if err == nil {
+			return pos, nil
+		}
+		wait := b.next()
+		p.cfg.Logger.Warn("publisher: cannot read the stream's tail", "err", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (p *Publisher) publish(ctx context.Context, events []RecordedEvent) error {
+	msgs, err := p.cfg.Store.Messages(ctx, events, p.cfg.Location)
+	if err != nil {
+		return err
+	}
+	if err := p.cfg.Sink.PublishAtomic(ctx, msgs); err != nil {
+		return err
+	}
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Published(len(msgs))
+		p.cfg.Metrics.PublishLag(0, time.Since(events[len(events)-1].RecordedAt).Seconds())
+	}
+	return nil
+}
+
+func (p *Publisher) reportLag(ctx context.Context, pos int64, _ time.Time) {
+	if p.cfg.Metrics == nil {
+		return
+	}
+	head, _, err := p.cfg.Store.Head(ctx)
+	if err != nil {
+		return
+	}
+	lagEvents := head - pos
+	lagSeconds := 0.0
+	if lagEvents > 0 {
+		if next, err := p.cfg.Store.ReadAll(ctx, pos, 1); err == nil && len(next) == 1 {
+			lagSeconds = time.Since(next[0].RecordedAt).Seconds()
+		}
+	}
+	p.cfg.Metrics.PublishLag(lagEvents, lagSeconds)
+}
+
+// EventBody is the JSON body of a published event: the envelope plus
+// version, position and recorded_at (SPEC §3). Personal data is masked.
+type EventBody struct {
+	EventID       uuid.UUID      `json:"event_id"`
+	Type          string         `json:"type"`
+	Customer      string         `json:"customer"`
+	OccurredAt    string         `json:"occurred_at"`
+	Source        string         `json:"source,omitempty"`
+	CorrelationID string         `json:"correlation_id,omitempty"`
+	Data          jsontext.Value `json:"data"`
+	Version       int64          `json:"version"`
+	Position      int64          `json:"position"`
+	RecordedAt    string         `json:"recorded_at"`
+}
+
+// Messages turns recorded events into bus messages with masked personal data.
+func (s *Store) Messages(ctx context.Context, events []RecordedEvent, loc *time.Location) ([]Message, error) {
+	var withPII []uuid.UUID
+	for _, e := range events {
+		if e.Type == domain.TypeCustomerRegistered || e.Type == domain.TypeCustomerProfileUpdated {
+			withPII = append(withPII, e.StreamID)
+		}
+	}
+	pd, err := s.OpenPersonalData(ctx, withPII)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]Message, len(events))
+	for i, e := range events {
+		data := jsontext.Value(e.Data)
+		if e.Type == domain.TypeCustomerRegistered || e.Type == domain.TypeCustomerProfileUpdated {
+			revealed, err := pd.Reveal(e, Masked)
+			if err != nil {
+				return nil, err
+			}
+			if data, err = domain.EncodeData(revealed); err != nil {
+				return nil, err
+			}
+		}
+		body, err := json.Marshal(EventBody{
+			EventID: e.EventID, Type: string(e.Type), Customer: string(e.Customer),
+			OccurredAt: e.OccurredAt.In(loc).Format(time.RFC3339Nano), Source: e.Source,
+			CorrelationID: e.CorrelationID, Data: data, Version: e.Version, Position: e.Position,
+			RecordedAt: e.RecordedAt.In(loc).Format(time.RFC3339Nano),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", e.Position, err)
+		}
+		msgs[i] = Message{
+			Subject:  "customers.events." + string(e.Type),
+			ID:       e.EventID.String(),
+			Position: e.Position,
+			Header: map[string]string{
+				"Segments-Position":   strconv.FormatInt(e.Position, 10),
+				"Segments-Customer":   string(e.Customer),
+				"Segments-Version":    strconv.FormatInt(e.Version, 10),
+				"Segments-Event-Type": string(e.Type),
+			},
+			Body: body,
+		}
+	}
+	return msgs, nil
+}
+
+type backoff struct{ cur time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.cur == 0:
+		b.cur = 100 * time.Millisecond
+	case b.cur < 5*time.Second:
+		b.cur *= 2
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var _ = errors.New

@@ -1,0 +1,231 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/privacy"
+)
+
+// RecordedEvent is one event as stored in the log. Data holds the stored
+// JSON, with personal fields sealed.
+type RecordedEvent struct {
+	Position      int64
+	StreamID      uuid.UUID
+	Customer      domain.CustomerCode
+	Version       int64
+	EventID       uuid.UUID
+	Type          domain.EventType
+	OccurredAt    time.Time
+	RecordedAt    time.Time
+	Data          []byte
+	Source        string
+	CorrelationID string
+	Hash          []byte
+}
+
+const selectEvents = `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, metadata, hash FROM events `
+
+func scanEvent(row pgx.CollectableRow) (RecordedEvent, error) {
+	var e RecordedEvent
+	var meta []byte
+	if err := row.Scan(&e.Position, &e.StreamID, &e.Customer, &e.Version, &e.EventID, &e.Type,
+		&e.OccurredAt, &e.RecordedAt, &e.Data, &meta, &e.Hash); err != nil {
+		return e, err
+	}
+	var m storedMetadata
+	if err := json.Unmarshal(meta, &m); err != nil {
+		return e, fmt.Errorf("event %d metadata: %w", e.Position, err)
+	}
+	e.Source, e.CorrelationID = m.Source, m.CorrelationID
+	return e, nil
+}
+
+// ReadStream returns up to limit events of a customer's stream with version
+// greater than afterVersion, in version order. ErrNotFound when the stream
+// has no events at all.
+func (s *Store) ReadStream(ctx context.Context, customer domain.CustomerCode, afterVersion int64, limit int) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, selectEvents+"WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
+		customer.StreamID(), afterVersion, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", customer, mapError(err))
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", customer, mapError(err))
+	}
+	if len(events) == 0 {
+		if _, err := s.StreamVersion(ctx, customer); err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
+}
+
+// StreamVersion returns the version of a customer's stream, ErrNotFound when
+// it has none.
+func (s *Store) StreamVersion(ctx context.Context, customer domain.CustomerCode) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, "SELECT version FROM streams WHERE stream_id = $1", customer.StreamID()).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", customer, mapError(err))
+	}
+	return v, nil
+}
+
+// ReadAll returns up to limit events with position greater than after, in
+// position order. Because appends are serialised by the log_head row lock,
+// positions become visible in order: when a reader sees position p, every
+// position below p is already visible, so tailing by position never skips an
+// event that commits late.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, selectEvents+"WHERE position > $1 ORDER BY position LIMIT $2", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read log after %d: %w", after, mapError(err))
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read log after %d: %w", after, mapError(err))
+	}
+	return events, nil
+}
+
+// Head returns the last committed position and its recorded_at (zero when
+// the log is empty).
+func (s *Store) Head(ctx context.Context) (int64, time.Time, error) {
+	var pos int64
+	var at *time.Time
+	if err := s.pool.QueryRow(ctx, "SELECT position, recorded_at FROM log_head").Scan(&pos, &at); err != nil {
+		return 0, time.Time{}, fmt.Errorf("read log head: %w", mapError(err))
+	}
+	if at == nil {
+		return pos, time.Time{}, nil
+	}
+	return pos, *at, nil
+}
+
+// Checkpoint returns a named publication checkpoint (0 when unset).
+func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.pool.QueryRow(ctx, "SELECT position FROM publication_checkpoints WHERE name = $1", name).Scan(&pos)
+	if err != nil {
+		if err == pgx.ErrNoRows {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read checkpoint %s: %w", name, mapError(err))
+	}
+	return pos, nil
+}
+
+// SaveCheckpoint durably records a publication checkpoint.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO publication_checkpoints (name, position, updated_at) VALUES ($1, $2, now())
+		ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`, name, position)
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", name, mapError(err))
+	}
+	return nil
+}
+
+// PersonalData opens the sealed personal fields of some customers. It holds
+// each customer's cipher, or nothing when the customer's key was destroyed.
+type PersonalData struct {
+	ciphers map[uuid.UUID]*privacy.Cipher
+	erased  map[uuid.UUID]bool
+}
+
+// OpenPersonalData loads and unwraps the data keys of the given streams.
+func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*PersonalData, error) {
+	pd := &PersonalData{ciphers: map[uuid.UUID]*privacy.Cipher{}, erased: map[uuid.UUID]bool{}}
+	if len(streams) == 0 {
+		return pd, nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT stream_id, wrapped_key FROM customer_keys WHERE stream_id = ANY($1)", streams)
+	if err != nil {
+		return nil, fmt.Errorf("load data keys: %w", mapError(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var wrapped []byte
+		if err := rows.Scan(&id, &wrapped); err != nil {
+			return nil, fmt.Errorf("load data keys: %w", mapError(err))
+		}
+		if wrapped == nil {
+			pd.erased[id] = true
+			continue
+		}
+		key, err := s.cfg.MasterKey.Unwrap(wrapped, id)
+		if err != nil {
+			return nil, fmt.Errorf("data key of stream %s: %w", id, err)
+		}
+		c, err := privacy.NewCipher(key, id)
+		if err != nil {
+			return nil, err
+		}
+		pd.ciphers[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load data keys: %w", mapError(err))
+	}
+	return pd, nil
+}
+
+// Erased reports whether the stream's key was destroyed.
+func (pd *PersonalData) Erased(stream uuid.UUID) bool { return pd.erased[stream] }
+
+// Disclosure says how personal fields appear in output.
+type Disclosure int
+
+const (
+	// Masked shows 李某, 138****5678, l***@example.com.
+	Masked Disclosure = iota
+	// Plaintext shows the decrypted values (admin only).
+	Plaintext
+)
+
+// Reveal decodes a recorded event's data with its personal fields decrypted
+// and masked (or in plaintext). Fields of an erased customer become absent.
+func (pd *PersonalData) Reveal(e RecordedEvent, how Disclosure) (domain.Event, error) {
+	data, err := domain.DecodeData(e.Type, e.Data)
+	if err != nil {
+		return nil, err
+	}
+	contact := domain.PersonalContact(data)
+	if !contact.HasPersonalData() {
+		return data, nil
+	}
+	c := pd.ciphers[e.StreamID]
+	for _, f := range []struct {
+		name string
+		ptr  **string
+		mask func(string) string
+	}{
+		{"contact.name", &contact.Name, privacy.MaskName},
+		{"contact.phone", &contact.Phone, privacy.MaskPhone},
+		{"contact.email", &contact.Email, privacy.MaskEmail},
+	} {
+		if *f.ptr == nil {
+			continue
+		}
+		if c == nil {
+			*f.ptr = nil // erased: the data is gone for good
+			continue
+		}
+		plain, err := c.Open(f.name, **f.ptr)
+		if err != nil {
+			return nil, fmt.Errorf("event %s %s: %w", e.EventID, f.name, err)
+		}
+		if how == Masked {
+			plain = f.mask(plain)
+		}
+		*f.ptr = &plain
+	}
+	return data, nil
+}

@@ -1,0 +1,768 @@
+// Package eventstore owns the PostgreSQL event log — the source of truth —
+// and its publication to JetStream.
+//
+// Appends are serialised by the row lock on log_head, so global positions
+// increase in commit order, and concurrent requests are batched into one
+// transaction by a group-commit writer so that serialisation costs one fsync
+// per group rather than one per request.
+//
+// Exactly-once recording comes from the unique event_id: a re-sent event is
+// found under the lock and answered with the stored result, never stored twice.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/privacy"
+)
+
+// Result is the outcome of one appended (or already stored) event.
+type Result struct {
+	EventID    uuid.UUID
+	Customer   domain.CustomerCode
+	Version    int64
+	Position   int64
+	RecordedAt time.Time
+	Duplicate  bool
+}
+
+// Metrics receives the store's measurements; nil disables them.
+type Metrics interface {
+	EventsAppended(n int)
+	AppendGroup(requests, events int, took time.Duration)
+}
+
+// Config configures a Store.
+type Config struct {
+	Pool      *pgxpool.Pool
+	MasterKey privacy.MasterKey
+	// Now is the clock; recorded_at comes from it. Defaults to time.Now.
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics Metrics
+	// MaxGroupEvents bounds the events committed in one group transaction.
+	MaxGroupEvents int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxGroupEvents <= 0 {
+		c.MaxGroupEvents = 4000
+	}
+	return c
+}
+
+// Store is the event store.
+type Store struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	calls   chan *appendCall
+	closing chan struct{}
+	done    chan struct{}
+	// appended is signalled (non-blocking) after every commit, so an
+	// in-process publisher wakes without waiting for NOTIFY.
+	appended chan struct{}
+}
+
+type appendCall struct {
+	ctx  context.Context
+	req  domain.AppendRequest
+	done chan callOutcome
+}
+
+type callOutcome struct {
+	results []Result
+	err     error
+}
+
+// New returns a store and starts its group-commit writer. Close stops it.
+func New(cfg Config) (*Store, error) {
+	if cfg.Pool == nil {
+		return nil, errors.New("eventstore: Config.Pool is required")
+	}
+	if cfg.MasterKey.ID() == "" {
+		return nil, errors.New("eventstore: Config.MasterKey is required")
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{
+		cfg:      cfg,
+		pool:     cfg.Pool,
+		calls:    make(chan *appendCall, 1024),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		appended: make(chan struct{}, 1),
+	}
+	go s.runWriter()
+	return s, nil
+}
+
+// Close stops accepting appends, finishes the queued ones, and returns.
+func (s *Store) Close() {
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	<-s.done
+}
+
+// Appended is signalled after each commit made by this process.
+func (s *Store) Appended() <-chan struct{} { return s.appended }
+
+// Pool returns the connection pool (for callers that join transactions).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Append records the request's events (all or nothing) and returns one
+// result per event, in request order. Concurrent calls share a transaction
+// (group commit); each call still succeeds or fails on its own.
+//
+// Errors: *domain.ValidationError is never returned (validate first);
+// *VersionConflictError, *EventError (a rule of the stream's past),
+// ErrUnavailable, ErrClosed.
+func (s *Store) Append(ctx context.Context, req domain.AppendRequest) ([]Result, error) {
+	if len(req.Events) == 0 {
+		return nil, nil
+	}
+	call := &appendCall{ctx: ctx, req: req, done: make(chan callOutcome, 1)}
+	select {
+	case <-s.closing:
+		return nil, ErrClosed
+	default:
+	}
+	select {
+	case s.calls <- call:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closing:
+		return nil, ErrClosed
+	}
+	select {
+	case out := <-call.done:
+		return out.results, out.err
+	case <-ctx.Done():
+		// The group may still commit it; a retry with the same event_id is
+		// answered as a duplicate.
+		return nil, ctx.Err()
+	}
+}
+
+// AppendTx appends inside the caller's transaction, which must be READ
+// COMMITTED. It takes the log_head row lock, which every append needs, so
+// the caller should commit promptly: other appends wait until then.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, req domain.AppendRequest) ([]Result, error) {
+	outs, err := s.appendInTx(ctx, tx, []domain.AppendRequest{req})
+	if err != nil {
+		return nil, err
+	}
+	return outs[0].results, outs[0].err
+}
+
+func (s *Store) runWriter() {
+	defer close(s.done)
+	for {
+		select {
+		case c := <-s.calls:
+			s.commitGroup(s.collect(c))
+		case <-s.closing:
+			for {
+				select {
+				case c := <-s.calls:
+					s.commitGroup(s.collect(c))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// collect takes the calls already waiting, up to MaxGroupEvents events.
+func (s *Store) collect(first *appendCall) []*appendCall {
+	group := []*appendCall{first}
+	n := len(first.req.Events)
+	for n < s.cfg.MaxGroupEvents {
+		select {
+		case c := <-s.calls:
+			group = append(group, c)
+			n += len(c.req.Events)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+func (s *Store) commitGroup(group []*appendCall) {
+	live := group[:0]
+	for _, c := range group {
+		if err := c.ctx.Err(); err != nil {
+			c.done <- callOutcome{err: err}
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	start := time.Now()
+	outs, err := s.appendGroupTx(live)
+	if err != nil && len(live) > 1 && !errors.Is(err, ErrUnavailable) {
+		// Something in the group failed at the database level; run each call
+		// alone so one bad call cannot fail the others.
+		s.cfg.Logger.Warn("group append failed; retrying calls one by one", "calls", len(live), "err", err)
+		for _, c := range live {
+			s.commitGroup([]*appendCall{c})
+		}
+		return
+	}
+	events := 0
+	for i, c := range live {
+		if err != nil {
+			c.done <- callOutcome{err: err}
+			continue
+		}
+		if outs[i].err == nil {
+			events += len(outs[i].results)
+		}
+		c.done <- outs[i]
+	}
+	if err == nil {
+		select {
+		case s.appended <- struct{}{}:
+		default:
+		}
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.EventsAppended(events)
+			s.cfg.Metrics.AppendGroup(len(live), events, time.Since(start))
+		}
+	}
+}
+
+func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
+	// The group does not belong to any one caller: a caller going away must
+	// not abort the others' transaction.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reqs := make([]domain.AppendRequest, len(group))
+	for i, c := range group {
+		reqs[i] = c.req
+	}
+	var outs []callOutcome
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		outs, err = s.appendInTx(ctx, tx, reqs)
+		return err
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return outs, nil
+}
+
+// streamWork is a stream's write state while a group is being built.
+type streamWork struct {
+	id       uuid.UUID
+	customer domain.CustomerCode
+	state    domain.StreamState
+	lastHash []byte
+	existed  bool
+	changed  bool
+	key      *keyWork
+}
+
+type keyWork struct {
+	loaded    bool   // a row exists in customer_keys
+	wrapped   []byte // nil when destroyed
+	cipher    *privacy.Cipher
+	insert    bool // a new key to insert
+	destroyed bool // destroyed by this group
+}
+
+type snapshot struct {
+	state    domain.StreamState
+	orders   map[string]domain.OrderBalance
+	lastHash []byte
+	changed  bool
+}
+
+// eventRow is one row of the events table.
+type eventRow struct {
+	position   int64
+	streamID   uuid.UUID
+	customer   string
+	version    int64
+	eventID    uuid.UUID
+	typ        string
+	occurredAt time.Time
+	recordedAt time.Time
+	data       []byte
+	metadata   []byte
+	hash       []byte
+}
+
+type storedMetadata struct {
+	Source        string `json:"source,omitzero"`
+	CorrelationID string `json:"correlation_id,omitzero"`
+}
+
+// appendInTx runs the requests in order inside tx. It returns one outcome per
+// request (a request can fail on its own: version conflict, rule violation)
+// and an error when the transaction as a whole failed.
+func (s *Store) appendInTx(ctx context.Context, tx pgx.Tx, reqs []domain.AppendRequest) ([]callOutcome, error) {
+	streams := map[uuid.UUID]*streamWork{}
+	var streamIDs []uuid.UUID
+	var givenIDs []uuid.UUID
+	var orderStreams []uuid.UUID
+	var orderIDs []string
+	var keyStreams []uuid.UUID
+	keyWanted := map[uuid.UUID]bool{}
+	for _, r := range reqs {
+		for _, e := range r.Events {
+			id := e.Customer.StreamID()
+			if _, ok := streams[id]; !ok {
+				streams[id] = &streamWork{id: id, customer: e.Customer, lastHash: genesisHash}
+				streamIDs = append(streamIDs, id)
+			}
+			if e.EventID != uuid.Nil {
+				givenIDs = append(givenIDs, e.EventID)
+			}
+			if oid, ok := domain.OrderRefs(e.Data); ok {
+				orderStreams = append(orderStreams, id)
+				orderIDs = append(orderIDs, oid)
+			}
+			if (domain.PersonalContact(e.Data).HasPersonalData() || e.Type == domain.TypeCustomerErased) && !keyWanted[id] {
+				keyWanted[id] = true
+				keyStreams = append(keyStreams, id)
+			}
+		}
+	}
+
+	// One round trip: take the append lock, then read what the rules need.
+	var head struct {
+		position   int64
+		recordedAt pgtype.Timestamptz
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT position, recorded_at FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
+		return row.Scan(&head.position, &head.recordedAt)
+	})
+	b.Queue("SELECT stream_id, version, last_hash, registered, erased FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var st domain.StreamState
+			var last []byte
+			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased); err != nil {
+				return err
+			}
+			w := streams[id]
+			w.state, w.lastHash, w.existed = st, last, true
+		}
+		return rows.Err()
+	})
+	existing := map[uuid.UUID]Result{}
+	if len(givenIDs) > 0 {
+		b.Queue("SELECT event_id, customer, version, position, recorded_at FROM events WHERE event_id = ANY($1)", givenIDs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var r Result
+				if err := rows.Scan(&r.EventID, &r.Customer, &r.Version, &r.Position, &r.RecordedAt); err != nil {
+					return err
+				}
+				r.Duplicate = true
+				existing[r.EventID] = r
+			}
+			return rows.Err()
+		})
+	}
+	if len(orderIDs) > 0 {
+		b.Queue(`SELECT o.stream_id, o.order_id, o.amount, o.refunded FROM stream_orders o
+			JOIN unnest($1::uuid[], $2::text[]) AS k(stream_id, order_id) USING (stream_id, order_id)`, orderStreams, orderIDs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id uuid.UUID
+				var oid string
+				var ob domain.OrderBalance
+				if err := rows.Scan(&id, &oid, &ob.Amount, &ob.Refunded); err != nil {
+					return err
+				}
+				w := streams[id]
+				if w.state.Orders == nil {
+					w.state.Orders = map[string]domain.OrderBalance{}
+				}
+				w.state.Orders[oid] = ob
+			}
+			return rows.Err()
+		})
+	}
+	if len(keyStreams) > 0 {
+		b.Queue("SELECT stream_id, wrapped_key FROM customer_keys WHERE stream_id = ANY($1)", keyStreams).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id uuid.UUID
+				var wrapped []byte
+				if err := rows.Scan(&id, &wrapped); err != nil {
+					return err
+				}
+				streams[id].key = &keyWork{loaded: true, wrapped: wrapped}
+			}
+			return rows.Err()
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("append: read stream state: %w", mapError(err))
+	}
+
+	now := s.cfg.Now().Truncate(time.Microsecond)
+	recordedAt := now
+	if head.recordedAt.Valid && head.recordedAt.Time.After(recordedAt) {
+		// recorded_at never decreases along the log, even if the clock steps back.
+		recordedAt = head.recordedAt.Time
+	}
+	position := head.position
+	outs := make([]callOutcome, len(reqs))
+	var rows []eventRow
+	newIDs := map[uuid.UUID]Result{}
+	for ri, req := range reqs {
+		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, position, recordedAt)
+		if err != nil {
+			outs[ri] = callOutcome{err: err}
+			continue
+		}
+		outs[ri] = callOutcome{results: res}
+		rows = append(rows, reqRows...)
+		position += int64(len(reqRows))
+	}
+	if len(rows) == 0 {
+		return outs, nil
+	}
+	if err := s.write(ctx, tx, rows, streams, position, recordedAt); err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// applyRequest checks one request against the working state and builds its
+// rows. On failure the working state is restored and no rows are returned.
+func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*streamWork,
+	existing, newIDs map[uuid.UUID]Result, position int64, recordedAt time.Time,
+) ([]Result, []eventRow, error) {
+	results := make([]Result, len(req.Events))
+	allDuplicates := true
+	firstInReq := map[uuid.UUID]int{}
+	dupOf := map[int]int{} // index of a repeated event_id -> its first index
+	for i, e := range req.Events {
+		if e.EventID == uuid.Nil {
+			allDuplicates = false
+			continue
+		}
+		if r, ok := existing[e.EventID]; ok {
+			results[i] = r
+		} else if r, ok := newIDs[e.EventID]; ok {
+			r.Duplicate = true
+			results[i] = r
+		} else if j, ok := firstInReq[e.EventID]; ok {
+			dupOf[i] = j
+		} else {
+			firstInReq[e.EventID] = i
+			allDuplicates = false
+		}
+	}
+	if allDuplicates {
+		return results, nil, nil
+	}
+	// Take snapshots of the touched streams so a failure leaves no trace.
+	snaps := map[uuid.UUID]snapshot{}
+	for _, e := range req.Events {
+		id := e.Customer.StreamID()
+		if _, ok := snaps[id]; ok {
+			continue
+		}
+		w := streams[id]
+		orders := make(map[string]domain.OrderBalance, len(w.state.Orders))
+		for k, v := range w.state.Orders {
+			orders[k] = v
+		}
+		snaps[id] = snapshot{state: w.state, orders: orders, lastHash: w.lastHash, changed: w.changed}
+	}
+	restore := func() {
+		for id, sn := range snaps {
+			w := streams[id]
+			w.state, w.lastHash, w.changed = sn.state, sn.lastHash, sn.changed
+			w.state.Orders = sn.orders
+		}
+	}
+	for customer, expected := range req.Expected {
+		w := streams[customer.StreamID()]
+		if w.state.Version != expected {
+			return nil, nil, &VersionConflictError{Customer: customer, Expected: expected, Actual: w.state.Version}
+		}
+	}
+	var rows []eventRow
+	for i, e := range req.Events {
+		if _, repeated := dupOf[i]; repeated || results[i].Duplicate {
+			continue
+		}
+		w := streams[e.Customer.StreamID()]
+		if err := w.state.Apply(&e); err != nil {
+			restore()
+			var re *domain.RuleError
+			if errors.As(err, &re) {
+				return nil, nil, &EventError{Index: i, Err: re}
+			}
+			return nil, nil, err
+		}
+		row, err := s.buildRow(e, w, position+int64(len(rows))+1, recordedAt)
+		if err != nil {
+			restore()
+			return nil, nil, err
+		}
+		w.lastHash, w.changed = row.hash, true
+		rows = append(rows, row)
+		results[i] = Result{EventID: row.eventID, Customer: e.Customer, Version: row.version, Position: row.position, RecordedAt: recordedAt}
+	}
+	for _, r := range results {
+		if !r.Duplicate && r.EventID != uuid.Nil {
+			newIDs[r.EventID] = r
+		}
+	}
+	for i, j := range dupOf {
+		results[i] = results[j]
+		results[i].Duplicate = true
+	}
+	return results, rows, nil
+}
+
+// buildRow seals personal data, encodes the event and chains its hash.
+func (s *Store) buildRow(e domain.Envelope, w *streamWork, position int64, recordedAt time.Time) (eventRow, error) {
+	eventID := e.EventID
+	if eventID == uuid.Nil {
+		// Time-ordered ids keep the unique index on event_id compact.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return eventRow{}, fmt.Errorf("generate event id: %w", err)
+		}
+		eventID = id
+	}
+	data := e.Data
+	if contact := domain.PersonalContact(data); contact.HasPersonalData() {
+		c, err := s.cipherFor(w)
+		if err != nil {
+			return eventRow{}, err
+		}
+		data, err = sealContact(data, c)
+		if err != nil {
+			return eventRow{}, err
+		}
+	}
+	if e.Type == domain.TypeCustomerErased {
+		if w.key == nil {
+			w.key = &keyWork{}
+		}
+		w.key.destroyed, w.key.cipher, w.key.wrapped = true, nil, nil
+	}
+	dataJSON, err := domain.EncodeData(data)
+	if err != nil {
+		return eventRow{}, err
+	}
+	meta, err := json.Marshal(storedMetadata{Source: e.Source, CorrelationID: e.CorrelationID}, json.Deterministic(true))
+	if err != nil {
+		return eventRow{}, fmt.Errorf("encode metadata: %w", err)
+	}
+	occurredAt := e.OccurredAt.Truncate(time.Microsecond)
+	if occurredAt.IsZero() {
+		occurredAt = recordedAt
+	}
+	row := eventRow{
+		position: position, streamID: w.id, customer: string(e.Customer), version: w.state.Version,
+		eventID: eventID, typ: string(e.Type), occurredAt: occurredAt, recordedAt: recordedAt,
+		data: dataJSON, metadata: meta,
+	}
+	row.hash = computeHash(hashInput{
+		Prev: w.lastHash, Position: row.position, StreamID: row.streamID, Customer: row.customer,
+		Version: row.version, EventID: row.eventID, Type: row.typ, OccurredAt: row.occurredAt,
+		RecordedAt: row.recordedAt, Data: row.data, Metadata: row.metadata,
+	})
+	return row, nil
+}
+
+// cipherFor returns the stream's data-key cipher, creating the key if the
+// stream has none yet.
+func (s *Store) cipherFor(w *streamWork) (*privacy.Cipher, error) {
+	if w.key == nil {
+		w.key = &keyWork{}
+	}
+	k := w.key
+	if k.cipher != nil {
+		return k.cipher, nil
+	}
+	if k.destroyed || (k.loaded && k.wrapped == nil) {
+		// Unreachable through Apply (erased streams refuse personal data),
+		// kept as a guard: never create a new key for an erased customer.
+		return nil, &domain.RuleError{Field: "data.contact", Err: domain.ErrCustomerErased}
+	}
+	var dataKey []byte
+	var err error
+	if k.loaded {
+		dataKey, err = s.cfg.MasterKey.Unwrap(k.wrapped, w.id)
+	} else {
+		dataKey, err = privacy.NewDataKey()
+		if err == nil {
+			k.wrapped, err = s.cfg.MasterKey.Wrap(dataKey, w.id)
+			k.insert = true
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data key of customer %s: %w", w.customer, err)
+	}
+	k.cipher, err = privacy.NewCipher(dataKey, w.id)
+	if err != nil {
+		return nil, err
+	}
+	return k.cipher, nil
+}
+
+// sealContact returns a copy of data whose contact name, phone and email are
+// encrypted; the caller's event is not modified (it may be retried).
+func sealContact(data domain.Event, c *privacy.Cipher) (domain.Event, error) {
+	var profile domain.Profile
+	switch d := data.(type) {
+	case *domain.CustomerRegistered:
+		profile = d.Profile
+	case *domain.CustomerProfileUpdated:
+		profile = d.Profile
+	default:
+		return data, nil
+	}
+	contact := *profile.Contact
+	for _, f := range []struct {
+		name string
+		ptr  **string
+	}{{"contact.name", &contact.Name}, {"contact.phone", &contact.Phone}, {"contact.email", &contact.Email}} {
+		if *f.ptr == nil {
+			continue
+		}
+		sealed, err := c.Seal(f.name, **f.ptr)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: %w", f.name, err)
+		}
+		*f.ptr = &sealed
+	}
+	profile.Contact = &contact
+	if _, ok := data.(*domain.CustomerRegistered); ok {
+		return &domain.CustomerRegistered{Profile: profile}, nil
+	}
+	return &domain.CustomerProfileUpdated{Profile: profile}, nil
+}
+
+// write stores the group's rows and the updated write model, then signals
+// listeners; it all commits with the caller's transaction.
+func (s *Store) write(ctx context.Context, tx pgx.Tx, rows []eventRow, streams map[uuid.UUID]*streamWork, lastPosition int64, recordedAt time.Time) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
+		[]string{"position", "stream_id", "customer", "version", "event_id", "type", "occurred_at", "recorded_at", "data", "metadata", "hash"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i]
+			return []any{r.position, r.streamID, r.customer, r.version, r.eventID, r.typ, r.occurredAt, r.recordedAt, r.data, r.metadata, r.hash}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("append: insert events: %w", mapError(err))
+	}
+
+	var (
+		sIDs                 []uuid.UUID
+		sCustomers           []string
+		sVersions            []int64
+		sHashes              [][]byte
+		sRegistered, sErased []bool
+		oStreams             []uuid.UUID
+		oIDs                 []string
+		oAmounts, oRefunded  []int64
+		kStreams             []uuid.UUID
+		kWrapped             [][]byte
+		destroyed            []uuid.UUID
+	)
+	for _, w := range streams {
+		if !w.changed {
+			continue
+		}
+		sIDs = append(sIDs, w.id)
+		sCustomers = append(sCustomers, string(w.customer))
+		sVersions = append(sVersions, w.state.Version)
+		sHashes = append(sHashes, w.lastHash)
+		sRegistered = append(sRegistered, w.state.Registered)
+		sErased = append(sErased, w.state.Erased)
+		for _, oid := range w.state.Touched {
+			ob := w.state.Orders[oid]
+			oStreams = append(oStreams, w.id)
+			oIDs = append(oIDs, oid)
+			oAmounts = append(oAmounts, int64(ob.Amount))
+			oRefunded = append(oRefunded, int64(ob.Refunded))
+		}
+		if k := w.key; k != nil {
+			switch {
+			case k.destroyed:
+				destroyed = append(destroyed, w.id)
+			case k.insert:
+				kStreams = append(kStreams, w.id)
+				kWrapped = append(kWrapped, k.wrapped)
+			}
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[])
+		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
+			registered = EXCLUDED.registered, erased = EXCLUDED.erased`,
+		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased)
+	if len(oIDs) > 0 {
+		// Touched may name an order twice (placed then refunded in one group):
+		// DISTINCT ON keeps one row, and both carry the final balance.
+		b.Queue(`INSERT INTO stream_orders (stream_id, order_id, amount, refunded)
+			SELECT DISTINCT ON (stream_id, order_id) * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS o(stream_id, order_id, amount, refunded)
+			ON CONFLICT (stream_id, order_id) DO UPDATE SET refunded = EXCLUDED.refunded`,
+			oStreams, oIDs, oAmounts, oRefunded)
+	}
+	if len(kStreams) > 0 {
+		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at)
+			SELECT k.stream_id, k.wrapped, $3, $4 FROM unnest($1::uuid[], $2::bytea[]) AS k(stream_id, wrapped)`,
+			kStreams, kWrapped, s.cfg.MasterKey.ID(), recordedAt)
+	}
+	if len(destroyed) > 0 {
+		// Crypto-shredding: without the wrapped key the ciphertexts in the log
+		// are noise. Events are not touched, so the hash chain still verifies.
+		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at, destroyed_at)
+			SELECT id, NULL, $2, $3, $3 FROM unnest($1::uuid[]) AS id
+			ON CONFLICT (stream_id) DO UPDATE SET wrapped_key = NULL, destroyed_at = EXCLUDED.destroyed_at`,
+			destroyed, s.cfg.MasterKey.ID(), recordedAt)
+	}
+	b.Queue("UPDATE log_head SET position = $1, recorded_at = $2", lastPosition, recordedAt)
+	b.Queue("SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(lastPosition, 10))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("append: update stream state: %w", mapError(err))
+	}
+	// Reset per-group bookkeeping so the same work map is not written twice.
+	for _, w := range streams {
+		w.state.Touched = nil
+		if w.key != nil {
+			w.key.insert = false
+		}
+	}
+	return nil
+}
+
+// NotifyChannel is the PostgreSQL NOTIFY channel signalled after each append
+// commit; its payload is the last position.
+const NotifyChannel = "segments_events_appended"

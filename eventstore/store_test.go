@@ -1,0 +1,436 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/internal/testenv"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fixedClock is a test clock that only moves when told to.
+type fixedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fixedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fixedClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func order(customer, orderID, amount string) domain.Envelope {
+	m, err := domain.ParseMoney(amount)
+	if err != nil {
+		panic(err)
+	}
+	return domain.Envelope{
+		Type: domain.TypeOrderPlaced, Customer: domain.CustomerCode(customer),
+		Data: &domain.OrderPlaced{OrderID: orderID, Amount: m, Channel: domain.ChannelOnline},
+	}
+}
+
+func refund(customer, orderID, amount string) domain.Envelope {
+	m, _ := domain.ParseMoney(amount)
+	return domain.Envelope{
+		Type: domain.TypeOrderRefunded, Customer: domain.CustomerCode(customer),
+		Data: &domain.OrderRefunded{OrderID: orderID, Amount: m},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func registered(customer, name, phone, email string) domain.Envelope {
+	return domain.Envelope{
+		Type: domain.TypeCustomerRegistered, Customer: domain.CustomerCode(customer),
+		Data: &domain.CustomerRegistered{Profile: domain.Profile{
+			Name: ptr(name), Industry: ptr("制造业-电子元件"), Owner: ptr("王经理"),
+			Contact: &domain.Contact{Name: ptr("李明"), Title: ptr("采购经理"), Phone: ptr(phone), Email: ptr(email)},
+		}},
+	}
+}
+
+func withID(e domain.Envelope, id uuid.UUID) domain.Envelope {
+	e.EventID = id
+	return e
+}
+
+func req(events ...domain.Envelope) domain.AppendRequest {
+	return domain.AppendRequest{Events: events}
+}
+
+func countEvents(t *testing.T, s *eventstore.Store) int {
+	t.Helper()
+	var n int
+	if err := s.Pool().QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestAppendAssignsVersionsPositionsAndRecordedAt(t *testing.T) {
+	t.Parallel()
+	clock := &fixedClock{now: t0}
+	s, _ := testenv.Store(t, clock.Now)
+	ctx := ctxT(t)
+
+	res, err := s.Append(ctx, req(order("KH1", "o1", "100"), order("KH2", "o2", "200.50"), order("KH1", "o3", "1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		customer          string
+		version, position int64
+	}{{"KH1", 1, 1}, {"KH2", 1, 2}, {"KH1", 2, 3}}
+	for i, w := range want {
+		r := res[i]
+		if string(r.Customer) != w.customer || r.Version != w.version || r.Position != w.position || r.Duplicate {
+			t.Errorf("result %d = %+v, want customer %s version %d position %d", i, r, w.customer, w.version, w.position)
+		}
+		if !r.RecordedAt.Equal(t0) || r.EventID == uuid.Nil {
+			t.Errorf("result %d: recorded_at %v event_id %v", i, r.RecordedAt, r.EventID)
+		}
+	}
+	events, err := s.ReadStream(ctx, "KH1", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].Version != 1 || events[1].Version != 2 || events[1].Position != 3 {
+		t.Fatalf("stream KH1 = %+v", events)
+	}
+	if events[0].StreamID != domain.CustomerCode("KH1").StreamID() || !events[0].OccurredAt.Equal(t0) {
+		t.Errorf("stream id %v occurred_at %v", events[0].StreamID, events[0].OccurredAt)
+	}
+	if string(events[0].Data) != `{"order_id":"o1","amount":"100.00","channel":"online"}` {
+		t.Errorf("stored data = %s", events[0].Data)
+	}
+}
+
+func TestRecordedAtNeverDecreases(t *testing.T) {
+	t.Parallel()
+	clock := &fixedClock{now: t0}
+	s, _ := testenv.Store(t, clock.Now)
+	ctx := ctxT(t)
+	if _, err := s.Append(ctx, req(order("KH1", "o1", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(-time.Hour)) // the clock steps back
+	res, err := s.Append(ctx, req(order("KH1", "o2", "1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].RecordedAt.Equal(t0) {
+		t.Fatalf("recorded_at went back to %v; want %v", res[0].RecordedAt, t0)
+	}
+}
+
+func TestResendingAnEventIDReturnsTheStoredResult(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	id := uuid.New()
+	first, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		again, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again[0].Duplicate || again[0].Position != first[0].Position || again[0].Version != first[0].Version || again[0].EventID != id {
+			t.Fatalf("re-send = %+v, first = %+v", again[0], first[0])
+		}
+	}
+	// Repeated inside one batch, with a new event beside it.
+	mixed, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id), order("KH1", "o2", "5")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mixed[0].Duplicate || mixed[1].Duplicate || mixed[1].Version != 2 {
+		t.Fatalf("mixed batch = %+v", mixed)
+	}
+	if n := countEvents(t, s); n != 2 {
+		t.Fatalf("stored %d events, want 2", n)
+	}
+}
+
+func TestDuplicateEventIDInsideOneRequestIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	id := uuid.New()
+	res, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id), withID(order("KH1", "o1", "10"), id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || !res[1].Duplicate || res[1].Position != res[0].Position {
+		t.Fatalf("results = %+v", res)
+	}
+	if n := countEvents(t, s); n != 1 {
+		t.Fatalf("stored %d events, want 1", n)
+	}
+}
+
+func TestExpectedVersionConflictStoresNothing(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	if _, err := s.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{order("KH1", "o1", "1")}, Expected: map[domain.CustomerCode]int64{"KH1": 0}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Append(ctx, domain.AppendRequest{
+		Events:   []domain.Envelope{order("KH1", "o2", "1"), order("KH1", "o3", "1")},
+		Expected: map[domain.CustomerCode]int64{"KH1": 0},
+	})
+	var vc *eventstore.VersionConflictError
+	if !errors.As(err, &vc) || !errors.Is(err, eventstore.ErrVersionConflict) || vc.Expected != 0 || vc.Actual != 1 {
+		t.Fatalf("err = %v, want version conflict 0 vs 1", err)
+	}
+	if n := countEvents(t, s); n != 1 {
+		t.Fatalf("stored %d events, want 1", n)
+	}
+	if _, err := s.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{order("KH1", "o2", "1")}, Expected: map[domain.CustomerCode]int64{"KH1": 1}}); err != nil {
+		t.Fatalf("append at the right version: %v", err)
+	}
+}
+
+func TestRetryOfAStoredRequestWithExpectedVersionIsADuplicateNotAConflict(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	r := domain.AppendRequest{Events: []domain.Envelope{withID(order("KH1", "o1", "1"), uuid.New())}, Expected: map[domain.CustomerCode]int64{"KH1": 0}}
+	if _, err := s.Append(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, r)
+	if err != nil || !res[0].Duplicate {
+		t.Fatalf("retry = %+v, %v; want duplicate", res, err)
+	}
+}
+
+func TestBatchIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	_, err := s.Append(ctx, req(order("KH1", "o1", "100"), refund("KH1", "o1", "60"), order("KH2", "o9", "1"), refund("KH1", "o1", "40.01")))
+	var ee *eventstore.EventError
+	if !errors.As(err, &ee) || ee.Index != 3 || !errors.Is(err, domain.ErrRefundExceedsOrder) {
+		t.Fatalf("err = %v, want refund_exceeds_order at index 3", err)
+	}
+	if n := countEvents(t, s); n != 0 {
+		t.Fatalf("stored %d events of a refused batch", n)
+	}
+	if _, err := s.StreamVersion(ctx, "KH1"); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("stream of a refused batch exists: %v", err)
+	}
+	// The same batch without the bad refund is accepted, refunds summing to the amount.
+	if _, err := s.Append(ctx, req(order("KH1", "o1", "100"), refund("KH1", "o1", "60"), refund("KH1", "o1", "40"))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Append(ctx, req(refund("KH1", "o1", "0.01")))
+	if !errors.Is(err, domain.ErrRefundExceedsOrder) {
+		t.Fatalf("refund beyond the order across requests: %v", err)
+	}
+}
+
+func TestStreamRulesAcrossRequests(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	profile := domain.Envelope{Type: domain.TypeOwnerAssigned, Customer: "KH1", Data: &domain.OwnerAssigned{Owner: "张三"}}
+	if _, err := s.Append(ctx, req(profile)); !errors.Is(err, domain.ErrCustomerNotFound) {
+		t.Fatalf("owner of unknown customer: %v", err)
+	}
+	if _, err := s.Append(ctx, req(registered("KH1", "深圳市某电子有限公司", "13812345678", "li.ming@example.com"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, req(registered("KH1", "again", "13812345678", "li.ming@example.com"))); !errors.Is(err, domain.ErrAlreadyRegistered) {
+		t.Fatalf("second registration: %v", err)
+	}
+	if _, err := s.Append(ctx, req(profile, order("KH1", "o1", "5"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, req(order("KH1", "o1", "5"))); !errors.Is(err, domain.ErrDuplicateOrder) {
+		t.Fatalf("duplicate order: %v", err)
+	}
+	if _, err := s.Append(ctx, req(refund("KH1", "nope", "1"))); !errors.Is(err, domain.ErrUnknownOrder) {
+		t.Fatalf("refund of unknown order: %v", err)
+	}
+	// The same order_id is fine for another customer.
+	if _, err := s.Append(ctx, req(order("KH2", "o1", "5"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentWritersGetContiguousVersionsAndLoseNothing(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, time.Now)
+	ctx := ctxT(t)
+	const writers, perWriter = 16, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				// Half the writers share one customer, the others have their own.
+				customer := "SHARED"
+				if w%2 == 1 {
+					customer = fmt.Sprintf("OWN%d", w)
+				}
+				if _, err := s.Append(ctx, req(order(customer, fmt.Sprintf("w%d-%d", w, i), "1"))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx, 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*perWriter {
+		t.Fatalf("read %d events, want %d", len(all), writers*perWriter)
+	}
+	versions := map[domain.CustomerCode]int64{}
+	for i, e := range all {
+		if e.Position != int64(i+1) {
+			t.Fatalf("position %d at index %d: positions must be contiguous", e.Position, i)
+		}
+		versions[e.Customer]++
+		if e.Version != versions[e.Customer] {
+			t.Fatalf("customer %s: version %d follows %d", e.Customer, e.Version, versions[e.Customer]-1)
+		}
+	}
+	if versions["SHARED"] != writers/2*perWriter {
+		t.Fatalf("SHARED has %d events", versions["SHARED"])
+	}
+}
+
+// TestTailingNeverSkipsALateCommit holds an append transaction open while
+// other appends are made, and shows that a reader tailing the log by
+// position sees the held events before anything that came after them.
+func TestTailingNeverSkipsALateCommit(t *testing.T) {
+	t.Parallel()
+	s, db := testenv.Store(t, time.Now)
+	ctx := ctxT(t)
+	if _, err := s.Append(ctx, req(order("KH0", "o0", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.AppendTx(ctx, tx, req(order("HELD", "h1", "1"), order("HELD", "h2", "1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Later appends start while the held transaction is open.
+	const later = 16
+	var wg sync.WaitGroup
+	laterErrs := make(chan error, later)
+	for i := range later {
+		wg.Go(func() {
+			_, err := s.Append(ctx, req(order(fmt.Sprintf("LATE%d", i), "o", "1")))
+			laterErrs <- err
+		})
+	}
+	// A reader tails from its checkpoint meanwhile.
+	checkpoint := int64(1)
+	testenv.Eventually(t, 30*time.Second, "later appends to wait for the log lock", func() bool {
+		var waiting int
+		_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return waiting >= 1
+	})
+	seen, err := s.ReadAll(ctx, checkpoint, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("reader saw %d events past the held transaction's positions before it committed", len(seen))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(laterErrs)
+	for err := range laterErrs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []eventstore.RecordedEvent
+	for {
+		batch, err := s.ReadAll(ctx, checkpoint, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		got = append(got, batch...)
+		checkpoint = batch[len(batch)-1].Position
+	}
+	if len(got) != 2+later {
+		t.Fatalf("tailing read %d events, want %d", len(got), 2+later)
+	}
+	if got[0].Position != held[0].Position || got[1].Position != held[1].Position || got[0].Customer != "HELD" {
+		t.Fatalf("held events are not first: %+v", got[:2])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Position != got[i-1].Position+1 || got[i].RecordedAt.Before(got[i-1].RecordedAt) {
+			t.Fatalf("positions or recorded_at out of order at %d", i)
+		}
+	}
+}
+
+func TestEventsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	s, db := testenv.Store(t, time.Now)
+	ctx := ctxT(t)
+	if _, err := s.Append(ctx, req(order("KH1", "o1", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		"UPDATE events SET type = 'OrderRefunded'",
+		"DELETE FROM events",
+		"TRUNCATE events",
+	} {
+		_, err := db.Pool.Exec(ctx, stmt)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want refusal", stmt, err)
+		}
+	}
+	if n := countEvents(t, s); n != 1 {
+		t.Fatalf("events after refused changes: %d", n)
+	}
+}

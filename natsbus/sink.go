@@ -1,0 +1,60 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// EventSink puts the event log on SEGMENTS_EVENTS; it implements
+// eventstore.Sink.
+type EventSink struct {
+	pub *BatchPublisher
+}
+
+// NewEventSink returns the sink of the events stream.
+func NewEventSink(nc *nats.Conn, js jetstream.JetStream) *EventSink {
+	return &EventSink{pub: NewBatchPublisher(nc, js, StreamEvents)}
+}
+
+var _ eventstore.Sink = (*EventSink)(nil)
+
+// LastPublishedPosition reads the Segments-Position header of the stream's
+// last message. An empty stream holds position 0.
+func (s *EventSink) LastPublishedPosition(ctx context.Context) (int64, bool, error) {
+	msg, err := s.pub.LastMessage(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	if msg == nil {
+		// Empty stream (everything is published from the start), or a last
+		// message that can no longer be read (trust the checkpoint).
+		return 0, s.pub.lastSeq == 0, nil
+	}
+	pos, err := strconv.ParseInt(msg.Header.Get(HeaderPosition), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("last message of %s has no valid %s header: %w", StreamEvents, HeaderPosition, err)
+	}
+	return pos, true, nil
+}
+
+// PublishAtomic publishes the messages as one atomic batch.
+func (s *EventSink) PublishAtomic(ctx context.Context, msgs []eventstore.Message) error {
+	out := make([]OutMsg, len(msgs))
+	for i, m := range msgs {
+		h := make(nats.Header, len(m.Header)+4)
+		for k, v := range m.Header {
+			h.Set(k, v)
+		}
+		out[i] = OutMsg{Subject: m.Subject, MsgID: m.ID, Header: h, Data: m.Body}
+	}
+	return s.pub.Publish(ctx, out)
+}
+
+// MaxBatch is the largest atomic batch.
+func (s *EventSink) MaxBatch() int { return MaxAtomicBatch }

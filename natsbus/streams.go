@@ -1,0 +1,105 @@
+// Package natsbus holds everything NATS: the embedded JetStream server, the
+// connection, the stream definitions, and the atomic batch publisher that
+// carries the event log onto SEGMENTS_EVENTS.
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subjects of SPEC §3 and §5.
+const (
+	StreamIngest   = "SEGMENTS_INGEST"
+	StreamRejected = "SEGMENTS_REJECTED"
+	StreamEvents   = "SEGMENTS_EVENTS"
+
+	SubjectIngest       = "ingest.>"
+	SubjectRejected     = "rejected.>"
+	SubjectEvents       = "customers.events.>"
+	SubjectEventsPrefix = "customers.events."
+	SubjectIngestPrefix = "ingest."
+	RejectedPrefix      = "rejected."
+)
+
+// Headers of the messages we publish.
+const (
+	HeaderPosition   = "Segments-Position"
+	HeaderCustomer   = "Segments-Customer"
+	HeaderVersion    = "Segments-Version"
+	HeaderEventType  = "Segments-Event-Type"
+	HeaderErrorCode  = "Segments-Error-Code"
+	HeaderErrorField = "Segments-Error-Field"
+	HeaderErrorMsg   = "Segments-Error-Message"
+	HeaderOrigSubj   = "Segments-Original-Subject"
+	HeaderOrigSeq    = "Segments-Original-Sequence"
+)
+
+// StreamConfigs returns the JetStream streams the service needs. All use file
+// storage; SEGMENTS_EVENTS allows atomic batch publish, which is how the
+// publisher gets ordered, gap-free publication with one fsync per batch.
+func StreamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamIngest,
+			Description: "Customer events sent by upstream systems, awaiting validation and recording.",
+			Subjects:    []string{SubjectIngest},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        StreamRejected,
+			Description: "Ingest messages that failed validation, with the error in headers.",
+			Subjects:    []string{SubjectRejected},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			// Rejected messages carry upstream plaintext (personal data
+			// included): keep them long enough to correct, not forever.
+			MaxAge:     30 * 24 * time.Hour,
+			Duplicates: 2 * time.Minute,
+		},
+		{
+			Name:               StreamEvents,
+			Description:        "Every recorded event, in log position order.",
+			Subjects:           []string{SubjectEvents},
+			Storage:            jetstream.FileStorage,
+			Retention:          jetstream.LimitsPolicy,
+			Duplicates:         2 * time.Minute,
+			AllowAtomicPublish: true,
+		},
+	}
+}
+
+// ErrAtomicPublishUnsupported: the NATS server is older than 2.12 and cannot
+// do atomic batch publish, which ordered, exactly-once publication relies on.
+var ErrAtomicPublishUnsupported = errors.New("NATS server does not support atomic batch publish (needs nats-server 2.12 or newer)")
+
+// EnsureStreams creates or updates the streams.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range StreamConfigs() {
+		st, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		if cfg.AllowAtomicPublish && !st.CachedInfo().Config.AllowAtomicPublish {
+			return fmt.Errorf("stream %s: %w", cfg.Name, ErrAtomicPublishUnsupported)
+		}
+	}
+	return nil
+}
+
+// StreamsPresent reports whether every stream exists (for /readyz).
+func StreamsPresent(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range StreamConfigs() {
+		if _, err := js.Stream(ctx, cfg.Name); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
