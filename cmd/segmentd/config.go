@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// Roles a process can take; "all" is every one of them.
+var allRoles = []string{"api", "ingest", "publisher"}
+
+// config is read from the environment (only here, in cmd) with flags
+// mirroring it.
+type config struct {
+	DatabaseURL      string
+	NATSURL          string
+	DataDir          string
+	HTTPAddr         string
+	EmbeddedNATSAddr string
+	Roles            []string
+	MasterKey        string
+	TimeZone         string
+	LogLevel         string
+	LogFormat        string
+	Demo             bool
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
+	c := config{
+		DatabaseURL:      envOr("DATABASE_URL", eventstore.DefaultDatabaseURL),
+		NATSURL:          os.Getenv("NATS_URL"),
+		DataDir:          envOr("SEGMENTS_DATA_DIR", "data"),
+		HTTPAddr:         envOr("SEGMENTS_HTTP_ADDR", "127.0.0.1:8080"),
+		EmbeddedNATSAddr: envOr("SEGMENTS_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
+		MasterKey:        os.Getenv("SEGMENTS_MASTER_KEY"),
+		TimeZone:         envOr("SEGMENTS_TIMEZONE", "Asia/Shanghai"),
+		LogLevel:         envOr("SEGMENTS_LOG_LEVEL", "info"),
+		LogFormat:        envOr("SEGMENTS_LOG_FORMAT", "text"),
+	}
+	roles := envOr("SEGMENTS_ROLES", "all")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
+	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, publisher, or all (SEGMENTS_ROLES)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
+	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if c.Roles, err = parseRoles(roles); err != nil {
+		return c, err
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		return c, fmt.Errorf("SEGMENTS_TIMEZONE %q: %w", c.TimeZone, err)
+	}
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return c, fmt.Errorf("SEGMENTS_DATA_DIR: %w", err)
+	}
+	return c, nil
+}
+
+func parseRoles(s string) ([]string, error) {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case r == "all":
+			out = append(out, allRoles...)
+		case slices.Contains(allRoles, r):
+			out = append(out, r)
+		case r == "":
+		default:
+			return nil, fmt.Errorf("unknown role %q (want %s or all)", r, strings.Join(allRoles, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no roles given")
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func (c config) has(role string) bool { return slices.Contains(c.Roles, role) }
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("SEGMENTS_LOG_LEVEL %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("SEGMENTS_LOG_FORMAT %q: want text or json", format)
+}

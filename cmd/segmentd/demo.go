@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/natsbus"
+)
+
+// demoNamespace makes demo event ids deterministic, so running the demo
+// again records nothing twice.
+var demoNamespace = uuid.MustParse("9d4f5c1e-7b2a-5e3f-8c6d-1a2b3c4d5e6f")
+
+func ptr[T any](v T) *T { return &v }
+
+func money(s string) domain.Money {
+	m, err := domain.ParseMoney(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// demoEvents builds a handful of customers from the seed templates'
+// examples (客户信息管理工具·客户关系细分分析版): a strategic customer with two
+// recent orders, a quiet customer with a low satisfaction score, a prospect
+// with many inquiries, an order reported before its customer was
+// registered, and a key customer.
+func demoEvents(now time.Time) []domain.Envelope {
+	day := 24 * time.Hour
+	ago := func(d time.Duration) time.Time { return now.Add(-d).Truncate(time.Second) }
+	var out []domain.Envelope
+	add := func(customer string, at time.Time, data domain.Event) {
+		out = append(out, domain.Envelope{
+			EventID: uuid.NewSHA1(demoNamespace, []byte(customer+"/"+strconv.Itoa(len(out)))), Type: data.EventType(),
+			Customer: domain.CustomerCode(customer), OccurredAt: at, Source: "demo", Data: data,
+		})
+	}
+	profile := func(name, industry, region, owner, contact, title, phone, email string, employees int64, revenue string) *domain.CustomerRegistered {
+		return &domain.CustomerRegistered{Profile: domain.Profile{
+			Name: ptr(name), Kind: ptr(domain.KindEnterprise), Industry: ptr(industry), Region: ptr(region),
+			Employees: ptr(employees), AnnualRevenue: ptr(money(revenue)), SourceChannel: ptr("展会"), Owner: ptr(owner),
+			Contact: &domain.Contact{Name: ptr(contact), Title: ptr(title), Phone: ptr(phone), Email: ptr(email)},
+		}}
+	}
+
+	c1 := "KH202405010001"
+	add(c1, ago(400*day), profile("深圳市华芯电子元件有限公司", "制造业-电子元件", "广东-深圳", "王经理", "李明", "采购经理", "13812345678", "li.ming@example.com", 320, "80000000"))
+	add(c1, ago(300*day), &domain.NeedsDeclared{CoreNeeds: []string{"定制化服务", "长期合作"}, CommunicationPreference: domain.PreferOffline, PriceSensitivity: domain.SensitivityLow})
+	add(c1, ago(45*day), &domain.OrderPlaced{OrderID: "SO-2026-0815", Amount: money("650000.00"), Category: "定制芯片模组", Channel: domain.ChannelOffline})
+	add(c1, ago(10*day), &domain.OrderPlaced{OrderID: "SO-2026-1102", Amount: money("550000.00"), Category: "定制芯片模组", Channel: domain.ChannelOffline})
+	add(c1, ago(9*day), &domain.SatisfactionRated{Score: 5, Feedback: "一对一专属服务响应及时"})
+
+	c2 := "KH202405010002"
+	add(c2, ago(500*day), profile("杭州云帆软件科技有限公司", "信息技术-软件", "浙江-杭州", "赵经理", "王芳", "IT主管", "13987654321", "wang.fang@example.com", 85, "12000000"))
+	add(c2, ago(240*day), &domain.OrderPlaced{OrderID: "SO-2026-0301", Amount: money("120000"), Category: "年度维保", Channel: domain.ChannelOnline})
+	add(c2, ago(230*day), &domain.OrderRefunded{OrderID: "SO-2026-0301", Amount: money("20000")})
+	add(c2, ago(200*day), &domain.SatisfactionRated{Score: 2, Feedback: "售后响应速度慢"})
+	add(c2, ago(190*day), &domain.NeedsDeclared{CoreNeeds: []string{"响应速度", "技术支持"}, CommunicationPreference: domain.PreferEmail, PriceSensitivity: domain.SensitivityMedium})
+
+	c3 := "KH202405010003"
+	add(c3, ago(70*day), profile("苏州恒远机械制造有限公司", "制造业-通用设备", "江苏-苏州", "孙经理", "陈刚", "设备部经理", "13700001111", "chen.gang@example.com", 150, "30000000"))
+	for i, topic := range []string{"产品报价", "交期咨询", "样品申请", "技术参数", "批量折扣"} {
+		add(c3, ago(time.Duration(60-10*i)*day), &domain.InquiryReceived{Channel: "电话", Topic: topic})
+	}
+	add(c3, ago(5*day), &domain.NeedsDeclared{CoreNeeds: []string{"性价比", "功能"}, CommunicationPreference: domain.PreferPhone, PriceSensitivity: domain.SensitivityHigh})
+
+	// The order system reports an order before the CRM registers the customer.
+	c4 := "KH202405010004"
+	add(c4, ago(3*day), &domain.OrderPlaced{OrderID: "SO-2026-1120", Amount: money("3000"), Category: "配件", Channel: domain.ChannelOnline})
+
+	c5 := "KH202405010005"
+	add(c5, ago(200*day), profile("成都天府食品有限公司", "食品制造", "四川-成都", "周经理", "刘洋", "总经理助理", "+8613600002222", "liu.yang@example.com", 600, "150000000"))
+	add(c5, ago(80*day), &domain.OrderPlaced{OrderID: "SO-2026-0905", Amount: money("600000"), Category: "包装设备", Channel: domain.ChannelOffline})
+	add(c5, ago(30*day), &domain.FollowUpLogged{By: "周经理", Channel: "线下拜访", Summary: "季度回访", Outcome: "计划追加订单"})
+	return out
+}
+
+// demo records the demo data set through the store (the same path as
+// POST /v1/events) and prints the events as JetStream delivers them.
+func (a *app) demo(ctx context.Context) error {
+	events := demoEvents(time.Now())
+	customers := map[string]bool{}
+	for _, e := range events {
+		customers[string(e.Customer)] = true
+	}
+	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{natsbus.SubjectEvents}})
+	if err != nil {
+		return fmt.Errorf("demo: subscribe: %w", err)
+	}
+	// One request per customer, as an upstream CRM would send them.
+	stored, dup := 0, 0
+	for i := 0; i < len(events); {
+		j := i
+		for j < len(events) && events[j].Customer == events[i].Customer {
+			j++
+		}
+		res, err := a.store.Append(ctx, domain.AppendRequest{Events: events[i:j], Batch: true})
+		if err != nil {
+			return fmt.Errorf("demo: record %s: %w", events[i].Customer, err)
+		}
+		for _, r := range res {
+			if r.Duplicate {
+				dup++
+			} else {
+				stored++
+			}
+		}
+		i = j
+	}
+	a.log.Info("demo: recorded the seed customers", "new_events", stored, "already_recorded", dup, "customers", len(customers))
+	if a.httpAddr != nil {
+		a.log.Info("demo: try  curl -s http://" + a.httpAddr.String() + "/v1/customers/KH202405010001/events")
+	}
+	if !a.cfg.has("publisher") {
+		return nil
+	}
+	seen := 0
+	for seen < len(events) {
+		fetchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		msgs, err := cons.Fetch(64, jetstream.FetchContext(fetchCtx))
+		if err != nil {
+			cancel()
+			return fmt.Errorf("demo: fetch: %w", err)
+		}
+		for m := range msgs.Messages() {
+			h := m.Headers()
+			if customers[h.Get(natsbus.HeaderCustomer)] {
+				seen++
+				a.log.Info("demo: published", "subject", m.Subject(), "customer", h.Get(natsbus.HeaderCustomer),
+					"version", h.Get(natsbus.HeaderVersion), "position", h.Get(natsbus.HeaderPosition), "msg_id", h.Get(jetstream.MsgIDHeader))
+			}
+		}
+		cancel()
+		if err := msgs.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("demo: fetch: %w", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	a.log.Info("demo: every demo event is on JetStream stream "+natsbus.StreamEvents, "events", seen)
+	return nil
+}

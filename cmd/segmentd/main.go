@@ -1,0 +1,61 @@
+// Command segmentd runs Segments: the HTTP API, the NATS ingest worker and
+// the event publisher, in one process or split by role.
+//
+//	segmentd [serve] [flags]   run the service (default)
+//	segmentd migrate [up|list|validate]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // the service formats times in Asia/Shanghai even on images without tzdata
+)
+
+const usage = `segmentd — continuously correct customer segments
+
+Usage:
+  segmentd [serve] [flags]        run the service (API, ingest worker, publisher)
+  segmentd migrate [up]           create the database if needed and apply migrations
+  segmentd migrate list           list migrations and when each was applied
+  segmentd migrate validate       fail if a migration is pending or was changed
+
+Configuration is read from the environment (see README): DATABASE_URL,
+NATS_URL, SEGMENTS_DATA_DIR, SEGMENTS_HTTP_ADDR, SEGMENTS_ROLES,
+SEGMENTS_MASTER_KEY, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
+Run "segmentd serve -h" for the flags that mirror it.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "segmentd:", err)
+		}
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args)
+	case "migrate":
+		return migrate(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/httpapi"
+	"github.com/segments-dev/segments/ingest"
+	"github.com/segments-dev/segments/metrics"
+	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/privacy"
+)
+
+// app is a running service: its parts, for wiring and for tests.
+type app struct {
+	cfg      config
+	log      *slog.Logger
+	loc      *time.Location
+	pool     *pgxpool.Pool
+	store    *eventstore.Store
+	natsSrv  *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	metrics  *metrics.Registry
+	httpAddr net.Addr
+	running  sync.Map // role -> *atomic.Bool
+}
+
+func serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+// start connects and migrates the database, opens the store and NATS, and
+// creates the streams; run then starts the roles.
+func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
+	a.loc, _ = time.LoadLocation(cfg.TimeZone)
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	a.pool, err = eventstore.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := eventstore.Migrate(ctx, a.pool)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "applied", applied)
+	}
+
+	master, err := masterKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics})
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.NATSURL == "" {
+		storeDir := filepath.Join(cfg.DataDir, "nats")
+		a.natsSrv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr})
+		if err != nil {
+			return nil, fmt.Errorf("%w (set SEGMENTS_EMBEDDED_NATS_ADDR, or NATS_URL to use an external server)", err)
+		}
+		log.Info("NATS_URL is unset: started embedded NATS JetStream", "url", a.natsSrv.ClientURL(), "store", storeDir, "sync", "always")
+	}
+	a.nc, a.js, err = natsbus.Connect(cfg.NATSURL, a.natsSrv, "segmentd", log)
+	if err != nil {
+		return nil, err
+	}
+	if err := natsbus.EnsureStreams(ctx, a.js); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// masterKey takes SEGMENTS_MASTER_KEY, or the key file in the data
+// directory, generating it on first start.
+func masterKey(cfg config, log *slog.Logger) (privacy.MasterKey, error) {
+	if cfg.MasterKey != "" {
+		k, err := privacy.ParseMasterKey(cfg.MasterKey)
+		if err != nil {
+			return k, fmt.Errorf("SEGMENTS_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	k, created, err := privacy.LoadOrCreateMasterKeyFile(path)
+	if err != nil {
+		return k, err
+	}
+	if created {
+		log.Warn("SEGMENTS_MASTER_KEY is unset: generated a master key; back it up, personal data cannot be read without it", "file", path)
+	} else {
+		log.Info("SEGMENTS_MASTER_KEY is unset: using the master key file", "file", path)
+	}
+	return k, nil
+}
+
+func (a *app) close() {
+	if a.store != nil {
+		a.store.Close()
+	}
+	if a.nc != nil {
+		_ = a.nc.Drain()
+	}
+	if a.natsSrv != nil {
+		a.natsSrv.Shutdown()
+		a.natsSrv.WaitForShutdown()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
+
+// supervise runs a role until ctx is done, restarting it with backoff when
+// it fails, and keeps its running flag for /readyz.
+func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, run func(context.Context) error) {
+	flag := &atomic.Bool{}
+	a.running.Store(role, flag)
+	wg.Go(func() {
+		wait := 250 * time.Millisecond
+		for ctx.Err() == nil {
+			flag.Store(true)
+			err := run(ctx)
+			flag.Store(false)
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Error("role stopped; restarting", "role", role, "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, 10*time.Second)
+		}
+	})
+}
+
+func (a *app) ready(ctx context.Context) error {
+	if ok, err := eventstore.Migrated(ctx, a.pool); err != nil || !ok {
+		return fmt.Errorf("database not migrated or unreachable: %v", err)
+	}
+	if !a.nc.IsConnected() {
+		return errors.New("NATS not connected")
+	}
+	if err := natsbus.StreamsPresent(ctx, a.js); err != nil {
+		return err
+	}
+	var notRunning []string
+	a.running.Range(func(k, v any) bool {
+		if !v.(*atomic.Bool).Load() {
+			notRunning = append(notRunning, k.(string))
+		}
+		return true
+	})
+	if len(notRunning) > 0 {
+		return fmt.Errorf("workers not running: %v", notRunning)
+	}
+	return nil
+}
+
+// run starts the configured roles and blocks until ctx is done, then shuts
+// down gracefully: HTTP stops accepting and finishes its requests, workers
+// finish the messages in hand, the store commits what is queued.
+func (a *app) run(ctx context.Context) error {
+	defer a.close()
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+
+	if a.cfg.has("publisher") {
+		pub := eventstore.NewPublisher(eventstore.PublisherConfig{
+			Store: a.store, Sink: natsbus.NewEventSink(a.nc, a.js), Location: a.loc, Logger: a.log, Metrics: a.metrics,
+		})
+		a.supervise(workCtx, &wg, "publisher", pub.Run)
+	}
+	if a.cfg.has("ingest") {
+		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Logger: a.log, Metrics: a.metrics})
+		a.supervise(workCtx, &wg, "ingest", w.Run)
+	}
+	var srv *http.Server
+	httpErr := make(chan error, 1)
+	if a.cfg.has("api") {
+		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+		if err != nil {
+			stopWork()
+			wg.Wait()
+			return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+		}
+		a.httpAddr = ln.Addr()
+		srv = &http.Server{
+			Handler: httpapi.New(httpapi.Config{
+				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
+				Ready: a.ready, MetricsHandler: a.metrics.Handler(),
+			}),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		}
+		go func() { httpErr <- srv.Serve(ln) }()
+		a.log.Info("HTTP API listening", "addr", "http://"+ln.Addr().String(), "auth", "none configured: open to loopback only")
+	}
+	a.log.Info("segmentd running", "roles", a.cfg.Roles)
+	if a.cfg.Demo {
+		wg.Go(func() {
+			if err := a.demo(workCtx); err != nil && workCtx.Err() == nil {
+				a.log.Error("demo failed", "err", err)
+			}
+		})
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		err = fmt.Errorf("HTTP server: %w", err)
+	}
+	a.log.Info("shutting down")
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if serr := srv.Shutdown(shutdownCtx); serr != nil {
+			a.log.Warn("HTTP shutdown", "err", serr)
+		}
+		cancel()
+	}
+	stopWork()
+	wg.Wait()
+	a.log.Info("stopped")
+	return err
+}
