@@ -81,10 +81,14 @@ func (r *Registry) AppendGroup(_, events int, took time.Duration) {
 }
 
 // Ingested counts accepted events by transport.
-func (r *Registry) Ingested(transport string, n int) { r.ingested.WithLabelValues(transport).Add(float64(n)) }
+func (r *Registry) Ingested(transport string, n int) {
+	r.ingested.WithLabelValues(transport).Add(float64(n))
+}
 
 // Rejected counts a rejection by transport and reason.
-func (r *Registry) Rejected(transport, reason string) { r.rejected.WithLabelValues(transport, reason).Inc() }
+func (r *Registry) Rejected(transport, reason string) {
+	r.rejected.WithLabelValues(transport, reason).Inc()
+}
 
 // Published counts published events.
 func (r *Registry) Published(n int) { r.published.Add(float64(n)) }
