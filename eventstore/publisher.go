@@ -100,7 +100,17 @@ func leaderLockKey(name string) int64 {
 }
 
 // Run publishes until ctx is done. It waits to become the leader first.
+// It returns nil when ctx ends it, an error when it cannot go on (the caller
+// restarts it).
 func (p *Publisher) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (p *Publisher) run(ctx context.Context) error {
 	log := p.cfg.Logger
 	conn, err := p.cfg.Store.pool.Acquire(ctx)
 	if err != nil {
@@ -120,8 +130,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 	notified := make(chan struct{}, 1)
 	listenErr := make(chan error, 1)
 	listenCtx, stopListening := context.WithCancel(ctx)
-	defer stopListening()
+	listenDone := make(chan struct{})
+	// Runs before the connection is closed (defers run last-in first-out).
+	defer func() { stopListening(); <-listenDone }()
 	go func() {
+		defer close(listenDone)
 		for {
 			if _, err := conn.Conn().WaitForNotification(listenCtx); err != nil {
 				listenErr <- err
@@ -156,7 +169,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 		if ctx.Err() != nil {
-			return nil //nolint:nilerr // shutting down is not a failure
+			return ctx.Err()
 		}
 		if err != nil {
 			if p.cfg.Metrics != nil {
@@ -168,7 +181,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 			if pos, err = p.resumeRetrying(ctx, backoff); err != nil {
-				return nil //nolint:nilerr // only ctx ends the retries
+				return err // only ctx ends the retries
 			}
 			continue
 		}
