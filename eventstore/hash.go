@@ -42,7 +42,7 @@ func computeHash(in hashInput) []byte {
 		h.Write(b)
 	}
 	writeInt := func(v int64) {
-		binary.BigEndian.PutUint64(buf[:], uint64(v))
+		binary.BigEndian.PutUint64(buf[:], uint64(v)) //nolint:gosec // two's-complement bits, hashed, not used as a number
 		h.Write(buf[:])
 	}
 	h.Write([]byte("segments/event/v1\x00"))

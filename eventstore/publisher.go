@@ -103,11 +103,10 @@ func leaderLockKey(name string) int64 {
 // It returns nil when ctx ends it, an error when it cannot go on (the caller
 // restarts it).
 func (p *Publisher) Run(ctx context.Context) error {
-	err := p.run(ctx)
-	if ctx.Err() != nil {
-		return nil
+	if err := p.run(ctx); err != nil && ctx.Err() == nil {
+		return err
 	}
-	return err
+	return nil
 }
 
 func (p *Publisher) run(ctx context.Context) error {

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,10 @@ type RecordedEvent struct {
 	Source        string
 	CorrelationID string
 	Hash          []byte
+	// metadata is the stored metadata as it is in the row: the hash covers
+	// these bytes, not a re-encoding of Source and CorrelationID (which would
+	// let an added member go unnoticed).
+	metadata []byte
 }
 
 const selectEvents = `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, metadata, hash FROM events `
@@ -43,7 +48,7 @@ func scanEvent(row pgx.CollectableRow) (RecordedEvent, error) {
 	if err := json.Unmarshal(meta, &m); err != nil {
 		return e, fmt.Errorf("event %d metadata: %w", e.Position, err)
 	}
-	e.Source, e.CorrelationID = m.Source, m.CorrelationID
+	e.Source, e.CorrelationID, e.metadata = m.Source, m.CorrelationID, meta
 	return e, nil
 }
 
@@ -115,7 +120,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 	var pos int64
 	err := s.pool.QueryRow(ctx, "SELECT position FROM publication_checkpoints WHERE name = $1", name).Scan(&pos)
 	if err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("read checkpoint %s: %w", name, mapError(err))

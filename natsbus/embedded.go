@@ -77,12 +77,24 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	return srv, nil
 }
 
-// slogAdapter sends nats-server logs to slog.
+// slogAdapter sends nats-server logs to slog, its text as an attribute.
 type slogAdapter struct{ l *slog.Logger }
 
-func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Noticef(format string, v ...any) {
+	a.l.Info("nats-server", "log", fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Warnf(format string, v ...any) {
+	a.l.Warn("nats-server", "log", fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	a.l.Error("nats-server", "log", fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Errorf(format string, v ...any) {
+	a.l.Error("nats-server", "log", fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Debugf(format string, v ...any) {
+	a.l.Debug("nats-server", "log", fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Tracef(format string, v ...any) {
+	a.l.Debug("nats-server", "log", fmt.Sprintf(format, v...))
+}

@@ -82,8 +82,10 @@ var ErrAtomicPublishUnsupported = errors.New("NATS server does not support atomi
 
 // EnsureStreams creates or updates the streams.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
-	for _, cfg := range StreamConfigs() {
-		st, err := js.CreateOrUpdateStream(ctx, cfg)
+	configs := StreamConfigs()
+	for i := range configs {
+		cfg := &configs[i]
+		st, err := js.CreateOrUpdateStream(ctx, *cfg)
 		if err != nil {
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
@@ -96,9 +98,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 
 // StreamsPresent reports whether every stream exists (for /readyz).
 func StreamsPresent(ctx context.Context, js jetstream.JetStream) error {
-	for _, cfg := range StreamConfigs() {
-		if _, err := js.Stream(ctx, cfg.Name); err != nil {
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+	configs := StreamConfigs()
+	for i := range configs {
+		if _, err := js.Stream(ctx, configs[i].Name); err != nil {
+			return fmt.Errorf("stream %s: %w", configs[i].Name, err)
 		}
 	}
 	return nil

@@ -117,7 +117,7 @@ func (a *app) demo(ctx context.Context) error {
 	}
 	a.log.Info("demo: recorded the seed customers", "new_events", stored, "already_recorded", dup, "customers", len(customers))
 	if a.httpAddr != nil {
-		a.log.Info("demo: try  curl -s http://" + a.httpAddr.String() + "/v1/customers/KH202405010001/events")
+		a.log.Info("demo: look at a customer's history", "try", "curl -s http://"+a.httpAddr.String()+"/v1/customers/KH202405010001/events")
 	}
 	if !a.cfg.has("publisher") {
 		return nil
@@ -143,9 +143,9 @@ func (a *app) demo(ctx context.Context) error {
 			return fmt.Errorf("demo: fetch: %w", err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return ctx.Err()
 		}
 	}
-	a.log.Info("demo: every demo event is on JetStream stream "+natsbus.StreamEvents, "events", seen)
+	a.log.Info("demo: every demo event is on JetStream", "stream", natsbus.StreamEvents, "events", seen)
 	return nil
 }

@@ -45,7 +45,7 @@ func migrate(ctx context.Context, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VERSION\tNAME\tSTATUS")
+		_, _ = fmt.Fprintln(tw, "VERSION\tNAME\tSTATUS") // tabwriter buffers; Flush reports errors
 		bad := 0
 		for _, m := range migrations {
 			a, ok := applied[m.Version]
@@ -58,9 +58,11 @@ func migrate(ctx context.Context, args []string) error {
 			default:
 				bad++
 			}
-			fmt.Fprintf(tw, "%04d\t%s\t%s\n", m.Version, m.Name, status)
+			_, _ = fmt.Fprintf(tw, "%04d\t%s\t%s\n", m.Version, m.Name, status)
 		}
-		_ = tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("print migrations: %w", err)
+		}
 		if sub == "validate" && bad > 0 {
 			return errors.New("migrations are pending or changed")
 		}

@@ -38,7 +38,9 @@ type app struct {
 	js       jetstream.JetStream
 	metrics  *metrics.Registry
 	httpAddr net.Addr
-	running  sync.Map // role -> *atomic.Bool
+	// running says, per role, whether its worker is running (for /readyz).
+	runningMu sync.Mutex
+	running   map[string]*atomic.Bool
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -85,7 +87,8 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	if err != nil {
 		return nil, err
 	}
-	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics})
+	// The group-commit writer outlives any one request; Close stops it.
+	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics}) //nolint:contextcheck // see above
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +154,12 @@ func (a *app) close() {
 // it fails, and keeps its running flag for /readyz.
 func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, run func(context.Context) error) {
 	flag := &atomic.Bool{}
-	a.running.Store(role, flag)
+	a.runningMu.Lock()
+	if a.running == nil {
+		a.running = map[string]*atomic.Bool{}
+	}
+	a.running[role] = flag
+	a.runningMu.Unlock()
 	wg.Go(func() {
 		wait := 250 * time.Millisecond
 		for ctx.Err() == nil {
@@ -173,8 +181,12 @@ func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, ru
 }
 
 func (a *app) ready(ctx context.Context) error {
-	if ok, err := eventstore.Migrated(ctx, a.pool); err != nil || !ok {
-		return fmt.Errorf("database not migrated or unreachable: %v", err)
+	ok, err := eventstore.Migrated(ctx, a.pool)
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	if !ok {
+		return errors.New("database not migrated")
 	}
 	if !a.nc.IsConnected() {
 		return errors.New("NATS not connected")
@@ -183,12 +195,13 @@ func (a *app) ready(ctx context.Context) error {
 		return err
 	}
 	var notRunning []string
-	a.running.Range(func(k, v any) bool {
-		if !v.(*atomic.Bool).Load() {
-			notRunning = append(notRunning, k.(string))
+	a.runningMu.Lock()
+	for role, running := range a.running {
+		if !running.Load() {
+			notRunning = append(notRunning, role)
 		}
-		return true
-	})
+	}
+	a.runningMu.Unlock()
 	if len(notRunning) > 0 {
 		return fmt.Errorf("workers not running: %v", notRunning)
 	}
@@ -217,7 +230,7 @@ func (a *app) run(ctx context.Context) error {
 	var srv *http.Server
 	httpErr := make(chan error, 1)
 	if a.cfg.has("api") {
-		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.HTTPAddr)
 		if err != nil {
 			stopWork()
 			wg.Wait()
@@ -255,7 +268,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	a.log.Info("shutting down")
 	if srv != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		if serr := srv.Shutdown(shutdownCtx); serr != nil {
 			a.log.Warn("HTTP shutdown", "err", serr)
 		}

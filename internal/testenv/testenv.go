@@ -42,7 +42,7 @@ const startPostgres = "start it with: pg_ctlcluster --skip-systemctl-redirect $(
 var (
 	templateOnce sync.Once
 	templateName string
-	templateErr  error
+	errTemplate  error
 	createMu     sync.Mutex
 )
 
@@ -58,7 +58,7 @@ func template(ctx context.Context, admin *pgx.Conn) (string, error) {
 	templateOnce.Do(func() {
 		migrations, err := eventstore.Migrations()
 		if err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
 		var sums strings.Builder
@@ -68,13 +68,13 @@ func template(ctx context.Context, admin *pgx.Conn) (string, error) {
 		sum := fmt.Sprintf("%x", sumString(sums.String()))
 		templateName = "segments_tmpl_" + sum[:16]
 		if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(7351001)"); err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
 		defer func() { _, _ = admin.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7351001)") }()
 		var exists bool
 		if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", templateName).Scan(&exists); err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
 		if exists {
@@ -82,23 +82,23 @@ func template(ctx context.Context, admin *pgx.Conn) (string, error) {
 		}
 		building := templateName + "_b" + randomSuffix()
 		if _, err := admin.Exec(ctx, "CREATE DATABASE "+building); err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
 		pool, err := pgxpool.New(ctx, replaceDB(AdminURL(), building))
 		if err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
 		_, err = eventstore.Migrate(ctx, pool)
 		pool.Close()
 		if err != nil {
-			templateErr = err
+			errTemplate = err
 			return
 		}
-		_, templateErr = admin.Exec(ctx, "ALTER DATABASE "+building+" RENAME TO "+templateName)
+		_, errTemplate = admin.Exec(ctx, "ALTER DATABASE "+building+" RENAME TO "+templateName)
 	})
-	return templateName, templateErr
+	return templateName, errTemplate
 }
 
 func sumString(s string) [32]byte { return sha256.Sum256([]byte(s)) }
