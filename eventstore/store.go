@@ -317,6 +317,16 @@ type eventRow struct {
 	hash       []byte
 }
 
+// encodeMetadata gives the stored metadata bytes; verification re-encodes
+// them from the parsed row, so the encoding must be deterministic.
+func encodeMetadata(source, correlationID string) ([]byte, error) {
+	b, err := json.Marshal(storedMetadata{Source: source, CorrelationID: correlationID}, json.Deterministic(true))
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	return b, nil
+}
+
 type storedMetadata struct {
 	Source        string `json:"source,omitzero"`
 	CorrelationID string `json:"correlation_id,omitzero"`
@@ -578,9 +588,9 @@ func (s *Store) buildRow(e domain.Envelope, w *streamWork, position int64, recor
 	if err != nil {
 		return eventRow{}, err
 	}
-	meta, err := json.Marshal(storedMetadata{Source: e.Source, CorrelationID: e.CorrelationID}, json.Deterministic(true))
+	meta, err := encodeMetadata(e.Source, e.CorrelationID)
 	if err != nil {
-		return eventRow{}, fmt.Errorf("encode metadata: %w", err)
+		return eventRow{}, err
 	}
 	occurredAt := e.OccurredAt.Truncate(time.Microsecond)
 	if occurredAt.IsZero() {
