@@ -116,8 +116,8 @@ func (a *app) demo(ctx context.Context) error {
 		i = j
 	}
 	a.log.Info("demo: recorded the seed customers", "new_events", stored, "already_recorded", dup, "customers", len(customers))
-	if a.httpAddr != nil {
-		a.log.Info("demo: look at a customer's history", "try", "curl -s http://"+a.httpAddr.String()+"/v1/customers/KH202405010001/events")
+	if addr := a.listening(); addr != "" {
+		a.log.Info("demo: look at a customer's history", "try", "curl -s http://"+addr+"/v1/customers/KH202405010001/events")
 	}
 	if !a.cfg.has("publisher") {
 		return nil

@@ -37,15 +37,15 @@ type app struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	metrics  *metrics.Registry
-	httpAddr net.Addr
+	// httpAddr is set once the API listens.
+	httpAddr atomic.Pointer[string]
 	// running says, per role, whether its worker is running (for /readyz).
 	runningMu sync.Mutex
 	running   map[string]*atomic.Bool
 }
 
 func serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfg, err := loadConfig(fs, args)
+	cfg, err := loadConfig(newFlagSet(), args)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,16 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	}
 	return a, nil
 }
+
+// listening returns the API's address, "" until it listens.
+func (a *app) listening() string {
+	if p := a.httpAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("serve", flag.ContinueOnError) }
 
 // masterKey takes SEGMENTS_MASTER_KEY, or the key file in the data
 // directory, generating it on first start.
@@ -236,7 +246,8 @@ func (a *app) run(ctx context.Context) error {
 			wg.Wait()
 			return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 		}
-		a.httpAddr = ln.Addr()
+		addr := ln.Addr().String()
+		a.httpAddr.Store(&addr)
 		srv = &http.Server{
 			Handler: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
