@@ -28,15 +28,15 @@ import (
 
 // app is a running service: its parts, for wiring and for tests.
 type app struct {
-	cfg      config
-	log      *slog.Logger
-	loc      *time.Location
-	pool     *pgxpool.Pool
-	store    *eventstore.Store
-	natsSrv  *server.Server
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	metrics  *metrics.Registry
+	cfg     config
+	log     *slog.Logger
+	loc     *time.Location
+	pool    *pgxpool.Pool
+	store   *eventstore.Store
+	natsSrv *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	metrics *metrics.Registry
 	// httpAddr is set once the API listens.
 	httpAddr atomic.Pointer[string]
 	// running says, per role, whether its worker is running (for /readyz).
