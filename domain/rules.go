@@ -1,0 +1,573 @@
+package domain
+
+import (
+	"bytes"
+	_ "embed" // the default rule set ships inside the binary
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"github.com/goccy/go-yaml"
+)
+
+//go:embed rules/default.yaml
+var defaultRulesYAML []byte
+
+// DefaultRulesYAML returns the built-in rules file (SPEC §4 and §5).
+func DefaultRulesYAML() []byte { return slices.Clone(defaultRulesYAML) }
+
+// Label names (SPEC §4).
+const (
+	LabelValueTier       = "value_tier"
+	LabelActivity        = "activity"
+	LabelNeedOrientation = "need_orientation"
+	LabelLifecycle       = "lifecycle"
+	LabelSegment         = "segment"
+)
+
+// Labels lists the single-valued labels in display order.
+var Labels = []string{LabelValueTier, LabelActivity, LabelNeedOrientation, LabelLifecycle, LabelSegment}
+
+// Values of the built-in labels.
+const (
+	ActivityHigh   = "high"
+	ActivityMedium = "medium"
+	ActivityLow    = "low"
+
+	LifecycleProspect = "prospect"
+	LifecycleIntent   = "intent"
+	LifecycleCustomer = "customer"
+	LifecycleLost     = "lost"
+
+	NeedProduct     = "product"
+	NeedService     = "service"
+	NeedPartnership = "partnership"
+	NeedUnknown     = "unknown"
+)
+
+// Alert kinds (SPEC §5).
+const (
+	AlertActivityDropped  = "activity_dropped"
+	AlertChurnRisk        = "churn_risk"
+	AlertDataIncomplete   = "data_incomplete"
+	AlertValueTierChanged = "value_tier_changed"
+	AlertFollowUpOverdue  = "followup_overdue"
+)
+
+var alertKinds = []string{AlertActivityDropped, AlertChurnRisk, AlertDataIncomplete, AlertValueTierChanged, AlertFollowUpOverdue}
+
+// MaxTags bounds the tags of a rule set (they are a bit set).
+const MaxTags = 64
+
+// ValueTier is one step of the value ladder.
+type ValueTier struct {
+	Value   string
+	Display string
+	Short   string // used in segment display names: 战略 + 高活跃 + 客户
+	MinNet  Money
+}
+
+// Tag is an operator-defined tag: a CEL condition over facts.
+type Tag struct {
+	Name     string
+	Display  string
+	When     string
+	ReasonZH string
+	ReasonEN string
+	program  cel.Program
+}
+
+// AlertRule is the deadline and playbook of an alert kind.
+type AlertRule struct {
+	Display         string
+	Due             time.Duration // 0: none
+	DueBusinessDays int           // 0: none
+	Playbook        string
+}
+
+// RuleSet is one version of the rules: thresholds, windows, keyword map,
+// display names, tags, alert deadlines, time zone and business days.
+type RuleSet struct {
+	Version       int
+	EffectiveAt   time.Time
+	Location      *time.Location
+	ShortMonths   int
+	LongMonths    int
+	ValueTiers    []ValueTier // descending minimums, the last is the floor
+	HighMin       int64
+	MediumMin     int64
+	ActivityNames map[string]string
+	LifecycleName map[string]string
+	NeedNames     map[string]string
+	NeedKeywords  []NeedKeyword
+	Tags          []Tag
+	Alerts        map[string]AlertRule
+	BusinessDays  [7]bool
+}
+
+// NeedKeyword maps a keyword of core_needs to an orientation.
+type NeedKeyword struct {
+	Keyword     string
+	Orientation string
+}
+
+// RuleBook is the history of rule sets, ordered by effective_at.
+type RuleBook struct {
+	Versions []*RuleSet
+}
+
+// At returns the rule set in force at t: the latest whose effective_at is
+// not after t (the first version also covers anything before it).
+func (b *RuleBook) At(t time.Time) *RuleSet {
+	i := sort.Search(len(b.Versions), func(i int) bool { return b.Versions[i].EffectiveAt.After(t) })
+	if i == 0 {
+		return b.Versions[0]
+	}
+	return b.Versions[i-1]
+}
+
+// NextSwitch returns the effective_at of the first version that takes effect
+// strictly after t (zero when none).
+func (b *RuleBook) NextSwitch(t time.Time) time.Time {
+	for _, v := range b.Versions[1:] {
+		if v.EffectiveAt.After(t) {
+			return v.EffectiveAt
+		}
+	}
+	return time.Time{}
+}
+
+// Latest returns the newest version.
+func (b *RuleBook) Latest() *RuleSet { return b.Versions[len(b.Versions)-1] }
+
+// DefaultRuleBook returns the built-in rules (SPEC §4/§5).
+func DefaultRuleBook() *RuleBook {
+	b, err := ParseRules(defaultRulesYAML)
+	if err != nil {
+		panic("built-in rules are invalid: " + err.Error())
+	}
+	return b
+}
+
+// RulesError is a problem in a rules file, with its line when known.
+type RulesError struct {
+	Line    int
+	Path    string
+	Message string
+}
+
+func (e *RulesError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("rules line %d (%s): %s", e.Line, e.Path, e.Message)
+	}
+	return fmt.Sprintf("rules (%s): %s", e.Path, e.Message)
+}
+
+// ErrRules is wrapped by every error of ParseRules.
+var ErrRules = errors.New("invalid rules")
+
+func (e *RulesError) Unwrap() error { return ErrRules }
+
+type rulesFile struct {
+	Versions []versionConfig `yaml:"versions"`
+}
+
+type versionConfig struct {
+	Version         int                    `yaml:"version"`
+	EffectiveAt     string                 `yaml:"effective_at"`
+	TimeZone        *string                `yaml:"time_zone"`
+	Windows         *windowsConfig         `yaml:"windows"`
+	ValueTiers      []tierConfig           `yaml:"value_tiers"`
+	Activity        *activityConfig        `yaml:"activity"`
+	Lifecycle       map[string]string      `yaml:"lifecycle"`
+	NeedOrientation *needConfig            `yaml:"need_orientation"`
+	Tags            []tagConfig            `yaml:"tags"`
+	Alerts          map[string]alertConfig `yaml:"alerts"`
+	BusinessDays    []string               `yaml:"business_days"`
+}
+
+type windowsConfig struct {
+	ShortMonths int `yaml:"short_months"`
+	LongMonths  int `yaml:"long_months"`
+}
+
+type tierConfig struct {
+	Value        string `yaml:"value"`
+	Display      string `yaml:"display"`
+	Short        string `yaml:"short"`
+	MinNetAmount string `yaml:"min_net_amount"`
+}
+
+type activityLevel struct {
+	Display   string `yaml:"display"`
+	MinOrders *int64 `yaml:"min_orders"`
+}
+
+type activityConfig struct {
+	High   activityLevel `yaml:"high"`
+	Medium activityLevel `yaml:"medium"`
+	Low    activityLevel `yaml:"low"`
+}
+
+type needConfig struct {
+	Display  map[string]string `yaml:"display"`
+	Keywords []struct {
+		Keyword     string `yaml:"keyword"`
+		Orientation string `yaml:"orientation"`
+	} `yaml:"keywords"`
+}
+
+type tagConfig struct {
+	Name     string `yaml:"name"`
+	Display  string `yaml:"display"`
+	When     string `yaml:"when"`
+	Reason   string `yaml:"reason"`
+	ReasonEN string `yaml:"reason_en"`
+}
+
+type alertConfig struct {
+	Display         string `yaml:"display"`
+	Due             string `yaml:"due"`
+	DueBusinessDays int    `yaml:"due_business_days"`
+	Playbook        string `yaml:"playbook"`
+}
+
+// ParseRules reads a rules file: a list of versions, each inheriting the
+// settings of the one before and overriding what it names. Errors name the
+// line. Every tag condition is compiled and type-checked.
+func ParseRules(data []byte) (*RuleBook, error) {
+	var f rulesFile
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+		return nil, &RulesError{Path: "$", Message: yaml.FormatError(err, false, true)}
+	}
+	p := &rulesParser{data: data}
+	if len(f.Versions) == 0 {
+		return nil, p.errf("$.versions", "at least one version is required")
+	}
+	book := &RuleBook{}
+	var prev *versionConfig
+	for i := range f.Versions {
+		v := f.Versions[i]
+		at := fmt.Sprintf("$.versions[%d]", i)
+		if prev != nil {
+			v = inherit(v, *prev)
+		}
+		rs, err := p.build(v, at)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(book.Versions); n > 0 {
+			last := book.Versions[n-1]
+			if rs.Version <= last.Version {
+				return nil, p.errf(at+".version", "versions must increase (%d after %d)", rs.Version, last.Version)
+			}
+			if !rs.EffectiveAt.After(last.EffectiveAt) {
+				return nil, p.errf(at+".effective_at", "must be later than version %d's", last.Version)
+			}
+		}
+		book.Versions = append(book.Versions, rs)
+		prev = &v
+	}
+	return book, nil
+}
+
+// inherit fills what v leaves out from the previous version.
+func inherit(v, prev versionConfig) versionConfig {
+	if v.TimeZone == nil {
+		v.TimeZone = prev.TimeZone
+	}
+	if v.Windows == nil {
+		v.Windows = prev.Windows
+	}
+	if v.ValueTiers == nil {
+		v.ValueTiers = prev.ValueTiers
+	}
+	if v.Activity == nil {
+		v.Activity = prev.Activity
+	}
+	if v.Lifecycle == nil {
+		v.Lifecycle = prev.Lifecycle
+	}
+	if v.NeedOrientation == nil {
+		v.NeedOrientation = prev.NeedOrientation
+	}
+	if v.Tags == nil {
+		v.Tags = prev.Tags
+	}
+	if v.Alerts == nil {
+		v.Alerts = prev.Alerts
+	}
+	if v.BusinessDays == nil {
+		v.BusinessDays = prev.BusinessDays
+	}
+	return v
+}
+
+type rulesParser struct {
+	data []byte
+}
+
+func (p *rulesParser) errf(path, format string, args ...any) error {
+	return &RulesError{Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
+}
+
+// line finds the line of a YAML path (0 when the path is not in the file,
+// e.g. an inherited setting).
+func (p *rulesParser) line(path string) int {
+	yp, err := yaml.PathString(path)
+	if err != nil {
+		return 0
+	}
+	node, err := yp.ReadNode(bytes.NewReader(p.data))
+	if err != nil || node == nil || node.GetToken() == nil {
+		return 0
+	}
+	return node.GetToken().Position.Line
+}
+
+var weekdays = map[string]time.Weekday{
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
+}
+
+func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
+	rs := &RuleSet{Version: v.Version}
+	if v.Version < 1 {
+		return nil, p.errf(at+".version", "must be a positive integer")
+	}
+	if v.TimeZone == nil {
+		return nil, p.errf(at+".time_zone", "is required")
+	}
+	loc, err := time.LoadLocation(*v.TimeZone)
+	if err != nil {
+		return nil, p.errf(at+".time_zone", "unknown time zone %q", *v.TimeZone)
+	}
+	rs.Location = loc
+	rs.EffectiveAt, err = time.Parse(time.RFC3339, v.EffectiveAt)
+	if err != nil {
+		return nil, p.errf(at+".effective_at", "must be an RFC 3339 time such as 2026-12-01T00:00:00+08:00")
+	}
+	if v.Windows == nil || v.Windows.ShortMonths < 1 || v.Windows.LongMonths < 1 || v.Windows.ShortMonths > 120 || v.Windows.LongMonths > 120 {
+		return nil, p.errf(at+".windows", "short_months and long_months must be from 1 to 120")
+	}
+	rs.ShortMonths, rs.LongMonths = v.Windows.ShortMonths, v.Windows.LongMonths
+
+	if len(v.ValueTiers) == 0 {
+		return nil, p.errf(at+".value_tiers", "at least one tier is required")
+	}
+	for i, t := range v.ValueTiers {
+		tp := fmt.Sprintf("%s.value_tiers[%d]", at, i)
+		m, err := ParseMoney(t.MinNetAmount)
+		if err != nil || m < 0 {
+			return nil, p.errf(tp+".min_net_amount", "must be a non-negative amount of yuan with at most 2 decimals")
+		}
+		if t.Value == "" || t.Display == "" {
+			return nil, p.errf(tp, "value and display are required")
+		}
+		if i > 0 && m >= rs.ValueTiers[i-1].MinNet {
+			return nil, p.errf(tp+".min_net_amount", "tiers must be listed from the highest minimum down")
+		}
+		short := t.Short
+		if short == "" {
+			short = strings.TrimSuffix(t.Display, "客户")
+		}
+		rs.ValueTiers = append(rs.ValueTiers, ValueTier{Value: t.Value, Display: t.Display, Short: short, MinNet: m})
+	}
+	if last := rs.ValueTiers[len(rs.ValueTiers)-1]; last.MinNet != 0 {
+		return nil, p.errf(fmt.Sprintf("%s.value_tiers[%d].min_net_amount", at, len(rs.ValueTiers)-1), "the last tier must start at 0")
+	}
+
+	a := v.Activity
+	if a == nil || a.High.MinOrders == nil || a.Medium.MinOrders == nil || a.High.Display == "" || a.Medium.Display == "" || a.Low.Display == "" {
+		return nil, p.errf(at+".activity", "high and medium need display and min_orders, low needs display")
+	}
+	if *a.Medium.MinOrders < 1 || *a.High.MinOrders <= *a.Medium.MinOrders {
+		return nil, p.errf(at+".activity", "need 1 <= medium.min_orders < high.min_orders")
+	}
+	rs.HighMin, rs.MediumMin = *a.High.MinOrders, *a.Medium.MinOrders
+	rs.ActivityNames = map[string]string{ActivityHigh: a.High.Display, ActivityMedium: a.Medium.Display, ActivityLow: a.Low.Display}
+
+	for _, k := range []string{LifecycleProspect, LifecycleIntent, LifecycleCustomer, LifecycleLost} {
+		if v.Lifecycle[k] == "" {
+			return nil, p.errf(at+".lifecycle", "display name of %s is required", k)
+		}
+	}
+	rs.LifecycleName = v.Lifecycle
+
+	n := v.NeedOrientation
+	if n == nil {
+		return nil, p.errf(at+".need_orientation", "is required")
+	}
+	for _, k := range []string{NeedProduct, NeedService, NeedPartnership, NeedUnknown} {
+		if n.Display[k] == "" {
+			return nil, p.errf(at+".need_orientation.display", "display name of %s is required", k)
+		}
+	}
+	rs.NeedNames = n.Display
+	for i, kw := range n.Keywords {
+		if kw.Keyword == "" || (kw.Orientation != NeedProduct && kw.Orientation != NeedService && kw.Orientation != NeedPartnership) {
+			return nil, p.errf(fmt.Sprintf("%s.need_orientation.keywords[%d]", at, i), "needs a keyword and an orientation of product, service or partnership")
+		}
+		rs.NeedKeywords = append(rs.NeedKeywords, NeedKeyword{Keyword: kw.Keyword, Orientation: kw.Orientation})
+	}
+
+	if len(v.Tags) > MaxTags {
+		return nil, p.errf(at+".tags", "at most %d tags", MaxTags)
+	}
+	seen := map[string]bool{}
+	for i, t := range v.Tags {
+		tp := fmt.Sprintf("%s.tags[%d]", at, i)
+		if !ValidCustomerCode(t.Name) || t.Display == "" || seen[t.Name] {
+			return nil, p.errf(tp, "needs a unique name (letters, digits, _ - .) and a display name")
+		}
+		seen[t.Name] = true
+		prog, err := compileTag(t.When)
+		if err != nil {
+			return nil, p.errf(tp+".when", "%v", err)
+		}
+		if err := checkTemplate(t.Reason); err != nil {
+			return nil, p.errf(tp+".reason", "%v", err)
+		}
+		if err := checkTemplate(t.ReasonEN); err != nil {
+			return nil, p.errf(tp+".reason_en", "%v", err)
+		}
+		rs.Tags = append(rs.Tags, Tag{Name: t.Name, Display: t.Display, When: t.When, ReasonZH: t.Reason, ReasonEN: t.ReasonEN, program: prog})
+	}
+
+	rs.Alerts = map[string]AlertRule{}
+	for kind, c := range v.Alerts {
+		if !slices.Contains(alertKinds, kind) {
+			return nil, p.errf(at+".alerts."+kind, "unknown alert kind (want one of %s)", strings.Join(alertKinds, ", "))
+		}
+		r := AlertRule{Display: c.Display, DueBusinessDays: c.DueBusinessDays, Playbook: c.Playbook}
+		if c.Due != "" {
+			d, err := time.ParseDuration(c.Due)
+			if err != nil || d <= 0 {
+				return nil, p.errf(at+".alerts."+kind+".due", "must be a positive duration such as 24h")
+			}
+			r.Due = d
+		}
+		if c.DueBusinessDays < 0 || (r.Due > 0 && c.DueBusinessDays > 0) {
+			return nil, p.errf(at+".alerts."+kind, "give due or due_business_days, not both")
+		}
+		rs.Alerts[kind] = r
+	}
+	for _, kind := range alertKinds {
+		if _, ok := rs.Alerts[kind]; !ok {
+			return nil, p.errf(at+".alerts", "alert kind %s is not configured", kind)
+		}
+	}
+	if len(v.BusinessDays) == 0 {
+		return nil, p.errf(at+".business_days", "at least one business day is required")
+	}
+	for _, d := range v.BusinessDays {
+		wd, ok := weekdays[strings.ToLower(d)]
+		if !ok {
+			return nil, p.errf(at+".business_days", "unknown day %q (want mon … sun)", d)
+		}
+		rs.BusinessDays[wd] = true
+	}
+	return rs, nil
+}
+
+// Fact names usable in tag conditions and reason templates.
+const (
+	FactNetAmount           = "net_amount"
+	FactOrderCount          = "order_count"
+	FactOrders3m            = "orders_3m"
+	FactOrders6m            = "orders_6m"
+	FactInquiries3m         = "inquiries_3m"
+	FactInquiryCount        = "inquiry_count"
+	FactLatestSatisfaction  = "latest_satisfaction"
+	FactHasSatisfaction     = "has_satisfaction"
+	FactProfileMissingCount = "profile_missing_count"
+	FactProfileMissing      = "profile_missing" // templates only
+)
+
+var celEnv = func() *cel.Env {
+	env, err := cel.NewEnv(
+		cel.Variable(FactNetAmount, cel.IntType),
+		cel.Variable(FactOrderCount, cel.IntType),
+		cel.Variable(FactOrders3m, cel.IntType),
+		cel.Variable(FactOrders6m, cel.IntType),
+		cel.Variable(FactInquiries3m, cel.IntType),
+		cel.Variable(FactInquiryCount, cel.IntType),
+		cel.Variable(FactLatestSatisfaction, cel.IntType),
+		cel.Variable(FactHasSatisfaction, cel.BoolType),
+		cel.Variable(FactProfileMissingCount, cel.IntType),
+		// yuan(n) is n yuan in fen, so thresholds read as the spreadsheets do.
+		cel.Function("yuan", cel.Overload("yuan_int", []*cel.Type{cel.IntType}, cel.IntType,
+			cel.UnaryBinding(func(v ref.Val) ref.Val {
+				n, ok := v.(types.Int)
+				if !ok {
+					return types.NewErr("yuan: want an integer")
+				}
+				return n * 100
+			}))),
+	)
+	if err != nil {
+		panic(err)
+	}
+	return env
+}()
+
+func compileTag(expr string) (cel.Program, error) {
+	if strings.TrimSpace(expr) == "" {
+		return nil, errors.New("a condition is required")
+	}
+	ast, iss := celEnv.Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if ast.OutputType() != cel.BoolType {
+		return nil, fmt.Errorf("must be a boolean condition, is %s", ast.OutputType())
+	}
+	prog, err := celEnv.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, err
+	}
+	return prog, nil
+}
+
+var templateFacts = []string{
+	FactNetAmount, FactOrderCount, FactOrders3m, FactOrders6m, FactInquiries3m, FactInquiryCount,
+	FactLatestSatisfaction, FactHasSatisfaction, FactProfileMissingCount, FactProfileMissing,
+}
+
+// checkTemplate makes sure every {name} in a reason template is a fact.
+func checkTemplate(t string) error {
+	for rest := t; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return nil
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return errors.New("unclosed { in reason")
+		}
+		name := rest[i+1 : i+j]
+		if !slices.Contains(templateFacts, name) {
+			return fmt.Errorf("unknown fact {%s} in reason (known: %s)", name, strings.Join(templateFacts, ", "))
+		}
+		rest = rest[i+j+1:]
+	}
+}
+
+// TagIndex returns the index of a tag by name, -1 when unknown.
+func (rs *RuleSet) TagIndex(name string) int {
+	for i := range rs.Tags {
+		if rs.Tags[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+var _ = strconv.Itoa
