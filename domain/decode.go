@@ -92,8 +92,10 @@ func DecodeAppendRequest(raw []byte, now time.Time) (AppendRequest, error) {
 		return AppendRequest{}, err
 	}
 	req := AppendRequest{Events: []Envelope{env}}
-	req.Expected, err = decodeExpected(w.ExpectedVersion, req.Events)
-	return req, err
+	if req.Expected, err = decodeExpected(w.ExpectedVersion, req.Events); err != nil {
+		return AppendRequest{}, err
+	}
+	return req, nil
 }
 
 func decodeBatch(raw []byte, now time.Time) (AppendRequest, error) {
@@ -136,8 +138,10 @@ func decodeBatch(raw []byte, now time.Time) (AppendRequest, error) {
 		return AppendRequest{}, &ValidationError{Errors: all}
 	}
 	var err error
-	req.Expected, err = decodeExpected(w.ExpectedVersion, req.Events)
-	return req, err
+	if req.Expected, err = decodeExpected(w.ExpectedVersion, req.Events); err != nil {
+		return AppendRequest{}, err
+	}
+	return req, nil
 }
 
 // decodeExpected reads expected_version: a number (for every customer of the
@@ -201,9 +205,13 @@ func (w *wireEnvelope) envelope(prefix string) (Envelope, error) {
 	}
 	if w.OccurredAt != nil {
 		t, err := time.Parse(time.RFC3339Nano, *w.OccurredAt)
-		if err != nil {
+		switch {
+		case err != nil:
 			c.add("occurred_at", CodeInvalidFormat, "must be an RFC 3339 time such as 2024-05-02T10:00:00+08:00")
-		} else {
+		case t.IsZero():
+			// The zero instant would read as "absent" (time of recording).
+			c.add("occurred_at", CodeOutOfRange, "must not be before 1900")
+		default:
 			env.OccurredAt = t
 		}
 	}
@@ -299,7 +307,7 @@ func jsonError(err error, prefix string) *ValidationError {
 			fe.Code, fe.Message = CodeInvalidType, typeReason(semErr)
 		}
 	}
-	if fe.Field == "" && prefix == "" && fe.Code == CodeInvalidJSON {
+	if fe.Field == "" && prefix == "" {
 		fe.Field = "body"
 	}
 	return (&ValidationError{Errors: []FieldError{fe}}).WithPrefix(prefix)

@@ -45,9 +45,9 @@ func ParseMoney(s string) (Money, error) {
 	} else if s[0] == '+' {
 		s = s[1:]
 	}
-	mantissa, exp := s, ""
+	mantissa, exp, hasExp := s, "", false
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		mantissa, exp = s[:i], s[i+1:]
+		mantissa, exp, hasExp = s[:i], s[i+1:], true
 	}
 	intPart, fracPart := mantissa, ""
 	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
@@ -60,7 +60,7 @@ func ParseMoney(s string) (Money, error) {
 		return 0, ErrMoneySyntax
 	}
 	shift := 0
-	if exp != "" {
+	if hasExp {
 		e, err := strconv.Atoi(exp)
 		if err != nil || exp[0] == ' ' {
 			return 0, ErrMoneySyntax
