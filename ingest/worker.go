@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,17 +229,27 @@ func (w *Worker) append(ctx context.Context, item work) {
 			w.reject(ctx, item.msg, "version_conflict", "expected_version", vc.Error())
 			return
 		case ctx.Err() != nil:
-			return // not acked: redelivered after restart
+			abandon(item.msg)
+			return
 		}
 		w.cfg.Logger.Warn("ingest: append failed; retrying", "err", err, "retry_in", wait)
 		_ = item.msg.InProgress()
 		select {
 		case <-ctx.Done():
+			abandon(item.msg)
 			return
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 10*time.Second)
 	}
+}
+
+// abandon gives back a message whose append was cut short by shutdown. A
+// negative acknowledgement has it redelivered at once, ahead of messages not
+// yet delivered; left unacknowledged it would come back only after AckWait,
+// behind the customer's newer messages (a refund before its order).
+func abandon(msg jetstream.Msg) {
+	_ = msg.Nak()
 }
 
 // reject publishes the original message and its error to
@@ -248,7 +259,10 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, code, field, mes
 	out := nats.NewMsg(natsbus.RejectedPrefix + msg.Subject())
 	out.Data = msg.Data()
 	for k, v := range msg.Headers() {
-		if k == jetstream.MsgIDHeader {
+		// Nats-* headers direct the original publish (Nats-Msg-Id,
+		// Nats-Expected-Stream, Nats-TTL, ...): copied, they would
+		// deduplicate the rejection away or fail its publish forever.
+		if len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
 			continue
 		}
 		out.Header[k] = v
