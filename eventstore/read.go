@@ -234,3 +234,31 @@ func (pd *PersonalData) Reveal(e RecordedEvent, how Disclosure) (domain.Event, e
 	}
 	return data, nil
 }
+
+// Field opens one sealed personal field of a customer (field is
+// "contact.name", "contact.phone" or "contact.email") and returns it masked
+// or in plaintext; nil when the value is absent or the customer was erased.
+func (pd *PersonalData) Field(stream uuid.UUID, field, sealed string, how Disclosure) (*string, error) {
+	if sealed == "" {
+		return nil, nil
+	}
+	c := pd.ciphers[stream]
+	if c == nil {
+		return nil, nil
+	}
+	plain, err := c.Open(field, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", field, err)
+	}
+	if how == Masked {
+		switch field {
+		case "contact.name":
+			plain = privacy.MaskName(plain)
+		case "contact.phone":
+			plain = privacy.MaskPhone(plain)
+		case "contact.email":
+			plain = privacy.MaskEmail(plain)
+		}
+	}
+	return &plain, nil
+}

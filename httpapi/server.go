@@ -17,6 +17,7 @@ import (
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/projections"
 )
 
 // MaxBodyBytes is the largest accepted request body (1 MiB).
@@ -47,6 +48,16 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// MetricsHandler serves /metrics when set.
 	MetricsHandler http.Handler
+	// Queries serves the customer document, label history and segment
+	// summary; those endpoints are absent when nil.
+	Queries Queries
+}
+
+// Queries is what the API needs of the read side.
+type Queries interface {
+	Customer(ctx context.Context, code domain.CustomerCode, asOf, now time.Time, how eventstore.Disclosure) (*projections.Document, error)
+	History(ctx context.Context, code domain.CustomerCode) ([]projections.HistoryEntry, error)
+	Summary(ctx context.Context) (*projections.Summary, error)
 }
 
 type api struct {
@@ -68,6 +79,11 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", a.postEvents)
 	mux.HandleFunc("GET /v1/customers/{code}/events", a.getCustomerEvents)
+	if cfg.Queries != nil {
+		mux.HandleFunc("GET /v1/customers/{code}", a.getCustomer)
+		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.getLabelHistory)
+		mux.HandleFunc("GET /v1/segments/summary", a.getSegmentSummary)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -24,6 +24,8 @@ type Registry struct {
 	publishFailures  prometheus.Counter
 	publishLagEvents prometheus.Gauge
 	publishLagSecs   prometheus.Gauge
+	projected        prometheus.Counter
+	projectionLag    prometheus.Histogram
 }
 
 // New registers the collectors, with Go and process collectors.
@@ -59,8 +61,15 @@ func New() *Registry {
 		publishLagSecs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "segments_publish_lag_seconds", Help: "Age of the oldest recorded event not yet published.",
 		}),
+		projected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "segments_events_projected_total", Help: "Events applied to customer projections.",
+		}),
+		projectionLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "segments_projection_lag_seconds", Help: "Time from publication to the projection committing.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
 	}
-	r.reg.MustRegister(r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
+	r.reg.MustRegister(r.projected, r.projectionLag, r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
 		r.published, r.publishFailures, r.publishLagEvents, r.publishLagSecs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
@@ -101,3 +110,9 @@ func (r *Registry) PublishLag(events int64, seconds float64) {
 	r.publishLagEvents.Set(float64(events))
 	r.publishLagSecs.Set(seconds)
 }
+
+// EventsProjected counts events applied by the projector.
+func (r *Registry) EventsProjected(n int) { r.projected.Add(float64(n)) }
+
+// ProjectionLag observes how long after publication a batch was projected.
+func (r *Registry) ProjectionLag(seconds float64) { r.projectionLag.Observe(seconds) }

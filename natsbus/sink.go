@@ -11,15 +11,23 @@ import (
 	"github.com/segments-dev/segments/eventstore"
 )
 
-// EventSink puts the event log on SEGMENTS_EVENTS; it implements
-// eventstore.Sink.
+// EventSink puts an ordered outbox — the event log on SEGMENTS_EVENTS, the
+// label changes on SEGMENTS_CHANGES — onto its stream; it implements
+// eventstore.Sink. Every message carries its outbox position in the
+// Segments-Position header, which is how a restarted publisher learns from
+// the stream where publication stopped.
 type EventSink struct {
 	pub *BatchPublisher
 }
 
 // NewEventSink returns the sink of the events stream.
 func NewEventSink(nc *nats.Conn, js jetstream.JetStream) *EventSink {
-	return &EventSink{pub: NewBatchPublisher(nc, js, StreamEvents)}
+	return NewStreamSink(nc, js, StreamEvents)
+}
+
+// NewStreamSink returns the sink of any stream that allows atomic publish.
+func NewStreamSink(nc *nats.Conn, js jetstream.JetStream, stream string) *EventSink {
+	return &EventSink{pub: NewBatchPublisher(nc, js, stream)}
 }
 
 var _ eventstore.Sink = (*EventSink)(nil)
@@ -38,7 +46,7 @@ func (s *EventSink) LastPublishedPosition(ctx context.Context) (int64, bool, err
 	}
 	pos, err := strconv.ParseInt(msg.Header.Get(HeaderPosition), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("last message of %s has no valid %s header: %w", StreamEvents, HeaderPosition, err)
+		return 0, false, fmt.Errorf("last message of %s has no valid %s header: %w", s.pub.stream, HeaderPosition, err)
 	}
 	return pos, true, nil
 }

@@ -17,10 +17,12 @@ const (
 	StreamIngest   = "SEGMENTS_INGEST"
 	StreamRejected = "SEGMENTS_REJECTED"
 	StreamEvents   = "SEGMENTS_EVENTS"
+	StreamChanges  = "SEGMENTS_CHANGES"
 
 	SubjectIngest       = "ingest.>"
 	SubjectRejected     = "rejected.>"
 	SubjectEvents       = "customers.events.>"
+	SubjectChanges      = "segments.changed.>"
 	SubjectEventsPrefix = "customers.events."
 	SubjectIngestPrefix = "ingest."
 	RejectedPrefix      = "rejected."
@@ -68,6 +70,15 @@ func StreamConfigs() []jetstream.StreamConfig {
 			Name:               StreamEvents,
 			Description:        "Every recorded event, in log position order.",
 			Subjects:           []string{SubjectEvents},
+			Storage:            jetstream.FileStorage,
+			Retention:          jetstream.LimitsPolicy,
+			Duplicates:         2 * time.Minute,
+			AllowAtomicPublish: true,
+		},
+		{
+			Name:               StreamChanges,
+			Description:        "Every label change (segments.changed.<label>), published from the projector's outbox.",
+			Subjects:           []string{SubjectChanges},
 			Storage:            jetstream.FileStorage,
 			Retention:          jetstream.LimitsPolicy,
 			Duplicates:         2 * time.Minute,

@@ -11,11 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 )
 
 // Roles a process can take; "all" is every one of them.
-var allRoles = []string{"api", "ingest", "publisher"}
+var allRoles = []string{"api", "ingest", "projector", "publisher"}
 
 // config is read from the environment (only here, in cmd) with flags
 // mirroring it.
@@ -31,6 +32,7 @@ type config struct {
 	LogLevel         string
 	LogFormat        string
 	Demo             bool
+	RulesFile        string
 }
 
 func envOr(name, def string) string {
@@ -51,12 +53,14 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		TimeZone:         envOr("SEGMENTS_TIMEZONE", "Asia/Shanghai"),
 		LogLevel:         envOr("SEGMENTS_LOG_LEVEL", "info"),
 		LogFormat:        envOr("SEGMENTS_LOG_FORMAT", "text"),
+		RulesFile:        os.Getenv("SEGMENTS_RULES"),
 	}
 	roles := envOr("SEGMENTS_ROLES", "all")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
-	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, publisher, or all (SEGMENTS_ROLES)")
+	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, projector, publisher, or all (SEGMENTS_ROLES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
+	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -113,4 +117,20 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("SEGMENTS_LOG_FORMAT %q: want text or json", format)
+}
+
+// loadRules reads the rules file, or returns the built-in rules.
+func loadRules(path string) (*domain.RuleBook, error) {
+	if path == "" {
+		return domain.DefaultRuleBook(), nil
+	}
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the rules file
+	if err != nil {
+		return nil, fmt.Errorf("SEGMENTS_RULES: %w", err)
+	}
+	book, err := domain.ParseRules(data)
+	if err != nil {
+		return nil, fmt.Errorf("SEGMENTS_RULES %s: %w", path, err)
+	}
+	return book, nil
 }

@@ -23,10 +23,11 @@ Usage:
   segmentd migrate [up]           create the database if needed and apply migrations
   segmentd migrate list           list migrations and when each was applied
   segmentd migrate validate       fail if a migration is pending or was changed
+  segmentd rebuild                drop every projection and replay the whole event log
 
 Configuration is read from the environment (see README): DATABASE_URL,
 NATS_URL, SEGMENTS_DATA_DIR, SEGMENTS_HTTP_ADDR, SEGMENTS_ROLES,
-SEGMENTS_MASTER_KEY, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
+SEGMENTS_MASTER_KEY, SEGMENTS_RULES, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
 Run "segmentd serve -h" for the flags that mirror it.
 `
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args)
 	case "migrate":
 		return migrate(ctx, args)
+	case "rebuild":
+		return rebuild(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

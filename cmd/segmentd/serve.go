@@ -18,12 +18,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
 	"github.com/segments-dev/segments/ingest"
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/privacy"
+	"github.com/segments-dev/segments/projections"
 )
 
 // app is a running service: its parts, for wiring and for tests.
@@ -37,6 +39,8 @@ type app struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	metrics *metrics.Registry
+	rules   *domain.RuleBook
+	proj    *projections.Projector
 	// httpAddr is set once the API listens.
 	httpAddr atomic.Pointer[string]
 	// running says, per role, whether its worker is running (for /readyz).
@@ -71,6 +75,9 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 		}
 	}()
 
+	if a.rules, err = loadRules(cfg.RulesFile); err != nil {
+		return nil, err
+	}
 	a.pool, err = eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -92,6 +99,8 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	if err != nil {
 		return nil, err
 	}
+
+	a.proj = projections.New(projections.Config{Pool: a.pool, Rules: a.rules, Logger: log, Metrics: a.metrics})
 
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
@@ -233,6 +242,11 @@ func (a *app) run(ctx context.Context) error {
 		})
 		a.supervise(workCtx, &wg, "publisher", pub.Run)
 	}
+	if a.cfg.has("projector") {
+		a.supervise(workCtx, &wg, "projector", func(ctx context.Context) error { return a.proj.Consume(ctx, a.js, "segments-projector") })
+		relay := projections.NewRelay(a.pool, natsbus.NewStreamSink(a.nc, a.js, natsbus.StreamChanges), natsbus.StreamChanges, a.log)
+		a.supervise(workCtx, &wg, "changes-relay", relay.Run)
+	}
 	if a.cfg.has("ingest") {
 		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Logger: a.log, Metrics: a.metrics})
 		a.supervise(workCtx, &wg, "ingest", w.Run)
@@ -252,6 +266,7 @@ func (a *app) run(ctx context.Context) error {
 			Handler: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
 				Ready: a.ready, MetricsHandler: a.metrics.Handler(),
+				Queries: projections.NewQueries(a.proj, a.store),
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,

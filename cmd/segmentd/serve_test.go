@@ -113,10 +113,11 @@ func TestParseRoles(t *testing.T) {
 		want string
 		err  bool
 	}{
-		{"all", "api,ingest,publisher", false},
+		{"all", "api,ingest,projector,publisher", false},
 		{"api, publisher", "api,publisher", false},
 		{"ingest,ingest", "ingest", false},
-		{"api,projector", "", true},
+		{"api,projector", "api,projector", false},
+		{"api,scheduler2", "", true},
 		{"", "", true},
 	} {
 		got, err := parseRoles(tc.in)

@@ -1,0 +1,182 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// Relay publishes an outbox stream (rows of table outbox written in the same
+// transactions as the label changes and alerts they announce).
+//
+// Exactly-once: one relay per stream runs at a time (session advisory
+// lock). It claims unpublished rows by giving them consecutive publication
+// positions, publishes them in position order in atomic batches carrying the
+// position, and deletes them once acknowledged. After a crash it reads the
+// position in the stream's last message, deletes what that covers and
+// publishes the rest: nothing twice, nothing skipped, however long it was
+// down (JetStream's Nats-Msg-Id window only covers two minutes).
+type Relay struct {
+	pool   *pgxpool.Pool
+	sink   eventstore.Sink
+	stream string
+	log    *slog.Logger
+	poll   time.Duration
+}
+
+// NewRelay returns the relay of one outbox stream.
+func NewRelay(pool *pgxpool.Pool, sink eventstore.Sink, stream string, log *slog.Logger) *Relay {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{pool: pool, sink: sink, stream: stream, log: log, poll: 100 * time.Millisecond}
+}
+
+func lockKey(name string) int64 {
+	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("segments outbox relay "+name))
+	var k int64
+	for _, b := range id[:8] {
+		k = k<<8 | int64(b)
+	}
+	return k
+}
+
+// Run relays until ctx is done.
+func (r *Relay) Run(ctx context.Context) error {
+	err := r.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (r *Relay) run(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox relay %s: %w", r.stream, err)
+	}
+	defer func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)); conn.Release() }()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey(r.stream)); err != nil {
+		return fmt.Errorf("outbox relay %s: wait for leadership: %w", r.stream, err)
+	}
+	next, err := r.resume(ctx)
+	if err != nil {
+		return err
+	}
+	wait := 100 * time.Millisecond
+	for {
+		n, err := r.step(ctx, &next)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.log.Warn("outbox relay: publication failed; resuming from the stream's tail", "stream", r.stream, "err", err, "retry_in", wait)
+			if !sleepCtx(ctx, wait) {
+				return ctx.Err()
+			}
+			wait = min(wait*2, 5*time.Second)
+			if next, err = r.resume(ctx); err != nil {
+				r.log.Warn("outbox relay: resume", "stream", r.stream, "err", err)
+			}
+			continue
+		}
+		wait = 100 * time.Millisecond
+		if n == 0 && !sleepCtx(ctx, r.poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+// resume deletes what the stream already holds and returns the next
+// publication position to hand out.
+func (r *Relay) resume(ctx context.Context) (int64, error) {
+	last, known, err := r.sink.LastPublishedPosition(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox relay %s: read stream tail: %w", r.stream, err)
+	}
+	if known {
+		if _, err := r.pool.Exec(ctx, "DELETE FROM outbox WHERE stream = $1 AND pub_pos <= $2", r.stream, last); err != nil {
+			return 0, fmt.Errorf("outbox relay %s: %w", r.stream, err)
+		}
+	}
+	var maxClaimed *int64
+	if err := r.pool.QueryRow(ctx, "SELECT max(pub_pos) FROM outbox WHERE stream = $1", r.stream).Scan(&maxClaimed); err != nil {
+		return 0, fmt.Errorf("outbox relay %s: %w", r.stream, err)
+	}
+	next := last + 1
+	if maxClaimed != nil && *maxClaimed >= next {
+		next = *maxClaimed + 1
+	}
+	return next, nil
+}
+
+// step publishes one batch of claimed rows, claiming new ones when none are
+// waiting. It returns how many rows it published.
+func (r *Relay) step(ctx context.Context, next *int64) (int, error) {
+	msgs, err := r.claimed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if len(msgs) == 0 {
+		tag, err := r.pool.Exec(ctx, `WITH c AS (
+				SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox
+				WHERE stream = $1 AND pub_pos IS NULL ORDER BY id LIMIT $3)
+			UPDATE outbox o SET pub_pos = $2 + c.rn - 1 FROM c WHERE o.id = c.id`, r.stream, *next, r.sink.MaxBatch())
+		if err != nil {
+			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return 0, nil
+		}
+		*next += tag.RowsAffected()
+		if msgs, err = r.claimed(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.sink.PublishAtomic(ctx, msgs); err != nil {
+		return 0, err
+	}
+	last := msgs[len(msgs)-1].Position
+	if _, err := r.pool.Exec(ctx, "DELETE FROM outbox WHERE stream = $1 AND pub_pos <= $2", r.stream, last); err != nil {
+		// Published but not deleted: resume will delete them from the
+		// stream's tail, so they are not published again.
+		return 0, fmt.Errorf("outbox relay %s: delete published: %w", r.stream, err)
+	}
+	return len(msgs), nil
+}
+
+func (r *Relay) claimed(ctx context.Context) ([]eventstore.Message, error) {
+	rows, err := r.pool.Query(ctx, "SELECT subject, msg_id, payload, pub_pos FROM outbox WHERE stream = $1 AND pub_pos IS NOT NULL ORDER BY pub_pos LIMIT $2", r.stream, r.sink.MaxBatch())
+	if err != nil {
+		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Message, error) {
+		var m eventstore.Message
+		err := row.Scan(&m.Subject, &m.ID, &m.Body, &m.Position)
+		m.Header = map[string]string{"Segments-Position": strconv.FormatInt(m.Position, 10)}
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
+	}
+	return msgs, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,382 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// PersonalDataOpener opens customers' sealed personal fields (the event
+// store does).
+type PersonalDataOpener interface {
+	OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*eventstore.PersonalData, error)
+}
+
+// Queries answers the read side of SPEC §6 from the read models; only as_of
+// recomputes from the log, through the same Advance as the projector.
+type Queries struct {
+	projector *Projector
+	pii       PersonalDataOpener
+}
+
+// NewQueries returns the query side.
+func NewQueries(p *Projector, pii PersonalDataOpener) *Queries {
+	return &Queries{projector: p, pii: pii}
+}
+
+// Document is the customer document of SPEC §6.1.
+type Document struct {
+	Customer string                   `json:"customer"`
+	Version  int64                    `json:"version"`
+	AsOf     string                   `json:"as_of"`
+	Profile  Profile                  `json:"profile"`
+	Metrics  CustomerMetrics          `json:"metrics"`
+	Labels   map[string]LabelDocument `json:"labels"`
+	Tags     []TagDocument            `json:"tags"`
+	NextAt   *string                  `json:"next_change_at"`
+}
+
+// Profile is the profile part of the document; personal fields are masked
+// unless plaintext was asked for by an admin.
+type Profile struct {
+	Name          *string        `json:"name"`
+	Kind          *string        `json:"kind"`
+	Industry      *string        `json:"industry"`
+	Region        *string        `json:"region"`
+	Owner         *string        `json:"owner"`
+	Employees     *int64         `json:"employees,omitempty"`
+	AnnualRevenue *domain.Money  `json:"annual_revenue,omitempty"`
+	SourceChannel *string        `json:"source_channel,omitempty"`
+	Contact       ContactProfile `json:"contact"`
+	Registered    bool           `json:"registered"`
+	Erased        bool           `json:"erased"`
+}
+
+// ContactProfile is the contact person.
+type ContactProfile struct {
+	Name  *string `json:"name"`
+	Title *string `json:"title"`
+	Phone *string `json:"phone"`
+	Email *string `json:"email"`
+}
+
+// CustomerMetrics are the customer's facts at the document's instant.
+type CustomerMetrics struct {
+	NetAmount          domain.Money `json:"net_amount"`
+	OrderCount         int64        `json:"order_count"`
+	Orders3m           int64        `json:"orders_3m"`
+	Orders6m           int64        `json:"orders_6m"`
+	Inquiries3m        int64        `json:"inquiries_3m"`
+	InquiryCount       int64        `json:"inquiry_count"`
+	LastOrderAt        *string      `json:"last_order_at"`
+	LatestSatisfaction *int64       `json:"latest_satisfaction"`
+}
+
+// LabelDocument is one label's value with why and since when.
+type LabelDocument struct {
+	Value       string `json:"value"`
+	Display     string `json:"display"`
+	Reason      string `json:"reason"`
+	ReasonEN    string `json:"reason_en"`
+	Since       string `json:"since"`
+	RuleVersion int    `json:"rule_version"`
+}
+
+// TagDocument is one present tag.
+type TagDocument struct {
+	Tag         string `json:"tag"`
+	Display     string `json:"display"`
+	Reason      string `json:"reason"`
+	ReasonEN    string `json:"reason_en"`
+	Since       string `json:"since"`
+	RuleVersion int    `json:"rule_version"`
+}
+
+// Customer returns the document of a customer now, or as the system knew it
+// at asOf (events recorded up to then, evaluated then) when asOf is set.
+func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf time.Time, now time.Time, how eventstore.Disclosure) (*Document, error) {
+	book := q.projector.book
+	var proj *domain.Projection
+	at := now
+	if asOf.IsZero() {
+		var raw []byte
+		err := q.projector.pool.QueryRow(ctx, "SELECT projection FROM customer_projections WHERE stream_id = $1", code.StreamID()).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load customer %s: %w", code, err)
+		}
+		if proj, err = decodeProjection(book, raw); err != nil {
+			return nil, err
+		}
+		// Pass any boundary that is already behind us, so the document is
+		// correct at this instant even before the scheduler has written it.
+		if !now.Before(proj.EvaluatedAt) {
+			book.Advance(proj, now, nil)
+		} else {
+			at = proj.EvaluatedAt
+		}
+	} else {
+		var err error
+		if proj, err = q.replay(ctx, code, asOf); err != nil {
+			return nil, err
+		}
+		at = asOf
+	}
+	return q.document(ctx, code, proj, at, how)
+}
+
+// replay folds the customer's events recorded up to asOf and evaluates at
+// asOf: what the live projector showed at that instant.
+func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf time.Time) (*domain.Projection, error) {
+	book := q.projector.book
+	rows, err := q.projector.pool.Query(ctx, `SELECT version, event_id, type, occurred_at, recorded_at, data FROM events
+		WHERE stream_id = $1 AND recorded_at <= $2 ORDER BY version`, code.StreamID(), asOf)
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", code, err)
+	}
+	defer rows.Close()
+	proj := &domain.Projection{}
+	for rows.Next() {
+		rec := domain.Recorded{Customer: code}
+		var data []byte
+		if err := rows.Scan(&rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+			return nil, fmt.Errorf("replay %s: %w", code, err)
+		}
+		if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
+			return nil, err
+		}
+		book.Advance(proj, rec.RecordedAt, &rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", code, err)
+	}
+	if proj.RuleVersion == 0 {
+		return nil, ErrNotFound
+	}
+	book.Advance(proj, asOf, nil)
+	return proj, nil
+}
+
+func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *domain.Projection, at time.Time, how eventstore.Disclosure) (*Document, error) {
+	book := q.projector.book
+	rs := book.RuleSet(proj)
+	loc := rs.Location
+	ts := func(t time.Time) string { return t.In(loc).Format(time.RFC3339Nano) }
+	s := &proj.State
+	doc := &Document{Customer: string(code), Version: s.Version, AsOf: ts(at), Labels: map[string]LabelDocument{}, Tags: []TagDocument{}}
+	str := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	p := s.Profile
+	doc.Profile = Profile{
+		Name: str(p.Name), Kind: str(string(p.Kind)), Industry: str(p.Industry), Region: str(p.Region), Owner: str(p.Owner),
+		Employees: p.Employees, AnnualRevenue: p.AnnualRevenue, SourceChannel: str(p.SourceChannel),
+		Registered: p.Registered, Erased: p.Erased, Contact: ContactProfile{Title: str(p.Contact.Title)},
+	}
+	if p.Contact.Name != "" || p.Contact.Phone != "" || p.Contact.Email != "" {
+		pd, err := q.pii.OpenPersonalData(ctx, []uuid.UUID{code.StreamID()})
+		if err != nil {
+			return nil, err
+		}
+		doc.Profile.Erased = doc.Profile.Erased || pd.Erased(code.StreamID())
+		for _, f := range []struct {
+			name   string
+			sealed string
+			dst    **string
+		}{{"contact.name", p.Contact.Name, &doc.Profile.Contact.Name}, {"contact.phone", p.Contact.Phone, &doc.Profile.Contact.Phone}, {"contact.email", p.Contact.Email, &doc.Profile.Contact.Email}} {
+			v, err := pd.Field(code.StreamID(), f.name, f.sealed, how)
+			if err != nil {
+				return nil, err
+			}
+			*f.dst = v
+		}
+	}
+	f := proj.Facts
+	doc.Metrics = CustomerMetrics{
+		NetAmount: f.NetAmount, OrderCount: f.OrderCount, Orders3m: f.Orders3m, Orders6m: f.Orders6m,
+		Inquiries3m: f.Inquiries3m, InquiryCount: f.InquiryCount,
+	}
+	if !s.LastOrderAt.IsZero() {
+		v := ts(s.LastOrderAt)
+		doc.Metrics.LastOrderAt = &v
+	}
+	if f.HasSatisfaction {
+		v := f.LatestSatisfaction
+		doc.Metrics.LatestSatisfaction = &v
+	}
+	for _, name := range domain.Labels {
+		value := proj.Labels.Value(name)
+		zh, en := rs.Reason(s, name, &proj.Labels, &f)
+		doc.Labels[name] = LabelDocument{
+			Value: value, Display: rs.Display(name, value), Reason: zh, ReasonEN: en,
+			Since: ts(proj.Since[name]), RuleVersion: rs.Version,
+		}
+	}
+	for i := range rs.Tags {
+		if !proj.Labels.HasTag(i) {
+			continue
+		}
+		zh, en := rs.TagReason(i, true, &f)
+		doc.Tags = append(doc.Tags, TagDocument{
+			Tag: rs.Tags[i].Name, Display: rs.Tags[i].Display, Reason: zh, ReasonEN: en,
+			Since: ts(proj.Since[domain.TagLabel(rs.Tags[i].Name)]), RuleVersion: rs.Version,
+		})
+	}
+	if n := book.NextInstant(proj); !n.IsZero() {
+		v := ts(n)
+		doc.NextAt = &v
+	}
+	return doc, nil
+}
+
+// History returns every label change of a customer, oldest first.
+func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]changeMessage, error) {
+	book := q.projector.book
+	rows, err := q.projector.pool.Query(ctx, `SELECT id, label, from_value, to_value, at, cause_kind, cause_event_id, rule_version, reason, reason_en, seq
+		FROM label_changes WHERE stream_id = $1 ORDER BY seq`, code.StreamID())
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", code, err)
+	}
+	defer rows.Close()
+	out := []changeMessage{}
+	for rows.Next() {
+		var c changeMessage
+		var at time.Time
+		var kind string
+		if err := rows.Scan(&c.ID, &c.Label, &c.From, &c.To, &at, &kind, &c.Cause.EventID, &c.RuleVersion, &c.Reason, &c.ReasonEN, &c.Seq); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", code, err)
+		}
+		c.Customer, c.Cause.Kind = string(code), kind
+		c.At = at.In(book.At(at).Location).Format(time.RFC3339Nano)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", code, err)
+	}
+	if len(out) == 0 {
+		var exists bool
+		if err := q.projector.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM customer_projections WHERE stream_id = $1)", code.StreamID()).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", code, err)
+		}
+		if !exists {
+			return nil, ErrNotFound
+		}
+	}
+	return out, nil
+}
+
+// HistoryEntry is an entry of the label history (exported for the HTTP layer).
+type HistoryEntry = changeMessage
+
+// SummaryValue is one label value's share of customers and net amount.
+type SummaryValue struct {
+	Value          string       `json:"value"`
+	Display        string       `json:"display"`
+	Customers      int64        `json:"customers"`
+	Share          float64      `json:"share"`
+	NetAmount      domain.Money `json:"net_amount"`
+	NetAmountShare float64      `json:"net_amount_share"`
+}
+
+// MatrixCell is one cell of the value × activity heat map.
+type MatrixCell struct {
+	ValueTier string       `json:"value_tier"`
+	Activity  string       `json:"activity"`
+	Segment   string       `json:"segment"`
+	Display   string       `json:"display"`
+	Customers int64        `json:"customers"`
+	NetAmount domain.Money `json:"net_amount"`
+}
+
+// Summary is the segment overview (GET /v1/segments/summary).
+type Summary struct {
+	Customers int64                     `json:"customers"`
+	NetAmount domain.Money              `json:"net_amount"`
+	Labels    map[string][]SummaryValue `json:"labels"`
+	Tags      []SummaryValue            `json:"tags"`
+	Matrix    []MatrixCell              `json:"matrix"`
+}
+
+// Summary counts customers and net amounts per label value, every value of
+// the rule set listed (zero when empty), and the value × activity matrix.
+func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
+	rs := q.projector.book.Latest()
+	rows, err := q.projector.pool.Query(ctx, `
+		SELECT 'value_tier', value_tier, count(*), sum(net_amount) FROM customer_projections GROUP BY value_tier
+		UNION ALL SELECT 'activity', activity, count(*), sum(net_amount) FROM customer_projections GROUP BY activity
+		UNION ALL SELECT 'need_orientation', need_orientation, count(*), sum(net_amount) FROM customer_projections GROUP BY need_orientation
+		UNION ALL SELECT 'lifecycle', lifecycle, count(*), sum(net_amount) FROM customer_projections GROUP BY lifecycle
+		UNION ALL SELECT 'segment', value_tier || '/' || activity, count(*), sum(net_amount) FROM customer_projections GROUP BY 2
+		UNION ALL SELECT 'tag', t, count(*), sum(net_amount) FROM customer_projections, unnest(tags) AS t GROUP BY t
+		UNION ALL SELECT 'total', '', count(*), coalesce(sum(net_amount), 0) FROM customer_projections`)
+	if err != nil {
+		return nil, fmt.Errorf("segment summary: %w", err)
+	}
+	defer rows.Close()
+	type key struct{ label, value string }
+	counts := map[key][2]int64{}
+	var total [2]int64
+	for rows.Next() {
+		var label, value string
+		var n, net int64
+		if err := rows.Scan(&label, &value, &n, &net); err != nil {
+			return nil, fmt.Errorf("segment summary: %w", err)
+		}
+		if label == "total" {
+			total = [2]int64{n, net}
+			continue
+		}
+		counts[key{label, value}] = [2]int64{n, net}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("segment summary: %w", err)
+	}
+	share := func(part, whole int64) float64 {
+		if whole == 0 {
+			return 0
+		}
+		return float64(part) / float64(whole)
+	}
+	value := func(label, v, display string) SummaryValue {
+		c := counts[key{label, v}]
+		return SummaryValue{Value: v, Display: display, Customers: c[0], Share: share(c[0], total[0]),
+			NetAmount: domain.Money(c[1]), NetAmountShare: share(c[1], total[1])}
+	}
+	out := &Summary{Customers: total[0], NetAmount: domain.Money(total[1]), Labels: map[string][]SummaryValue{}}
+	activities := []string{domain.ActivityHigh, domain.ActivityMedium, domain.ActivityLow}
+	for _, t := range rs.ValueTiers {
+		out.Labels[domain.LabelValueTier] = append(out.Labels[domain.LabelValueTier], value(domain.LabelValueTier, t.Value, t.Display))
+		for _, a := range activities {
+			seg := t.Value + "/" + a
+			c := counts[key{domain.LabelSegment, seg}]
+			out.Matrix = append(out.Matrix, MatrixCell{ValueTier: t.Value, Activity: a, Segment: seg,
+				Display: rs.Display(domain.LabelSegment, seg), Customers: c[0], NetAmount: domain.Money(c[1])})
+			out.Labels[domain.LabelSegment] = append(out.Labels[domain.LabelSegment], value(domain.LabelSegment, seg, rs.Display(domain.LabelSegment, seg)))
+		}
+	}
+	for _, a := range activities {
+		out.Labels[domain.LabelActivity] = append(out.Labels[domain.LabelActivity], value(domain.LabelActivity, a, rs.ActivityNames[a]))
+	}
+	for _, n := range []string{domain.NeedProduct, domain.NeedService, domain.NeedPartnership, domain.NeedUnknown} {
+		out.Labels[domain.LabelNeedOrientation] = append(out.Labels[domain.LabelNeedOrientation], value(domain.LabelNeedOrientation, n, rs.NeedNames[n]))
+	}
+	for _, l := range []string{domain.LifecycleProspect, domain.LifecycleIntent, domain.LifecycleCustomer, domain.LifecycleLost} {
+		out.Labels[domain.LabelLifecycle] = append(out.Labels[domain.LabelLifecycle], value(domain.LabelLifecycle, l, rs.LifecycleName[l]))
+	}
+	for _, t := range rs.Tags {
+		out.Tags = append(out.Tags, value("tag", t.Name, t.Display))
+	}
+	return out, nil
+}
