@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/projections"
 )
 
 // demoNamespace makes demo event ids deterministic, so running the demo
@@ -124,10 +128,8 @@ func (a *app) demo(ctx context.Context) error {
 	}
 	seen := 0
 	for seen < len(events) {
-		fetchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		msgs, err := cons.Fetch(64, jetstream.FetchContext(fetchCtx))
+		msgs, err := cons.Fetch(64, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
-			cancel()
 			return fmt.Errorf("demo: fetch: %w", err)
 		}
 		for m := range msgs.Messages() {
@@ -138,8 +140,7 @@ func (a *app) demo(ctx context.Context) error {
 					"version", h.Get(natsbus.HeaderVersion), "position", h.Get(natsbus.HeaderPosition), "msg_id", h.Get(jetstream.MsgIDHeader))
 			}
 		}
-		cancel()
-		if err := msgs.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("demo: fetch: %w", err)
 		}
 		if ctx.Err() != nil {
@@ -147,5 +148,62 @@ func (a *app) demo(ctx context.Context) error {
 		}
 	}
 	a.log.Info("demo: every demo event is on JetStream", "stream", natsbus.StreamEvents, "events", seen)
+	if a.cfg.has("projector") {
+		return a.demoLabels(ctx, customers)
+	}
 	return nil
+}
+
+// demoLabels waits for the projector to label the demo customers and prints
+// each one's segment and tags with their reasons.
+func (a *app) demoLabels(ctx context.Context, customers map[string]bool) error {
+	q := projections.NewQueries(a.proj, a.store)
+	codes := make([]string, 0, len(customers))
+	for c := range customers {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	for _, code := range codes {
+		var doc *projections.Document
+		for doc == nil {
+			d, err := q.Customer(ctx, domain.CustomerCode(code), time.Time{}, time.Now(), eventstore.Masked)
+			switch {
+			case err == nil && d.Version >= lastVersion(code):
+				doc = d
+			case err != nil && !errors.Is(err, projections.ErrNotFound):
+				return fmt.Errorf("demo: read %s: %w", code, err)
+			default:
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		seg := doc.Labels[domain.LabelSegment]
+		tags := make([]string, 0, len(doc.Tags))
+		for _, t := range doc.Tags {
+			tags = append(tags, t.Display+"（"+t.Reason+"）")
+		}
+		a.log.Info("demo: labelled", "customer", code, "segment", seg.Display,
+			"value_tier", doc.Labels[domain.LabelValueTier].Reason, "activity", doc.Labels[domain.LabelActivity].Reason,
+			"lifecycle", doc.Labels[domain.LabelLifecycle].Display, "tags", strings.Join(tags, "；"))
+	}
+	if addr := a.listening(); addr != "" {
+		a.log.Info("demo: see a customer's document and label history", "try",
+			"curl -s http://"+addr+"/v1/customers/KH202405010001 ; curl -s http://"+addr+"/v1/customers/KH202405010001/labels/history ; curl -s http://"+addr+"/v1/segments/summary")
+	}
+	return nil
+}
+
+// lastVersion is the stream version of a demo customer once all its demo
+// events are recorded.
+func lastVersion(code string) int64 {
+	var n int64
+	for _, e := range demoEvents(time.Now()) {
+		if string(e.Customer) == code {
+			n++
+		}
+	}
+	return n
 }
