@@ -17,13 +17,13 @@ var customerStreamNamespace = uuid.MustParse("6f1c3a52-7d0e-5b8a-9c43-2f4e8d1b0a
 // ValidCustomerCode reports whether s is 1–64 letters, digits, '-', '_' or '.'.
 // Letters are ASCII only: codes travel in URLs and NATS subjects.
 func ValidCustomerCode(s string) bool {
-	if len(s) == 0 || len(s) > MaxCustomerCodeLen {
+	if s == "" || len(s) > MaxCustomerCodeLen {
 		return false
 	}
 	if s == "." || s == ".." {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':

@@ -124,12 +124,18 @@ func decodeBatch(raw []byte, now time.Time) (AppendRequest, error) {
 		}
 		env, err := we.envelope(prefix)
 		if err == nil {
-			if verr := env.Validate(now); verr != nil {
-				err = verr.(*ValidationError).WithPrefix(prefix)
+			err = env.Validate(now)
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				err = ve.WithPrefix(prefix)
 			}
 		}
 		if err != nil {
-			all = append(all, err.(*ValidationError).Errors...)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				return AppendRequest{}, err
+			}
+			all = append(all, ve.Errors...)
 			continue
 		}
 		req.Events = append(req.Events, env)
@@ -247,8 +253,8 @@ func (w *wireEnvelope) envelope(prefix string) (Envelope, error) {
 			}
 		}
 	}
-	if err := c.err(); err != nil {
-		return Envelope{}, err.(*ValidationError).WithPrefix(prefix)
+	if len(c.errs) > 0 {
+		return Envelope{}, (&ValidationError{Errors: c.errs}).WithPrefix(prefix)
 	}
 	return env, nil
 }

@@ -125,21 +125,21 @@ func (e *RuleError) Unwrap() error { return e.Err }
 
 // Code is the machine-readable name of the violated rule.
 func (e *RuleError) Code() string {
-	switch e.Err {
-	case ErrAlreadyRegistered:
-		return "already_registered"
-	case ErrCustomerNotFound:
-		return "customer_not_found"
-	case ErrDuplicateOrder:
-		return "duplicate_order"
-	case ErrUnknownOrder:
-		return "unknown_order"
-	case ErrRefundExceedsOrder:
-		return "refund_exceeds_order"
-	case ErrCustomerErased:
-		return "customer_erased"
-	case ErrAlreadyErased:
-		return "already_erased"
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{ErrAlreadyRegistered, "already_registered"},
+		{ErrCustomerNotFound, "customer_not_found"},
+		{ErrDuplicateOrder, "duplicate_order"},
+		{ErrUnknownOrder, "unknown_order"},
+		{ErrRefundExceedsOrder, "refund_exceeds_order"},
+		{ErrCustomerErased, "customer_erased"},
+		{ErrAlreadyErased, "already_erased"},
+	} {
+		if errors.Is(e.Err, c.err) {
+			return c.code
+		}
 	}
 	return "conflict"
 }

@@ -232,23 +232,23 @@ func (e *CustomerProfileUpdated) validate(c *collector) {
 }
 
 func (p *Profile) validate(c *collector) {
-	text(c, "data.name", p.Name, maxShortText)
+	profileText(c, "data.name", p.Name)
 	if p.Kind != nil && *p.Kind != KindEnterprise && *p.Kind != KindIndividual {
 		c.add("data.kind", CodeInvalidEnum, "must be one of enterprise, individual")
 	}
-	text(c, "data.industry", p.Industry, maxShortText)
-	text(c, "data.region", p.Region, maxShortText)
+	profileText(c, "data.industry", p.Industry)
+	profileText(c, "data.region", p.Region)
 	if p.Employees != nil && (*p.Employees < 0 || *p.Employees > 100_000_000) {
 		c.add("data.employees", CodeOutOfRange, "must be between 0 and 100000000")
 	}
 	if p.AnnualRevenue != nil && *p.AnnualRevenue < 0 {
 		c.add("data.annual_revenue", CodeOutOfRange, "must not be negative")
 	}
-	text(c, "data.source_channel", p.SourceChannel, maxShortText)
-	text(c, "data.owner", p.Owner, maxShortText)
+	profileText(c, "data.source_channel", p.SourceChannel)
+	profileText(c, "data.owner", p.Owner)
 	if ct := p.Contact; ct != nil {
-		text(c, "data.contact.name", ct.Name, maxShortText)
-		text(c, "data.contact.title", ct.Title, maxShortText)
+		profileText(c, "data.contact.name", ct.Name)
+		profileText(c, "data.contact.title", ct.Title)
 		if ct.Phone != nil && !ValidPhone(*ct.Phone) {
 			c.add("data.contact.phone", CodeInvalidFormat, "must be 11 digits starting with 1, or + and an international number")
 		}
@@ -330,26 +330,28 @@ func positive(c *collector, field string, m Money) {
 	}
 }
 
-func text(c *collector, field string, s *string, max int) {
+// profileText checks an optional short profile field that, when given,
+// must not be blank.
+func profileText(c *collector, field string, s *string) {
 	if s != nil {
-		requiredText(c, field, *s, max)
+		requiredText(c, field, *s, maxShortText)
 	}
 }
 
-func optionalText(c *collector, field, s string, max int) {
+func optionalText(c *collector, field, s string, maxLen int) {
 	if s != "" {
-		requiredText(c, field, s, max)
+		requiredText(c, field, s, maxLen)
 	}
 }
 
-func requiredText(c *collector, field, s string, max int) {
+func requiredText(c *collector, field, s string, maxLen int) {
 	switch {
 	case strings.TrimSpace(s) == "":
 		c.add(field, CodeRequired, "is required and must not be blank")
 	case !utf8.ValidString(s):
 		c.add(field, CodeInvalidValue, "must be valid UTF-8")
-	case utf8.RuneCountInString(s) > max:
-		c.add(field, CodeTooLong, "must be at most "+strconv.Itoa(max)+" characters")
+	case utf8.RuneCountInString(s) > maxLen:
+		c.add(field, CodeTooLong, "must be at most "+strconv.Itoa(maxLen)+" characters")
 	case strings.ContainsFunc(s, isControl):
 		c.add(field, CodeInvalidValue, "must not contain control characters")
 	}

@@ -73,7 +73,7 @@ func checkRefusal(t *testing.T, err error) {
 	}
 }
 
-var storedMoney = regexp.MustCompile(`^"-?(0|[1-9][0-9]*)\.[0-9]{2}"$`)
+var storedMoney = regexp.MustCompile(`^"-?(0|[1-9]\d*)\.\d{2}"$`)
 
 // checkAccepted checks the invariants of an accepted request: every event
 // validates, its stored form is stable, and money was parsed exactly.

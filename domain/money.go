@@ -39,10 +39,11 @@ func ParseMoney(s string) (Money, error) {
 		return 0, ErrMoneySyntax
 	}
 	neg := false
-	if s[0] == '-' {
+	switch s[0] {
+	case '-':
 		neg = true
 		s = s[1:]
-	} else if s[0] == '+' {
+	case '+':
 		s = s[1:]
 	}
 	mantissa, exp, hasExp := s, "", false
@@ -88,7 +89,7 @@ func ParseMoney(s string) (Money, error) {
 		return 0, ErrMoneyRange
 	}
 	var v uint64
-	for i := 0; i < len(digits); i++ {
+	for i := range len(digits) {
 		v = v*10 + uint64(digits[i]-'0')
 	}
 	for ; scale > 0; scale-- {
@@ -105,7 +106,7 @@ func ParseMoney(s string) (Money, error) {
 }
 
 func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
+	for i := range len(s) {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
@@ -116,10 +117,10 @@ func allDigits(s string) bool {
 // String formats the amount as yuan with exactly two decimals, e.g. "1000000.00".
 func (m Money) String() string {
 	sign := ""
-	u := uint64(m)
+	u := uint64(m) //nolint:gosec // reinterpreted below as a magnitude, right for every int64
 	if m < 0 {
 		sign = "-"
-		u = uint64(-m)
+		u = -u // two's complement: the magnitude, even for the minimum int64
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
 }

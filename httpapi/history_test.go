@@ -178,13 +178,13 @@ func TestHistoryOfAnErasedCustomer(t *testing.T) {
 		`"phone":"13812345678","email":"li.ming@example.com"}}}`).expect(t, http.StatusCreated)
 	api.post(orderPlaced("KH1", "o1", "10")).expect(t, http.StatusCreated)
 	r := api.get("/v1/customers/KH1/events").expect(t, http.StatusOK)
-	if r.obj["erased"] != false {
+	if erased, ok := r.obj["erased"].(bool); !ok || erased {
 		t.Errorf("erased = %v before erasure", r.obj["erased"])
 	}
 	api.post(`{"type":"CustomerErased","customer":"KH1","data":{"reason":"客户要求删除个人信息"}}`).expect(t, http.StatusCreated)
 
 	r = api.get("/v1/customers/KH1/events").expect(t, http.StatusOK)
-	if r.obj["erased"] != true {
+	if erased, ok := r.obj["erased"].(bool); !ok || !erased {
 		t.Errorf("erased = %v after erasure", r.obj["erased"])
 	}
 	h := r.history(t)

@@ -187,9 +187,9 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 	return total, nil
 }
 
-// changeMessage is the JSON body of a label change on SEGMENTS_CHANGES and
-// the shape of an entry of GET …/labels/history (SPEC §6.1).
-type changeMessage struct {
+// HistoryEntry is a label change: the JSON body of its message on
+// SEGMENTS_CHANGES and an entry of GET …/labels/history (SPEC §6.1).
+type HistoryEntry struct {
 	ID          uuid.UUID  `json:"id"`
 	Customer    string     `json:"customer"`
 	Label       string     `json:"label"`
@@ -241,7 +241,7 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 		ids                                          []uuid.UUID
 		customers, tiers, acts, needs, lifes, owners []string
 		versions, nets, seqs                         []int64
-		ruleVersions                                 []int32
+		ruleVersions                                 []int
 		evaluated                                    []time.Time
 		nexts                                        []*time.Time
 		projs, tagLists                              []string
@@ -266,7 +266,7 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 		ids = append(ids, w.streamID)
 		customers = append(customers, string(w.proj.State.Customer))
 		versions = append(versions, w.proj.State.Version)
-		ruleVersions = append(ruleVersions, int32(w.proj.RuleVersion))
+		ruleVersions = append(ruleVersions, w.proj.RuleVersion)
 		evaluated = append(evaluated, w.proj.EvaluatedAt)
 		nexts = append(nexts, next)
 		projs = append(projs, string(raw))

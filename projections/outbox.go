@@ -51,11 +51,10 @@ func lockKey(name string) int64 {
 
 // Run relays until ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
-	err := r.run(ctx)
-	if ctx.Err() != nil {
-		return nil
+	if err := r.run(ctx); err != nil && ctx.Err() == nil {
+		return err
 	}
-	return err
+	return nil
 }
 
 func (r *Relay) run(ctx context.Context) error {

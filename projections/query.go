@@ -242,7 +242,7 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 }
 
 // History returns every label change of a customer, oldest first.
-func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]changeMessage, error) {
+func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]HistoryEntry, error) {
 	book := q.projector.book
 	rows, err := q.projector.pool.Query(ctx, `SELECT id, label, from_value, to_value, at, cause_kind, cause_event_id, rule_version, reason, reason_en, seq
 		FROM label_changes WHERE stream_id = $1 ORDER BY seq`, code.StreamID())
@@ -250,9 +250,9 @@ func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]chan
 		return nil, fmt.Errorf("history of %s: %w", code, err)
 	}
 	defer rows.Close()
-	out := []changeMessage{}
+	out := []HistoryEntry{}
 	for rows.Next() {
-		var c changeMessage
+		var c HistoryEntry
 		var at time.Time
 		var kind string
 		if err := rows.Scan(&c.ID, &c.Label, &c.From, &c.To, &at, &kind, &c.Cause.EventID, &c.RuleVersion, &c.Reason, &c.ReasonEN, &c.Seq); err != nil {
@@ -276,9 +276,6 @@ func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]chan
 	}
 	return out, nil
 }
-
-// HistoryEntry is an entry of the label history (exported for the HTTP layer).
-type HistoryEntry = changeMessage
 
 // SummaryValue is one label value's share of customers and net amount.
 type SummaryValue struct {

@@ -164,7 +164,7 @@ func (p *Projector) changeRow(stream uuid.UUID, c domain.LabelChange, seq int64)
 		e := c.EventID
 		ev = &e
 	}
-	msg := changeMessage{
+	msg := HistoryEntry{
 		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: from, To: c.To,
 		At: c.At.In(p.book.At(c.At).Location).Format(time.RFC3339Nano), Cause: causeJSON{Kind: string(c.Cause), EventID: ev},
 		RuleVersion: c.RuleVersion, Reason: c.ReasonZH, ReasonEN: c.ReasonEN, Seq: seq,
@@ -173,5 +173,5 @@ func (p *Projector) changeRow(stream uuid.UUID, c domain.LabelChange, seq int64)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode label change: %w", err)
 	}
-	return []any{c.ID, stream, string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), ev, int32(c.RuleVersion), c.ReasonZH, c.ReasonEN}, body, nil
+	return []any{c.ID, stream, string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), ev, c.RuleVersion, c.ReasonZH, c.ReasonEN}, body, nil
 }
