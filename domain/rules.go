@@ -15,6 +15,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 )
 
 //go:embed rules/default.yaml
@@ -245,7 +246,12 @@ type alertConfig struct {
 func ParseRules(data []byte) (*RuleBook, error) {
 	var f rulesFile
 	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
-		return nil, &RulesError{Path: "$", Message: yaml.FormatError(err, false, true)}
+		re := &RulesError{Path: "$", Message: yaml.FormatError(err, false, true)}
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil {
+			re.Line = ye.GetToken().Position.Line
+		}
+		return nil, re
 	}
 	p := &rulesParser{data: data}
 	if len(f.Versions) == 0 {
@@ -318,18 +324,53 @@ func (p *rulesParser) errf(path, format string, args ...any) error {
 	return &RulesError{Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
-// line finds the line of a YAML path (0 when the path is not in the file,
-// e.g. an inherited setting).
+// line finds the line of a YAML path. A path ending in a key is the line
+// of that key: the token of a mapping or list value is its first entry, a
+// line too far. A setting missing from the file (required, or inherited)
+// is reported at the nearest enclosing entry that is there, e.g. its
+// version; 0 when there is none.
 func (p *rulesParser) line(path string) int {
+	for path != "" && path != "$" {
+		if i := strings.LastIndexByte(path, '.'); i > 0 && !strings.HasSuffix(path, "]") {
+			if l := keyLine(p.node(path[:i]), path[i+1:]); l > 0 {
+				return l
+			}
+		}
+		if node := p.node(path); node != nil && node.GetToken() != nil {
+			return node.GetToken().Position.Line
+		}
+		path = path[:max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))]
+	}
+	return 0
+}
+
+func (p *rulesParser) node(path string) ast.Node {
 	yp, err := yaml.PathString(path)
 	if err != nil {
-		return 0
+		return nil
 	}
 	node, err := yp.ReadNode(bytes.NewReader(p.data))
-	if err != nil || node == nil || node.GetToken() == nil {
-		return 0
+	if err != nil {
+		return nil
 	}
-	return node.GetToken().Position.Line
+	return node
+}
+
+// keyLine is the line of key in a mapping node (0 when absent).
+func keyLine(n ast.Node, key string) int {
+	var values []*ast.MappingValueNode
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		values = m.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{m}
+	}
+	for _, mv := range values {
+		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
+			return tk.Position.Line
+		}
+	}
+	return 0
 }
 
 var weekdays = map[string]time.Weekday{
