@@ -68,6 +68,11 @@ type Projection struct {
 	// which anything can change without an event is NextInstant.
 	Next  time.Time
 	Since map[string]time.Time // label or "tag:<name>" -> instant it took its value
+	// Alerts are the customer's unresolved (open or overdue) alerts.
+	Alerts []Alert
+	// AlertUpdates are alerts raised or changed by Advance and not yet taken
+	// (TakeAlertUpdates); they are not part of the stored state.
+	AlertUpdates []Alert
 }
 
 // NextInstant is the earliest instant after the last evaluation at which a
@@ -81,11 +86,17 @@ func (b *RuleBook) nextBoundary(p *Projection) (time.Time, CauseKind) {
 	if p.RuleVersion == 0 {
 		return time.Time{}, ""
 	}
+	next := p.Next
+	// A follow-up deadline is a boundary too: at due_at the alert becomes
+	// overdue and is escalated.
+	if due := p.nextDue(); !due.IsZero() && (next.IsZero() || due.Before(next)) {
+		next = due
+	}
 	sw := b.NextSwitch(p.EvaluatedAt)
-	if !sw.IsZero() && (p.Next.IsZero() || !p.Next.Before(sw)) {
+	if !sw.IsZero() && (next.IsZero() || !next.Before(sw)) {
 		return sw, CauseRules
 	}
-	return p.Next, CauseTime
+	return next, CauseTime
 }
 
 // Advance moves a customer's projection to instant to. It first passes every
@@ -106,6 +117,9 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 		changes = b.evaluate(p, at, cause, uuid.Nil, changes)
 	}
 	if ev != nil && p.State.Apply(ev) {
+		if f, ok := ev.Data.(*FollowUpLogged); ok {
+			p.resolve(f, ev)
+		}
 		changes = b.evaluate(p, ev.RecordedAt, CauseEvent, ev.EventID, changes)
 	}
 	return changes
@@ -123,6 +137,8 @@ func (b *RuleBook) version(v int) *RuleSet {
 
 func (b *RuleBook) evaluate(p *Projection, at time.Time, cause CauseKind, eventID uuid.UUID, changes []LabelChange) []LabelChange {
 	rs := b.At(at)
+	p.markOverdue(rs, at)
+	first := len(changes)
 	l, f, next := rs.Evaluate(&p.State, at)
 	old := p.Labels
 	oldRS := b.version(p.RuleVersion)
@@ -165,6 +181,7 @@ func (b *RuleBook) evaluate(p *Projection, at time.Time, cause CauseKind, eventI
 		}
 	}
 	p.Labels, p.Facts, p.Next, p.EvaluatedAt, p.RuleVersion = l, f, next, at, rs.Version
+	p.alertsFromChanges(rs, changes[first:], at)
 	return changes
 }
 

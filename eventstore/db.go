@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -14,6 +15,9 @@ import (
 // PostgreSQL, database "segments".
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/segments?sslmode=disable"
 
+// DefaultMaxConns is the pool size unless DATABASE_URL sets pool_max_conns.
+const DefaultMaxConns = 32
+
 // Connect opens a pool on databaseURL, creating the database first when it
 // does not exist. It does not migrate; call Migrate.
 func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
@@ -21,6 +25,12 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	if err != nil {
 		// pgx's parse errors can echo the URL, password included: do not wrap.
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		// pgxpool's default (max(4, CPUs)) is too small: the publisher, the
+		// outbox relays and the scheduler each hold a connection for their
+		// session lock or LISTEN, and must not starve the request path.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
 		return nil, err

@@ -3,6 +3,9 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segments-dev/segments/domain"
@@ -76,4 +79,46 @@ func (a *api) queryFailed(w http.ResponseWriter, err error, code domain.Customer
 		return
 	}
 	a.readFailed(w, err, code)
+}
+
+var alertStatuses = []string{domain.AlertOpen, domain.AlertOverdue, domain.AlertResolved}
+
+var alertKinds = []string{domain.AlertActivityDropped, domain.AlertChurnRisk, domain.AlertDataIncomplete, domain.AlertValueTierChanged, domain.AlertFollowUpOverdue}
+
+func (a *api) getAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := projections.AlertFilter{Status: q.Get("status"), Owner: q.Get("owner"), Kind: q.Get("kind"), Cursor: q.Get("cursor"), Limit: 50}
+	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
+		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "status", Message: "status must be one of open, overdue, resolved"})
+		return
+	}
+	if f.Kind != "" && !slices.Contains(alertKinds, f.Kind) {
+		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "kind", Message: "kind must be one of " + strings.Join(alertKinds, ", ")})
+		return
+	}
+	if c := q.Get("customer"); c != "" {
+		if !domain.ValidCustomerCode(c) {
+			a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidFormat, Field: "customer", Message: "customer must be 1-64 characters of letters, digits, '-', '_' or '.'"})
+			return
+		}
+		f.Customer = domain.CustomerCode(c)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidValue, Field: "limit", Message: "limit must be an integer from 1 to 500"})
+			return
+		}
+		f.Limit = n
+	}
+	alerts, next, err := a.cfg.Queries.Alerts(r.Context(), f)
+	if errors.Is(err, projections.ErrBadCursor) {
+		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidValue, Field: "cursor", Message: "cursor is not valid; use the next value of a previous page"})
+		return
+	}
+	if err != nil {
+		a.readFailed(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next": next})
 }

@@ -58,6 +58,7 @@ type Queries interface {
 	Customer(ctx context.Context, code domain.CustomerCode, asOf, now time.Time, how eventstore.Disclosure) (*projections.Document, error)
 	History(ctx context.Context, code domain.CustomerCode) ([]projections.HistoryEntry, error)
 	Summary(ctx context.Context) (*projections.Summary, error)
+	Alerts(ctx context.Context, f projections.AlertFilter) ([]projections.AlertDocument, string, error)
 }
 
 type api struct {
@@ -83,6 +84,7 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/customers/{code}", a.getCustomer)
 		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.getLabelHistory)
 		mux.HandleFunc("GET /v1/segments/summary", a.getSegmentSummary)
+		mux.HandleFunc("GET /v1/alerts", a.getAlerts)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

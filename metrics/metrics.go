@@ -26,6 +26,7 @@ type Registry struct {
 	publishLagSecs   prometheus.Gauge
 	projected        prometheus.Counter
 	projectionLag    prometheus.Histogram
+	lateness         prometheus.Histogram
 }
 
 // New registers the collectors, with Go and process collectors.
@@ -68,8 +69,12 @@ func New() *Registry {
 			Name: "segments_projection_lag_seconds", Help: "Time from publication to the projection committing.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "segments_boundary_lateness_seconds", Help: "Scheduler: time from a boundary instant to its processing.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
 	}
-	r.reg.MustRegister(r.projected, r.projectionLag, r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
+	r.reg.MustRegister(r.lateness, r.projected, r.projectionLag, r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
 		r.published, r.publishFailures, r.publishLagEvents, r.publishLagSecs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
@@ -116,3 +121,6 @@ func (r *Registry) EventsProjected(n int) { r.projected.Add(float64(n)) }
 
 // ProjectionLag observes how long after publication a batch was projected.
 func (r *Registry) ProjectionLag(seconds float64) { r.projectionLag.Observe(seconds) }
+
+// BoundaryLateness observes how late the scheduler processed a boundary.
+func (r *Registry) BoundaryLateness(seconds float64) { r.lateness.Observe(seconds) }

@@ -18,11 +18,13 @@ const (
 	StreamRejected = "SEGMENTS_REJECTED"
 	StreamEvents   = "SEGMENTS_EVENTS"
 	StreamChanges  = "SEGMENTS_CHANGES"
+	StreamAlerts   = "SEGMENTS_ALERTS"
 
 	SubjectIngest       = "ingest.>"
 	SubjectRejected     = "rejected.>"
 	SubjectEvents       = "customers.events.>"
 	SubjectChanges      = "segments.changed.>"
+	SubjectAlerts       = "alerts.>"
 	SubjectEventsPrefix = "customers.events."
 	SubjectIngestPrefix = "ingest."
 	RejectedPrefix      = "rejected."
@@ -79,6 +81,15 @@ func StreamConfigs() []jetstream.StreamConfig {
 			Name:               StreamChanges,
 			Description:        "Every label change (segments.changed.<label>), published from the projector's outbox.",
 			Subjects:           []string{SubjectChanges},
+			Storage:            jetstream.FileStorage,
+			Retention:          jetstream.LimitsPolicy,
+			Duplicates:         2 * time.Minute,
+			AllowAtomicPublish: true,
+		},
+		{
+			Name:               StreamAlerts,
+			Description:        "Every alert as raised (alerts.<kind>), including followup_overdue escalations.",
+			Subjects:           []string{SubjectAlerts},
 			Storage:            jetstream.FileStorage,
 			Retention:          jetstream.LimitsPolicy,
 			Duplicates:         2 * time.Minute,

@@ -73,6 +73,7 @@ type customerWork struct {
 	existed  bool
 	seq      int64 // label changes recorded before this batch
 	changes  []domain.LabelChange
+	alerts   []domain.Alert
 	applied  int
 }
 
@@ -167,6 +168,7 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 		}
 		w := work[id]
 		w.changes = append(w.changes, p.book.Advance(w.proj, rec.RecordedAt, &rec)...)
+		w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
 		w.applied++
 		total++
 	}
@@ -178,6 +180,7 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 		for _, w := range order {
 			if w.proj.RuleVersion != 0 {
 				w.changes = append(w.changes, p.book.Advance(w.proj, until, nil)...)
+				w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
 			}
 		}
 	}
@@ -212,7 +215,11 @@ type causeJSON struct {
 
 func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) error {
 	var changeRows, outboxRows [][]any
+	var alerts []domain.Alert
+	streams := map[domain.CustomerCode]uuid.UUID{}
 	for _, w := range order {
+		alerts = append(alerts, w.alerts...)
+		streams[w.proj.State.Customer] = w.streamID
 		for _, c := range w.changes {
 			w.seq++
 			row, msg, err := p.changeRow(w.streamID, c, w.seq)
@@ -231,6 +238,9 @@ func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) 
 			return fmt.Errorf("queue label changes: %w", err)
 		}
 	}
+	if err := p.saveAlerts(ctx, tx, streams, alerts, nil); err != nil {
+		return err
+	}
 	return p.saveProjections(ctx, tx, order)
 }
 
@@ -247,7 +257,7 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 		projs, tagLists                              []string
 	)
 	for _, w := range order {
-		if w.proj.RuleVersion == 0 || (w.applied == 0 && len(w.changes) == 0 && w.existed) {
+		if w.proj.RuleVersion == 0 || (w.applied == 0 && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed) {
 			continue
 		}
 		raw, err := encodeProjection(p.book, w.proj)
@@ -281,6 +291,19 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 	}
 	if len(ids) == 0 {
 		return nil
+	}
+	var earliest *time.Time
+	for _, n := range nexts {
+		if n != nil && (earliest == nil || n.Before(*earliest)) {
+			earliest = n
+		}
+	}
+	if earliest != nil {
+		// Wake sleeping schedulers: this boundary may be earlier than the one
+		// they wait for. Delivered at commit.
+		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyNextAt, earliest.UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("notify schedulers: %w", err)
+		}
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 			value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)

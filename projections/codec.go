@@ -24,6 +24,7 @@ type storedProjection struct {
 	EvaluatedAt time.Time            `json:"evaluated_at"`
 	Next        time.Time            `json:"next,omitzero"`
 	Since       map[string]time.Time `json:"since,omitzero"`
+	Alerts      []domain.Alert       `json:"alerts,omitzero"`
 }
 
 func encodeProjection(book *domain.RuleBook, p *domain.Projection) ([]byte, error) {
@@ -31,6 +32,7 @@ func encodeProjection(book *domain.RuleBook, p *domain.Projection) ([]byte, erro
 		State: p.State, ValueTier: p.Labels.ValueTier, Activity: p.Labels.Activity,
 		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tagNames(book, p),
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
+		Alerts: p.Alerts,
 	}
 	b, err := json.Marshal(&sp, json.Deterministic(true))
 	if err != nil {
@@ -46,7 +48,7 @@ func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, erro
 	}
 	p := &domain.Projection{
 		State: sp.State, Facts: sp.Facts, RuleVersion: sp.RuleVersion, EvaluatedAt: sp.EvaluatedAt,
-		Next: sp.Next, Since: sp.Since,
+		Next: sp.Next, Since: sp.Since, Alerts: sp.Alerts,
 		Labels: domain.LabelSet{ValueTier: sp.ValueTier, Activity: sp.Activity, NeedOrientation: sp.Need, Lifecycle: sp.Lifecycle},
 	}
 	if p.RuleVersion != 0 {

@@ -32,7 +32,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	start := time.Now()
 	var st RebuildStats
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes IN ACCESS EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return fmt.Errorf("lock read models: %w", err)
 		}
 		old := map[uuid.UUID]struct{}{}
@@ -52,13 +52,37 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes"); err != nil {
+		oldAlerts := map[uuid.UUID]struct{}{}
+		arows, err := tx.Query(ctx, "SELECT alert_id FROM alerts")
+		if err != nil {
+			return fmt.Errorf("read alert ids: %w", err)
+		}
+		for arows.Next() {
+			var id uuid.UUID
+			if err := arows.Scan(&id); err != nil {
+				arows.Close()
+				return err
+			}
+			oldAlerts[id] = struct{}{}
+		}
+		arows.Close()
+		if err := arows.Err(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes, alerts"); err != nil {
 			return fmt.Errorf("drop read models: %w", err)
 		}
 		projs := map[uuid.UUID]*customerWork{}
 		var order []*customerWork
 		var changeRows, outboxRows [][]any
+		var alerts []domain.Alert
+		streams := map[domain.CustomerCode]uuid.UUID{}
+		known := func(id uuid.UUID) bool { _, ok := oldAlerts[id]; return ok }
 		flush := func() error {
+			if err := p.saveAlerts(ctx, tx, streams, alerts, known); err != nil {
+				return err
+			}
+			alerts = alerts[:0]
 			if len(changeRows) > 0 {
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(changeRows)); err != nil {
 					return fmt.Errorf("write label changes: %w", err)
@@ -99,6 +123,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 					w = &customerWork{streamID: id, proj: &domain.Projection{}}
 					projs[id] = w
 					order = append(order, w)
+					streams[rec.Customer] = id
 				}
 				for _, c := range p.book.Advance(w.proj, rec.RecordedAt, &rec) {
 					w.seq++
@@ -114,6 +139,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 						st.NewChanges++
 					}
 				}
+				alerts = append(alerts, w.proj.TakeAlertUpdates()...)
 				w.applied++
 			}
 			batch.Close()
@@ -121,7 +147,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 				return fmt.Errorf("read log: %w", err)
 			}
 			st.Events += int64(n)
-			if len(changeRows) >= 50_000 || n == 0 {
+			if len(changeRows) >= 50_000 || len(alerts) >= 20_000 || n == 0 {
 				if err := flush(); err != nil {
 					return err
 				}

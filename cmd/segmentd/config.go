@@ -16,7 +16,7 @@ import (
 )
 
 // Roles a process can take; "all" is every one of them.
-var allRoles = []string{"api", "ingest", "projector", "publisher"}
+var allRoles = []string{"api", "ingest", "projector", "publisher", "scheduler"}
 
 // config is read from the environment (only here, in cmd) with flags
 // mirroring it.
@@ -58,7 +58,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	roles := envOr("SEGMENTS_ROLES", "all")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
-	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, projector, publisher, or all (SEGMENTS_ROLES)")
+	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
 	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")

@@ -244,8 +244,14 @@ func (a *app) run(ctx context.Context) error {
 	}
 	if a.cfg.has("projector") {
 		a.supervise(workCtx, &wg, "projector", func(ctx context.Context) error { return a.proj.Consume(ctx, a.js, "segments-projector") })
-		relay := projections.NewRelay(a.pool, natsbus.NewStreamSink(a.nc, a.js, natsbus.StreamChanges), natsbus.StreamChanges, a.log)
-		a.supervise(workCtx, &wg, "changes-relay", relay.Run)
+		for _, stream := range []string{natsbus.StreamChanges, natsbus.StreamAlerts} {
+			relay := projections.NewRelay(a.pool, natsbus.NewStreamSink(a.nc, a.js, stream), stream, a.log)
+			a.supervise(workCtx, &wg, "relay-"+stream, relay.Run)
+		}
+	}
+	if a.cfg.has("scheduler") {
+		sched := projections.NewScheduler(a.proj, time.Now, a.log, a.metrics)
+		a.supervise(workCtx, &wg, "scheduler", sched.Run)
 	}
 	if a.cfg.has("ingest") {
 		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Logger: a.log, Metrics: a.metrics})

@@ -142,7 +142,7 @@ func Postgres(t testing.TB) *DB {
 		t.Fatalf("create test database: %v", err)
 	}
 	url := replaceDB(AdminURL(), name)
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(ctx, url+"&pool_max_conns=32")
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
 	}

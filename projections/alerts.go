@@ -1,0 +1,253 @@
+package projections
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments-dev/segments/domain"
+)
+
+// StreamAlerts is the JetStream stream of alerts (alerts.<kind>).
+const StreamAlerts = "SEGMENTS_ALERTS"
+
+// AlertDocument is an alert as the API and SEGMENTS_ALERTS show it (§6.1).
+type AlertDocument struct {
+	AlertID     uuid.UUID  `json:"alert_id"`
+	Customer    string     `json:"customer"`
+	Kind        string     `json:"kind"`
+	Display     string     `json:"display"`
+	From        string     `json:"from"`
+	To          string     `json:"to"`
+	Reason      string     `json:"reason"`
+	ReasonEN    string     `json:"reason_en"`
+	CreatedAt   string     `json:"created_at"`
+	DueAt       *string    `json:"due_at"`
+	Owner       string     `json:"owner"`
+	Status      string     `json:"status"`
+	Playbook    string     `json:"playbook"`
+	ResolvedAt  *string    `json:"resolved_at"`
+	ResolvedBy  *uuid.UUID `json:"resolved_by,omitempty"`
+	Escalates   *uuid.UUID `json:"escalates,omitempty"`
+	RuleVersion int        `json:"rule_version"`
+}
+
+func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
+	rs := p.book.At(a.CreatedAt)
+	ts := func(t time.Time) *string {
+		if t.IsZero() {
+			return nil
+		}
+		v := t.In(rs.Location).Format(time.RFC3339Nano)
+		return &v
+	}
+	d := AlertDocument{
+		AlertID: a.ID, Customer: string(a.Customer), Kind: a.Kind, Display: rs.Alerts[a.Kind].Display, From: a.From, To: a.To,
+		Reason: a.ReasonZH, ReasonEN: a.ReasonEN, CreatedAt: *ts(a.CreatedAt), DueAt: ts(a.DueAt), Owner: a.Owner,
+		Status: a.Status, Playbook: a.Playbook, ResolvedAt: ts(a.ResolvedAt), RuleVersion: a.RuleVersion,
+	}
+	if a.ResolvedBy != uuid.Nil {
+		v := a.ResolvedBy
+		d.ResolvedBy = &v
+	}
+	if a.Escalates != uuid.Nil {
+		v := a.Escalates
+		d.Escalates = &v
+	}
+	return d
+}
+
+var alertColumns = []string{"alert_id", "stream_id", "customer", "kind", "from_value", "to_value", "reason", "reason_en",
+	"created_at", "due_at", "owner", "status", "resolved_at", "resolved_by", "playbook", "rule_version", "escalates"}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func nullUUID(u uuid.UUID) *uuid.UUID {
+	if u == uuid.Nil {
+		return nil
+	}
+	return &u
+}
+
+// saveAlerts stores alert updates (the last state of each alert wins) and
+// queues newly raised alerts for SEGMENTS_ALERTS. known says which alert ids
+// existed before (a rebuild re-raises old alerts without publishing them).
+func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain.CustomerCode]uuid.UUID, updates []domain.Alert, known func(uuid.UUID) bool) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	last := map[uuid.UUID]int{}
+	var order []uuid.UUID
+	for i, a := range updates {
+		if _, ok := last[a.ID]; !ok {
+			order = append(order, a.ID)
+		}
+		last[a.ID] = i
+	}
+	rows := make([][]any, 0, len(order))
+	var outbox [][]any
+	for _, id := range order {
+		a := updates[last[id]]
+		rows = append(rows, []any{a.ID, stream[a.Customer], string(a.Customer), a.Kind, a.From, a.To, a.ReasonZH, a.ReasonEN,
+			a.CreatedAt, nullTime(a.DueAt), a.Owner, a.Status, nullTime(a.ResolvedAt), nullUUID(a.ResolvedBy), a.Playbook, a.RuleVersion, nullUUID(a.Escalates)})
+		if known == nil || !known(a.ID) {
+			// Publish an alert once, when it is raised (the only update with
+			// status open: alerts never return to open).
+			for _, u := range updates {
+				if u.ID == a.ID && u.Status == domain.AlertOpen {
+					body, err := json.Marshal(p.alertDocument(&u), json.Deterministic(true))
+					if err != nil {
+						return fmt.Errorf("encode alert: %w", err)
+					}
+					outbox = append(outbox, []any{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
+					break
+				}
+			}
+		}
+	}
+	// Stage, then upsert: COPY cannot resolve conflicts by itself.
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS alerts_stage (LIKE alerts) ON COMMIT DELETE ROWS"); err != nil {
+		return fmt.Errorf("stage alerts: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alerts_stage"}, alertColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("stage alerts: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO alerts SELECT * FROM alerts_stage
+		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
+			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`); err != nil {
+		return fmt.Errorf("save alerts: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM alerts_stage"); err != nil {
+		return fmt.Errorf("stage alerts: %w", err)
+	}
+	if len(outbox) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"stream", "subject", "msg_id", "payload"}, pgx.CopyFromRows(outbox)); err != nil {
+			return fmt.Errorf("queue alerts: %w", err)
+		}
+	}
+	return nil
+}
+
+// AlertFilter selects alerts for GET /v1/alerts.
+type AlertFilter struct {
+	Status   string
+	Owner    string
+	Kind     string
+	Customer domain.CustomerCode
+	Limit    int
+	Cursor   string
+}
+
+// ErrBadCursor: the pagination cursor is not one this API issued.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// Alerts lists alerts newest first with keyset pagination; next is the
+// cursor of the following page ("" at the end).
+func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, string, error) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Status != "" {
+		conds = append(conds, "status = "+arg(f.Status))
+	}
+	if f.Owner != "" {
+		conds = append(conds, "owner = "+arg(f.Owner))
+	}
+	if f.Kind != "" {
+		conds = append(conds, "kind = "+arg(f.Kind))
+	}
+	if f.Customer != "" {
+		conds = append(conds, "stream_id = "+arg(f.Customer.StreamID()))
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, "(created_at, alert_id) < ("+arg(at)+", "+arg(id)+")")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	limit := arg(f.Limit + 1)
+	rows, err := q.projector.pool.Query(ctx, `SELECT alert_id, customer, kind, from_value, to_value, reason, reason_en, created_at, due_at,
+		owner, status, resolved_at, resolved_by, playbook, rule_version, escalates FROM alerts `+where+`
+		ORDER BY created_at DESC, alert_id DESC LIMIT `+limit, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list alerts: %w", err)
+	}
+	defer rows.Close()
+	out := []AlertDocument{}
+	var lastAt time.Time
+	var lastID uuid.UUID
+	for rows.Next() {
+		var a domain.Alert
+		var due, resolved *time.Time
+		var by, esc *uuid.UUID
+		if err := rows.Scan(&a.ID, &a.Customer, &a.Kind, &a.From, &a.To, &a.ReasonZH, &a.ReasonEN, &a.CreatedAt, &due,
+			&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc); err != nil {
+			return nil, "", fmt.Errorf("list alerts: %w", err)
+		}
+		if due != nil {
+			a.DueAt = *due
+		}
+		if resolved != nil {
+			a.ResolvedAt = *resolved
+		}
+		if by != nil {
+			a.ResolvedBy = *by
+		}
+		if esc != nil {
+			a.Escalates = *esc
+		}
+		if len(out) == f.Limit {
+			return out, encodeCursor(lastAt, lastID), nil
+		}
+		out = append(out, q.projector.alertDocument(&a))
+		lastAt, lastID = a.CreatedAt, a.ID
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list alerts: %w", err)
+	}
+	return out, "", nil
+}
+
+func encodeCursor(at time.Time, id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+}
+
+func decodeCursor(s string) (time.Time, uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	ts, idText, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	id, err := uuid.Parse(idText)
+	if err != nil {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	return at, id, nil
+}
