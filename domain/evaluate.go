@@ -216,7 +216,15 @@ func (rs *RuleSet) Display(label, value string) string {
 // Reason explains a label's value with the facts and thresholds that decided
 // it, in Chinese and English.
 func (rs *RuleSet) Reason(s *CustomerState, label string, l *LabelSet, f *Facts) (zh, en string) {
-	short, long := strconv.Itoa(rs.ShortMonths), strconv.Itoa(rs.LongMonths)
+	// Window names: "3个月" / "3 months", or the duration of a short test window.
+	shortZH, shortEN := strconv.Itoa(rs.ShortMonths)+"个月", strconv.Itoa(rs.ShortMonths)+" months"
+	longZH, longEN := strconv.Itoa(rs.LongMonths)+"个月", strconv.Itoa(rs.LongMonths)+" months"
+	if rs.ShortWindow > 0 {
+		shortZH, shortEN = rs.ShortWindow.String(), rs.ShortWindow.String()
+	}
+	if rs.LongWindow > 0 {
+		longZH, longEN = rs.LongWindow.String(), rs.LongWindow.String()
+	}
 	net := f.NetAmount.Grouped()
 	switch label {
 	case LabelValueTier:
@@ -237,13 +245,13 @@ func (rs *RuleSet) Reason(s *CustomerState, label string, l *LabelSet, f *Facts)
 		switch l.Activity {
 		case ActivityHigh:
 			th := strconv.FormatInt(rs.HighMin, 10)
-			return "近" + short + "个月订单 " + n + " ≥ " + th, "orders in " + short + " months " + n + " ≥ " + th
+			return "近" + shortZH + "订单 " + n + " ≥ " + th, "orders in " + shortEN + " " + n + " ≥ " + th
 		case ActivityMedium:
 			lo, up := strconv.FormatInt(rs.MediumMin, 10), strconv.FormatInt(rs.HighMin, 10)
-			return "近" + short + "个月订单 " + n + " ≥ " + lo + " 且 < " + up, "orders in " + short + " months " + n + " ≥ " + lo + " and < " + up
+			return "近" + shortZH + "订单 " + n + " ≥ " + lo + " 且 < " + up, "orders in " + shortEN + " " + n + " ≥ " + lo + " and < " + up
 		default:
 			th := strconv.FormatInt(rs.MediumMin, 10)
-			return "近" + short + "个月订单 " + n + " < " + th, "orders in " + short + " months " + n + " < " + th
+			return "近" + shortZH + "订单 " + n + " < " + th, "orders in " + shortEN + " " + n + " < " + th
 		}
 	case LabelNeedOrientation:
 		c := s.windows(rs)
@@ -264,9 +272,9 @@ func (rs *RuleSet) Reason(s *CustomerState, label string, l *LabelSet, f *Facts)
 			return "咨询 " + ic + " 次，无订单", ic + " inquiries, no orders"
 		case LifecycleCustomer:
 			n := strconv.FormatInt(f.Orders6m, 10)
-			return "近" + long + "个月订单 " + n, "orders in " + long + " months: " + n
+			return "近" + longZH + "订单 " + n, "orders in " + longEN + ": " + n
 		default:
-			return "累计订单 " + oc + " 笔，近" + long + "个月无订单", oc + " orders, none in " + long + " months"
+			return "累计订单 " + oc + " 笔，近" + longZH + "无订单", oc + " orders, none in " + longEN
 		}
 	case LabelSegment:
 		return rs.Display(LabelValueTier, l.ValueTier) + " × " + rs.ActivityNames[l.Activity],

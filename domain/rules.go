@@ -96,11 +96,15 @@ type AlertRule struct {
 // RuleSet is one version of the rules: thresholds, windows, keyword map,
 // display names, tags, alert deadlines, time zone and business days.
 type RuleSet struct {
-	Version       int
-	EffectiveAt   time.Time
-	Location      *time.Location
-	ShortMonths   int
-	LongMonths    int
+	Version     int
+	EffectiveAt time.Time
+	Location    *time.Location
+	ShortMonths int
+	LongMonths  int
+	// ShortWindow and LongWindow, when set, replace the month windows by
+	// fixed durations (for tests and demos whose windows are seconds long).
+	ShortWindow   time.Duration
+	LongWindow    time.Duration
 	ValueTiers    []ValueTier // descending minimums, the last is the floor
 	HighMin       int64
 	MediumMin     int64
@@ -195,8 +199,10 @@ type versionConfig struct {
 }
 
 type windowsConfig struct {
-	ShortMonths int `yaml:"short_months"`
-	LongMonths  int `yaml:"long_months"`
+	ShortMonths int    `yaml:"short_months"`
+	LongMonths  int    `yaml:"long_months"`
+	Short       string `yaml:"short"` // a duration such as 30s: replaces short_months
+	Long        string `yaml:"long"`  // a duration: replaces long_months
 }
 
 type tierConfig struct {
@@ -395,10 +401,28 @@ func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
 	if err != nil {
 		return nil, p.errf(at+".effective_at", "must be an RFC 3339 time such as 2026-12-01T00:00:00+08:00")
 	}
-	if v.Windows == nil || v.Windows.ShortMonths < 1 || v.Windows.LongMonths < 1 || v.Windows.ShortMonths > 120 || v.Windows.LongMonths > 120 {
-		return nil, p.errf(at+".windows", "short_months and long_months must be from 1 to 120")
+	if v.Windows == nil {
+		return nil, p.errf(at+".windows", "is required")
 	}
-	rs.ShortMonths, rs.LongMonths = v.Windows.ShortMonths, v.Windows.LongMonths
+	w := v.Windows
+	for _, d := range []struct {
+		text string
+		dst  *time.Duration
+		name string
+	}{{w.Short, &rs.ShortWindow, "short"}, {w.Long, &rs.LongWindow, "long"}} {
+		if d.text == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(d.text)
+		if err != nil || dur <= 0 {
+			return nil, p.errf(at+".windows."+d.name, "must be a positive duration such as 90s")
+		}
+		*d.dst = dur
+	}
+	if (rs.ShortWindow == 0 && (w.ShortMonths < 1 || w.ShortMonths > 120)) || (rs.LongWindow == 0 && (w.LongMonths < 1 || w.LongMonths > 120)) {
+		return nil, p.errf(at+".windows", "short_months and long_months must be from 1 to 120 (or give short/long durations)")
+	}
+	rs.ShortMonths, rs.LongMonths = w.ShortMonths, w.LongMonths
 
 	if len(v.ValueTiers) == 0 {
 		return nil, p.errf(at+".value_tiers", "at least one tier is required")

@@ -239,6 +239,8 @@ func (p *ProfileState) Missing() uint8 {
 type windowCache struct {
 	loc             *time.Location
 	short, long     int
+	shortDur        time.Duration
+	longDur         time.Duration
 	ordersShort     []int64
 	ordersLong      []int64
 	inquiriesShort  []int64
@@ -249,7 +251,10 @@ type windowCache struct {
 	needMatchedWord string
 }
 
-func expiry(t time.Time, loc *time.Location, months int) int64 {
+func expiry(t time.Time, loc *time.Location, months int, d time.Duration) int64 {
+	if d > 0 {
+		return t.Add(d).UnixNano()
+	}
 	return t.In(loc).AddDate(0, months, 0).UnixNano()
 }
 
@@ -259,30 +264,31 @@ func insertSorted(a []int64, v int64) []int64 {
 }
 
 func (c *windowCache) addOrder(t time.Time) {
-	c.ordersShort = insertSorted(c.ordersShort, expiry(t, c.loc, c.short))
-	c.ordersLong = insertSorted(c.ordersLong, expiry(t, c.loc, c.long))
+	c.ordersShort = insertSorted(c.ordersShort, expiry(t, c.loc, c.short, c.shortDur))
+	c.ordersLong = insertSorted(c.ordersLong, expiry(t, c.loc, c.long, c.longDur))
 }
 
 func (c *windowCache) addInquiry(t time.Time) {
-	c.inquiriesShort = insertSorted(c.inquiriesShort, expiry(t, c.loc, c.short))
+	c.inquiriesShort = insertSorted(c.inquiriesShort, expiry(t, c.loc, c.short, c.shortDur))
 }
 
 // windows returns the cache for rs, building it when the rule set's windows
 // or time zone differ from the cached ones.
 func (s *CustomerState) windows(rs *RuleSet) *windowCache {
 	c := s.cache
-	if c != nil && c.loc == rs.Location && c.short == rs.ShortMonths && c.long == rs.LongMonths {
+	if c != nil && c.loc == rs.Location && c.short == rs.ShortMonths && c.long == rs.LongMonths &&
+		c.shortDur == rs.ShortWindow && c.longDur == rs.LongWindow {
 		return c
 	}
-	c = &windowCache{loc: rs.Location, short: rs.ShortMonths, long: rs.LongMonths,
+	c = &windowCache{loc: rs.Location, short: rs.ShortMonths, long: rs.LongMonths, shortDur: rs.ShortWindow, longDur: rs.LongWindow,
 		ordersShort: make([]int64, 0, len(s.Orders)), ordersLong: make([]int64, 0, len(s.Orders)),
 		inquiriesShort: make([]int64, 0, len(s.Inquiries))}
 	for _, o := range s.Orders {
-		c.ordersShort = append(c.ordersShort, expiry(o.At, c.loc, c.short))
-		c.ordersLong = append(c.ordersLong, expiry(o.At, c.loc, c.long))
+		c.ordersShort = append(c.ordersShort, expiry(o.At, c.loc, c.short, c.shortDur))
+		c.ordersLong = append(c.ordersLong, expiry(o.At, c.loc, c.long, c.longDur))
 	}
 	for _, t := range s.Inquiries {
-		c.inquiriesShort = append(c.inquiriesShort, expiry(t, c.loc, c.short))
+		c.inquiriesShort = append(c.inquiriesShort, expiry(t, c.loc, c.short, c.shortDur))
 	}
 	slices.Sort(c.ordersShort)
 	slices.Sort(c.ordersLong)
