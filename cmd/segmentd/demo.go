@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -82,9 +83,23 @@ func demoEvents(now time.Time) []domain.Envelope {
 
 	c5 := "KH202405010005"
 	add(c5, ago(200*day), profile("成都天府食品有限公司", "食品制造", "四川-成都", "周经理", "刘洋", "总经理助理", "+8613600002222", "liu.yang@example.com", 600, "150000000"))
-	add(c5, ago(80*day), &domain.OrderPlaced{OrderID: "SO-2026-0905", Amount: money("600000"), Category: "包装设备", Channel: domain.ChannelOffline})
-	add(c5, ago(30*day), &domain.FollowUpLogged{By: "周经理", Channel: "线下拜访", Summary: "季度回访", Outcome: "计划追加订单"})
+	add(c5, ago(100*day), &domain.FollowUpLogged{By: "周经理", Channel: "线下拜访", Summary: "季度回访", Outcome: "计划追加订单"})
+	// Its only recent order leaves the 3-month window one minute after the
+	// demo starts: activity drops from medium to low at that instant and an
+	// activity_dropped alert (due in 24 h) is raised and published.
+	add(c5, threeMonthsBefore(now.Add(time.Minute)), &domain.OrderPlaced{OrderID: "SO-2026-0905", Amount: money("600000"), Category: "包装设备", Channel: domain.ChannelOffline})
 	return out
+}
+
+// threeMonthsBefore returns an instant that, plus 3 calendar months in
+// Asia/Shanghai, is at or just after target (month ends make AddDate uneven).
+func threeMonthsBefore(target time.Time) time.Time {
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	t := target.In(loc).AddDate(0, -3, 0)
+	for t.AddDate(0, 3, 0).Before(target) {
+		t = t.Add(time.Hour)
+	}
+	return t.Truncate(time.Second)
 }
 
 // demo records the demo data set through the store (the same path as
@@ -149,7 +164,12 @@ func (a *app) demo(ctx context.Context) error {
 	}
 	a.log.Info("demo: every demo event is on JetStream", "stream", natsbus.StreamEvents, "events", seen)
 	if a.cfg.has("projector") {
-		return a.demoLabels(ctx, customers)
+		if err := a.demoLabels(ctx, customers); err != nil {
+			return err
+		}
+		if a.cfg.has("scheduler") {
+			return a.demoAlert(ctx)
+		}
 	}
 	return nil
 }
@@ -206,4 +226,54 @@ func lastVersion(code string) int64 {
 		}
 	}
 	return n
+}
+
+// demoAlert waits for the activity_dropped alert of the demo customer whose
+// order leaves the 3-month window a minute after start, as an upstream
+// subscriber of alerts.> would see it.
+func (a *app) demoAlert(ctx context.Context) error {
+	const customer = "KH202405010005"
+	q := projections.NewQueries(a.proj, a.store)
+	doc, err := q.Customer(ctx, customer, time.Time{}, time.Now(), eventstore.Masked)
+	if err != nil {
+		return fmt.Errorf("demo: read %s: %w", customer, err)
+	}
+	if doc.NextAt != nil {
+		a.log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
+			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.natsURL()+" sub 'alerts.>'")
+	}
+	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped}})
+	if err != nil {
+		return fmt.Errorf("demo: subscribe to alerts: %w", err)
+	}
+	for {
+		msgs, err := cons.Fetch(16, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("demo: fetch alerts: %w", err)
+		}
+		for m := range msgs.Messages() {
+			var alert projections.AlertDocument
+			if err := json.Unmarshal(m.Data(), &alert); err != nil || alert.Customer != customer {
+				continue
+			}
+			due := ""
+			if alert.DueAt != nil {
+				due = *alert.DueAt
+			}
+			a.log.Info("demo: alert received", "subject", m.Subject(), "customer", alert.Customer, "from", alert.From, "to", alert.To,
+				"created_at", alert.CreatedAt, "due_at", due, "owner", alert.Owner, "reason", alert.Reason, "playbook", alert.Playbook)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// natsURL is the URL of the NATS server the service uses (without credentials).
+func (a *app) natsURL() string {
+	if a.natsSrv != nil {
+		return a.natsSrv.ClientURL()
+	}
+	return a.nc.ConnectedUrlRedacted()
 }
