@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
-	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -29,13 +29,11 @@ func (a *api) getCustomer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if v := q.Get("unmasked"); v != "" && v != "false" {
-		// Plaintext personal data is for admin tokens only; none is configured.
-		writeError(w, http.StatusForbidden, apiError{Code: "forbidden", Field: "unmasked", Message: "unmasked personal data requires an admin token"})
-		return
-	}
 	var asOf time.Time
 	if v := q.Get("as_of"); v != "" {
+		if !a.requireScope(w, r, auth.ScopeAudit) {
+			return
+		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidFormat, Field: "as_of", Message: "as_of must be an RFC 3339 time such as 2026-11-23T10:00:00+08:00"})
@@ -43,7 +41,11 @@ func (a *api) getCustomer(w http.ResponseWriter, r *http.Request) {
 		}
 		asOf = t
 	}
-	doc, err := a.cfg.Queries.Customer(r.Context(), code, asOf, a.cfg.Now(), eventstore.Masked)
+	how, ok := a.disclosure(w, r, code)
+	if !ok {
+		return
+	}
+	doc, err := a.cfg.Queries.Customer(r.Context(), code, asOf, a.cfg.Now(), how)
 	if err != nil {
 		a.queryFailed(w, err, code)
 		return

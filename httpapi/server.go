@@ -15,6 +15,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 
+	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/projections"
@@ -51,6 +52,20 @@ type Config struct {
 	// Queries serves the customer document, label history and segment
 	// summary; those endpoints are absent when nil.
 	Queries Queries
+	// Auditor serves the hash-chain verification and the disclosure log;
+	// absent when nil.
+	Auditor Auditor
+	// Tokens are the bearer tokens; empty means the API is open (and the
+	// server must listen on loopback only).
+	Tokens *auth.Set
+}
+
+// Auditor is what the audit endpoints need of the event store.
+type Auditor interface {
+	VerifyAll(ctx context.Context) ([]eventstore.Break, int64, error)
+	VerifyStream(ctx context.Context, customer domain.CustomerCode) (*eventstore.Break, error)
+	RecordDisclosure(ctx context.Context, who string, customer domain.CustomerCode, endpoint string) error
+	Disclosures(ctx context.Context, customer domain.CustomerCode, limit int) ([]eventstore.DisclosureRecord, error)
 }
 
 // Queries is what the API needs of the read side.
@@ -78,13 +93,20 @@ func New(cfg Config) http.Handler {
 	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/events", a.postEvents)
-	mux.HandleFunc("GET /v1/customers/{code}/events", a.getCustomerEvents)
+	mux.HandleFunc("POST /v1/events", a.guard(auth.ScopeIngest, a.postEvents))
+	mux.HandleFunc("GET /v1/customers/{code}/events", a.guard(auth.ScopeAudit, a.getCustomerEvents))
 	if cfg.Queries != nil {
-		mux.HandleFunc("GET /v1/customers/{code}", a.getCustomer)
-		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.getLabelHistory)
-		mux.HandleFunc("GET /v1/segments/summary", a.getSegmentSummary)
-		mux.HandleFunc("GET /v1/alerts", a.getAlerts)
+		// The document needs read; as_of needs audit and unmasked needs admin,
+		// checked in the handler.
+		mux.HandleFunc("GET /v1/customers/{code}", a.guard(auth.ScopeRead, a.getCustomer))
+		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.guard(auth.ScopeAudit, a.getLabelHistory))
+		mux.HandleFunc("GET /v1/segments/summary", a.guard(auth.ScopeRead, a.getSegmentSummary))
+		mux.HandleFunc("GET /v1/alerts", a.guard(auth.ScopeRead, a.getAlerts))
+	}
+	if cfg.Auditor != nil {
+		mux.HandleFunc("GET /v1/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyAll))
+		mux.HandleFunc("GET /v1/customers/{code}/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyCustomer))
+		mux.HandleFunc("GET /v1/audit/disclosures", a.guard(auth.ScopeAudit, a.getDisclosures))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -272,9 +294,13 @@ func (a *api) getCustomerEvents(w http.ResponseWriter, r *http.Request) {
 		events = events[:limit]
 		next = strconv.FormatInt(events[len(events)-1].Version, 10)
 	}
+	how, ok := a.disclosure(w, r, customer)
+	if !ok {
+		return
+	}
 	out := make([]recordedEvent, len(events))
 	for i, e := range events {
-		data, err := pd.Reveal(e, eventstore.Masked)
+		data, err := pd.Reveal(e, how)
 		if err != nil {
 			a.readFailed(w, err, customer)
 			return

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 )
@@ -33,6 +35,7 @@ type config struct {
 	LogFormat        string
 	Demo             bool
 	RulesFile        string
+	TokensFile       string
 }
 
 func envOr(name, def string) string {
@@ -54,6 +57,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		LogLevel:         envOr("SEGMENTS_LOG_LEVEL", "info"),
 		LogFormat:        envOr("SEGMENTS_LOG_FORMAT", "text"),
 		RulesFile:        os.Getenv("SEGMENTS_RULES"),
+		TokensFile:       os.Getenv("SEGMENTS_TOKENS"),
 	}
 	roles := envOr("SEGMENTS_ROLES", "all")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
@@ -61,6 +65,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
 	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
+	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -133,4 +138,47 @@ func loadRules(path string) (*domain.RuleBook, error) {
 		return nil, fmt.Errorf("SEGMENTS_RULES %s: %w", path, err)
 	}
 	return book, nil
+}
+
+// loadTokens reads the tokens file (an empty set when none is configured).
+func loadTokens(path string) (*auth.Set, error) {
+	if path == "" {
+		return &auth.Set{}, nil
+	}
+	f, err := os.Open(path) //nolint:gosec // the operator names the tokens file
+	if err != nil {
+		return nil, fmt.Errorf("SEGMENTS_TOKENS: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	set, err := auth.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("SEGMENTS_TOKENS %s: %w", path, err)
+	}
+	if set.Empty() {
+		return nil, fmt.Errorf("SEGMENTS_TOKENS %s holds no token", path)
+	}
+	return set, nil
+}
+
+// ErrOpenNonLoopback: without tokens the API is open, so it may only listen
+// on a loopback address.
+var ErrOpenNonLoopback = errors.New("no tokens configured (SEGMENTS_TOKENS), so the API is open and may only listen on loopback; configure tokens or use 127.0.0.1")
+
+// checkListen refuses a non-loopback address when no token is configured.
+func checkListen(addr string, tokens *auth.Set) error {
+	if !tokens.Empty() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("SEGMENTS_HTTP_ADDR %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("SEGMENTS_HTTP_ADDR %q: %w", addr, ErrOpenNonLoopback)
+	}
+	return nil
 }

@@ -24,10 +24,14 @@ Usage:
   segmentd migrate list           list migrations and when each was applied
   segmentd migrate validate       fail if a migration is pending or was changed
   segmentd rebuild                drop every projection and replay the whole event log
+  segmentd verify [customer]      walk the hash chains of the log and report broken links
+  segmentd token new --name N --scopes read,audit
+                                  create a bearer token: prints the secret once and the
+                                  line to add to the SEGMENTS_TOKENS file
 
 Configuration is read from the environment (see README): DATABASE_URL,
 NATS_URL, SEGMENTS_DATA_DIR, SEGMENTS_HTTP_ADDR, SEGMENTS_ROLES,
-SEGMENTS_MASTER_KEY, SEGMENTS_RULES, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
+SEGMENTS_MASTER_KEY, SEGMENTS_RULES, SEGMENTS_TOKENS, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
 Run "segmentd serve -h" for the flags that mirror it.
 `
 
@@ -59,6 +63,10 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, args)
 	case "rebuild":
 		return rebuild(ctx, args)
+	case "verify":
+		return verify(ctx, args)
+	case "token":
+		return token(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
@@ -40,6 +41,7 @@ type app struct {
 	js      jetstream.JetStream
 	metrics *metrics.Registry
 	rules   *domain.RuleBook
+	tokens  *auth.Set
 	proj    *projections.Projector
 	// httpAddr is set once the API listens.
 	httpAddr atomic.Pointer[string]
@@ -77,6 +79,14 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 
 	if a.rules, err = loadRules(cfg.RulesFile); err != nil {
 		return nil, err
+	}
+	if a.tokens, err = loadTokens(cfg.TokensFile); err != nil {
+		return nil, err
+	}
+	if cfg.has("api") {
+		if err := checkListen(cfg.HTTPAddr, a.tokens); err != nil {
+			return nil, err
+		}
 	}
 	a.pool, err = eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -272,7 +282,7 @@ func (a *app) run(ctx context.Context) error {
 			Handler: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
 				Ready: a.ready, MetricsHandler: a.metrics.Handler(),
-				Queries: projections.NewQueries(a.proj, a.store),
+				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -281,7 +291,11 @@ func (a *app) run(ctx context.Context) error {
 			MaxHeaderBytes:    64 << 10,
 		}
 		go func() { httpErr <- srv.Serve(ln) }()
-		a.log.Info("HTTP API listening", "addr", "http://"+ln.Addr().String(), "auth", "none configured: open to loopback only")
+		if a.tokens.Empty() {
+			a.log.Warn("HTTP API listening WITHOUT authentication (no SEGMENTS_TOKENS): open to anyone on this host, loopback only", "addr", "http://"+ln.Addr().String())
+		} else {
+			a.log.Info("HTTP API listening", "addr", "http://"+ln.Addr().String(), "auth", "bearer tokens", "tokens", a.tokens.Len())
+		}
 	}
 	a.log.Info("segmentd running", "roles", a.cfg.Roles)
 	if a.cfg.Demo {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/segments-dev/segments/auth"
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// ErrChainBroken: verification found a broken link.
+var ErrChainBroken = errors.New("the log's hash chain is broken")
+
+// verify walks the hash chains (all, or one customer's) and prints the
+// first broken link per customer; it fails when any is found.
+func verify(ctx context.Context, args []string) error {
+	var customer string
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		customer, args = args[0], args[1:]
+	}
+	cfg, err := loadConfig(newFlagSet(), args)
+	if err != nil {
+		return err
+	}
+	s, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	var breaks []eventstore.Break
+	if customer != "" {
+		if !domain.ValidCustomerCode(customer) {
+			return fmt.Errorf("invalid customer code %q", customer)
+		}
+		b, err := s.VerifyStream(ctx, domain.CustomerCode(customer))
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			breaks = append(breaks, *b)
+		}
+		fmt.Printf("customer %s: ", customer)
+	} else {
+		var checked int64
+		if breaks, checked, err = s.VerifyAll(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("%d events checked: ", checked)
+	}
+	if len(breaks) == 0 {
+		fmt.Println("hash chain intact")
+		return nil
+	}
+	fmt.Printf("%d broken chain(s)\n", len(breaks))
+	for _, b := range breaks {
+		fmt.Printf("  customer %s: first broken link at version %d (position %d): %s\n", b.Customer, b.Version, b.Position, b.Reason)
+	}
+	return ErrChainBroken
+}
+
+// openStore connects, migrates and opens the event store for a command.
+func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), error) {
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := eventstore.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := eventstore.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	master, err := masterKey(cfg, log)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	s, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: master, Logger: log})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return s, func() { s.Close(); pool.Close() }, nil
+}
+
+// token creates bearer tokens.
+func token(args []string) error {
+	if len(args) == 0 || args[0] != "new" {
+		return errors.New(`usage: segmentd token new --name NAME --scopes ingest,read,audit,admin`)
+	}
+	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
+	name := fs.String("name", "", "the token's name (who uses it; recorded in the disclosure log)")
+	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, read, audit, admin (admin implies all)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	sc, err := auth.ParseScopes(*scopes)
+	if err != nil {
+		return err
+	}
+	secret, line, err := auth.New(*name, sc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "Secret (shown once; give it to the client, it is not stored anywhere):")
+	fmt.Fprintln(os.Stderr, "  "+secret)
+	fmt.Fprintln(os.Stderr, "Add this line to the SEGMENTS_TOKENS file:")
+	fmt.Println(line)
+	return nil
+}
