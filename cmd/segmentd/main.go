@@ -25,6 +25,11 @@ Usage:
   segmentd migrate validate       fail if a migration is pending or was changed
   segmentd rebuild                drop every projection and replay the whole event log
   segmentd verify [customer]      walk the hash chains of the log and report broken links
+  segmentd replay <customer> [--as-of T] [--format text|json]
+                                  an auditor's timeline: events (masked), label changes
+                                  with reason, cause and rule version, alerts, final labels
+  segmentd rotate-master-key [--new-key K]
+                                  re-wrap every customer data key with a new master key
   segmentd token new --name N --scopes read,audit
                                   create a bearer token: prints the secret once and the
                                   line to add to the SEGMENTS_TOKENS file
@@ -67,6 +72,10 @@ func run(ctx context.Context, args []string) error {
 		return verify(ctx, args)
 	case "token":
 		return token(args)
+	case "replay":
+		return replay(ctx, args)
+	case "rotate-master-key":
+		return rotateMasterKey(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
