@@ -111,6 +111,16 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	}
 
 	a.proj = projections.New(projections.Config{Pool: a.pool, Rules: a.rules, Logger: log, Metrics: a.metrics})
+	if cfg.has("projector") || cfg.has("scheduler") {
+		late, err := a.proj.RegisterRules(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if late > 0 {
+			log.Warn("a rule version takes effect before some customers' last evaluation; their past was computed with older rules — run segmentd rebuild to recompute it from the log", "customers", late)
+		}
+		log.Info("rules loaded", "versions", len(a.rules.Versions), "in_force", a.rules.At(time.Now()).Version)
+	}
 
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
