@@ -15,6 +15,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Scope is a permission of a token (SPEC §6).
@@ -118,7 +119,9 @@ func Hash(secret string) string {
 
 // New generates a token: the secret to hand out once, and its file line.
 func New(name string, scopes []Scope) (secret, line string, err error) {
-	if name == "" || strings.ContainsAny(name, " \t\n#") {
+	// Parse splits lines with strings.Fields (any Unicode space), so a name
+	// with any space would not read back as the same token.
+	if name == "" || strings.ContainsRune(name, '#') || strings.ContainsFunc(name, unicode.IsSpace) {
 		return "", "", errors.New("token name must be non-empty without spaces or #")
 	}
 	if len(scopes) == 0 {
@@ -143,8 +146,9 @@ func New(name string, scopes []Scope) (secret, line string, err error) {
 // it grants scope. The comparison is constant-time over every configured
 // token, so timing does not reveal how close a guess was.
 func (s *Set) Authenticate(header string, scope Scope) (*Token, error) {
-	secret, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || strings.TrimSpace(secret) == "" {
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	scheme, secret, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return nil, ErrNoToken
 	}
 	h := sha256.Sum256([]byte(strings.TrimSpace(secret)))
@@ -178,4 +182,3 @@ func ParseScopes(s string) ([]Scope, error) {
 	}
 	return out, nil
 }
-

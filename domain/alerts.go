@@ -152,7 +152,8 @@ func (p *Projection) markOverdue(rs *RuleSet, at time.Time) {
 // unresolved alert created before its occurred_at.
 func (p *Projection) resolve(f *FollowUpLogged, r *Recorded) {
 	kept := p.Alerts[:0]
-	for _, a := range p.Alerts {
+	for i := range p.Alerts {
+		a := p.Alerts[i]
 		match := (f.AlertID != nil && *f.AlertID == a.ID) || (f.AlertID == nil && a.CreatedAt.Before(r.OccurredAt))
 		if match {
 			a.Status, a.ResolvedAt, a.ResolvedBy = AlertResolved, r.RecordedAt, r.EventID

@@ -218,9 +218,8 @@ func TestAdvanceRuleSwitch(t *testing.T) {
 	}
 	recs := recorded(testCode, evs)
 	var p domain.Projection
-	var before []domain.LabelChange
 	for _, r := range recs {
-		before = append(before, b.Advance(&p, r.RecordedAt, r)...)
+		b.Advance(&p, r.RecordedAt, r)
 	}
 	if p.Labels.ValueTier != "key" || p.RuleVersion != 1 {
 		t.Fatalf("before the switch: %+v v%d", p.Labels, p.RuleVersion)

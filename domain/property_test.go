@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -354,7 +355,7 @@ func TestPropertyEvaluationIsDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatalf("marshal again: %v", err)
 		}
-		if string(raw) != string(raw2) {
+		if !bytes.Equal(raw, raw2) {
 			t.Fatalf("JSON round trip is not stable:\n%s\n%s", raw, raw2)
 		}
 		last := recs[len(recs)-1].RecordedAt
@@ -401,7 +402,7 @@ func TestPropertyNoChangeBeforeNext(t *testing.T) {
 		last := recs[len(recs)-1].RecordedAt
 		rs := rapid.SampledFrom(append([]*domain.RuleSet{domain.DefaultRuleBook().Latest()}, propertyBook.Versions...)).Draw(t, "rules")
 		at := drawBetween(t, recs[0].RecordedAt.AddDate(-1, 0, 0), last.AddDate(1, 0, 0), "T")
-		for step := 0; step < 8; step++ {
+		for range 8 {
 			l0, f0, next := rs.Evaluate(&s, at)
 			hi := next
 			if next.IsZero() {

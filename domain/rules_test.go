@@ -27,13 +27,13 @@ func lineOf(t *testing.T, text, marker string, n int) int {
 
 func defaultYAML() string { return string(domain.DefaultRulesYAML()) }
 
-// replaceOnce replaces old by new in s, failing when old is not there once.
-func replaceOnce(t *testing.T, s, old, new string) string {
+// replaceOnce replaces old by repl in s, failing when old is not there once.
+func replaceOnce(t *testing.T, s, old, repl string) string {
 	t.Helper()
 	if c := strings.Count(s, old); c != 1 {
 		t.Fatalf("%q occurs %d times in the rules text", old, c)
 	}
-	return strings.Replace(s, old, new, 1)
+	return strings.Replace(s, old, repl, 1)
 }
 
 // version2 is a second version inheriting everything but the strategic

@@ -90,11 +90,12 @@ func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain
 	}
 	last := map[uuid.UUID]int{}
 	var order []uuid.UUID
-	for i, a := range updates {
-		if _, ok := last[a.ID]; !ok {
-			order = append(order, a.ID)
+	for i := range updates {
+		id := updates[i].ID
+		if _, ok := last[id]; !ok {
+			order = append(order, id)
 		}
-		last[a.ID] = i
+		last[id] = i
 	}
 	rows := make([][]any, 0, len(order))
 	var outbox [][]any
@@ -105,9 +106,9 @@ func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain
 		if known == nil || !known(a.ID) {
 			// Publish an alert once, when it is raised (the only update with
 			// status open: alerts never return to open).
-			for _, u := range updates {
-				if u.ID == a.ID && u.Status == domain.AlertOpen {
-					body, err := json.Marshal(p.alertDocument(&u), json.Deterministic(true))
+			for i := range updates {
+				if u := &updates[i]; u.ID == a.ID && u.Status == domain.AlertOpen {
+					body, err := json.Marshal(p.alertDocument(u), json.Deterministic(true))
 					if err != nil {
 						return fmt.Errorf("encode alert: %w", err)
 					}

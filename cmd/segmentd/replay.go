@@ -164,19 +164,23 @@ func writeReplay(ctx context.Context, w io.Writer, s *eventstore.Store, q *proje
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"customer": code, "as_of": doc.AsOf, "timeline": timeline, "labels": doc.Labels, "tags": doc.Tags})
 	}
-	fmt.Fprintf(w, "Customer %s — history as of %s\n\n", code, doc.AsOf)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Customer %s — history as of %s\n\n", code, doc.AsOf)
 	for _, e := range timeline {
-		fmt.Fprintf(w, "%s  %s\n", e.When, e.Text)
+		fmt.Fprintf(&b, "%s  %s\n", e.When, e.Text)
 	}
-	fmt.Fprintf(w, "\nLabels as of %s:\n", doc.AsOf)
+	fmt.Fprintf(&b, "\nLabels as of %s:\n", doc.AsOf)
 	for _, name := range domain.Labels {
 		l := doc.Labels[name]
-		fmt.Fprintf(w, "  %-17s %-18s %s (since %s, rules v%d)\n", name, l.Value+" "+l.Display, l.Reason, l.Since, l.RuleVersion)
+		fmt.Fprintf(&b, "  %-17s %-18s %s (since %s, rules v%d)\n", name, l.Value+" "+l.Display, l.Reason, l.Since, l.RuleVersion)
 	}
 	tags := make([]string, 0, len(doc.Tags))
 	for _, t := range doc.Tags {
 		tags = append(tags, t.Display+"（"+t.Reason+"）")
 	}
-	fmt.Fprintf(w, "  %-17s %s\n", "tags", strings.Join(tags, "；"))
+	fmt.Fprintf(&b, "  %-17s %s\n", "tags", strings.Join(tags, "；"))
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write replay: %w", err)
+	}
 	return nil
 }

@@ -67,7 +67,7 @@ func rotateMasterKey(ctx context.Context, args []string) error {
 	if err := os.Rename(path, path+".old"); err != nil {
 		return fmt.Errorf("keep the old key file: %w", err)
 	}
-	if err := os.WriteFile(path, []byte(nextText+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(nextText+"\n"), 0o600); err != nil { //nolint:gosec // the operator chooses the data directory
 		return fmt.Errorf("write the new key file (the old one is %s.old): %w", path, err)
 	}
 	fmt.Printf("wrote the new key to %s (the old one is %s.old: delete it once backups are rotated)\n", path, path)
