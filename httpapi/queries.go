@@ -124,3 +124,12 @@ func (a *api) getAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next": next})
 }
+
+func (a *api) getRules(w http.ResponseWriter, r *http.Request) {
+	versions, err := a.cfg.Queries.RuleHistory(r.Context(), a.cfg.Now())
+	if err != nil {
+		a.readFailed(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": versions})
+}

@@ -74,6 +74,7 @@ type Queries interface {
 	History(ctx context.Context, code domain.CustomerCode) ([]projections.HistoryEntry, error)
 	Summary(ctx context.Context) (*projections.Summary, error)
 	Alerts(ctx context.Context, f projections.AlertFilter) ([]projections.AlertDocument, string, error)
+	RuleHistory(ctx context.Context, now time.Time) ([]projections.RuleVersionInfo, error)
 }
 
 type api struct {
@@ -102,6 +103,7 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.guard(auth.ScopeAudit, a.getLabelHistory))
 		mux.HandleFunc("GET /v1/segments/summary", a.guard(auth.ScopeRead, a.getSegmentSummary))
 		mux.HandleFunc("GET /v1/alerts", a.guard(auth.ScopeRead, a.getAlerts))
+		mux.HandleFunc("GET /v1/rules", a.guard(auth.ScopeAudit, a.getRules))
 	}
 	if cfg.Auditor != nil {
 		mux.HandleFunc("GET /v1/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyAll))

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // RegisterRules records the rule book's versions. For a version seen for the
@@ -35,4 +36,58 @@ func (p *Projector) RegisterRules(ctx context.Context) (late int64, err error) {
 		}
 	}
 	return late, nil
+}
+
+// RuleVersionInfo says when a rule-set version was in force and how many
+// label changes it caused on taking effect (cause rules).
+type RuleVersionInfo struct {
+	Version      int     `json:"version"`
+	EffectiveAt  string  `json:"effective_at"`
+	InForceUntil *string `json:"in_force_until"`
+	TimeZone     string  `json:"time_zone"`
+	InForceNow   bool    `json:"in_force_now"`
+	// ChangesCaused counts label changes with cause rules attributed to it.
+	ChangesCaused int64    `json:"changes_caused"`
+	Tags          []string `json:"tags"`
+}
+
+// RuleHistory lists the rule-set versions (SPEC §4: rule changes are
+// auditable).
+func (q *Queries) RuleHistory(ctx context.Context, now time.Time) ([]RuleVersionInfo, error) {
+	book := q.projector.book
+	counts := map[int]int64{}
+	rows, err := q.projector.pool.Query(ctx, "SELECT rule_version, count(*) FROM label_changes WHERE cause_kind = 'rules' GROUP BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("rule history: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		var n int64
+		if err := rows.Scan(&v, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("rule history: %w", err)
+		}
+		counts[v] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rule history: %w", err)
+	}
+	current := book.At(now).Version
+	out := make([]RuleVersionInfo, len(book.Versions))
+	for i, v := range book.Versions {
+		info := RuleVersionInfo{
+			Version: v.Version, EffectiveAt: v.EffectiveAt.In(v.Location).Format(time.RFC3339), TimeZone: v.Location.String(),
+			InForceNow: v.Version == current, ChangesCaused: counts[v.Version], Tags: []string{},
+		}
+		if i+1 < len(book.Versions) {
+			u := book.Versions[i+1].EffectiveAt.In(v.Location).Format(time.RFC3339)
+			info.InForceUntil = &u
+		}
+		for _, t := range v.Tags {
+			info.Tags = append(info.Tags, t.Name+": "+t.When)
+		}
+		out[i] = info
+	}
+	return out, nil
 }
