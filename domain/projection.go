@@ -120,7 +120,14 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 		if f, ok := ev.Data.(*FollowUpLogged); ok {
 			p.resolve(f, ev)
 		}
-		changes = b.evaluate(p, ev.RecordedAt, CauseEvent, ev.EventID, changes)
+		// recorded_at never decreases along the log and the scheduler waits
+		// for in-flight appends, so at is normally the event's recorded_at;
+		// never evaluate before the last evaluation, which would rewrite time.
+		at := ev.RecordedAt
+		if at.Before(p.EvaluatedAt) {
+			at = p.EvaluatedAt
+		}
+		changes = b.evaluate(p, at, CauseEvent, ev.EventID, changes)
 	}
 	return changes
 }
