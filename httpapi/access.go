@@ -16,16 +16,33 @@ type tokenKey struct{}
 // guard requires a bearer token with scope (when tokens are configured) and
 // passes the token on in the request context.
 func (a *api) guard(scope auth.Scope, next http.HandlerFunc) http.HandlerFunc {
+	return a.guardBy(func(*http.Request) auth.Scope { return scope }, next)
+}
+
+// guardBy is guard with the scope chosen per request.
+func (a *api) guardBy(scopeOf func(*http.Request) auth.Scope, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.cfg.Tokens.Empty() {
 			next(w, r)
 			return
 		}
+		scope := scopeOf(r)
 		tok, err := a.cfg.Tokens.Authenticate(r.Header.Get("Authorization"), scope)
 		if !a.authFailed(w, err, scope) {
 			next(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 		}
 	}
+}
+
+// documentScope is what GET /v1/customers/{code} needs: read for the live
+// document, audit for ?as_of= (the past as the system knew it is an
+// auditor's question; the audit scope covers as_of, so an audit token needs
+// no read scope besides).
+func documentScope(r *http.Request) auth.Scope {
+	if r.URL.Query().Get("as_of") != "" {
+		return auth.ScopeAudit
+	}
+	return auth.ScopeRead
 }
 
 // authFailed answers 401 or 403 for an authentication error.

@@ -97,9 +97,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/events", a.guard(auth.ScopeIngest, a.postEvents))
 	mux.HandleFunc("GET /v1/customers/{code}/events", a.guard(auth.ScopeAudit, a.getCustomerEvents))
 	if cfg.Queries != nil {
-		// The document needs read; as_of needs audit and unmasked needs admin,
-		// checked in the handler.
-		mux.HandleFunc("GET /v1/customers/{code}", a.guard(auth.ScopeRead, a.getCustomer))
+		// The document needs read, as_of audit (see documentScope); unmasked
+		// needs admin, checked in the handler.
+		mux.HandleFunc("GET /v1/customers/{code}", a.guardBy(documentScope, a.getCustomer))
 		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.guard(auth.ScopeAudit, a.getLabelHistory))
 		mux.HandleFunc("GET /v1/segments/summary", a.guard(auth.ScopeRead, a.getSegmentSummary))
 		mux.HandleFunc("GET /v1/alerts", a.guard(auth.ScopeRead, a.getAlerts))
