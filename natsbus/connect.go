@@ -10,12 +10,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// InboxPrefix is segmentd's reply-subject prefix.
+const InboxPrefix = "_INBOX_segmentd"
+
 // Connect connects to NATS: to url, or in-process to srv when srv is set.
 // It reconnects forever; while disconnected, publishes fail fast and the
 // callers' retries take over.
 func Connect(url string, srv *server.Server, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
 		nats.Name(name),
+		// segmentd's replies and pull deliveries (which carry upstream
+		// payloads) use a private inbox prefix that the upstream user may not
+		// subscribe to (see deploy/nats/nats.conf).
+		nats.CustomInboxPrefix(InboxPrefix),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),

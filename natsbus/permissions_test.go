@@ -253,7 +253,7 @@ func TestUpstreamMayOnlyPublishIngest(t *testing.T) {
 
 	t.Run("subscribe", func(t *testing.T) {
 		// Neither the service's outputs nor other upstreams' envelopes.
-		for _, subject := range []string{"customers.>", "customers.events.OrderPlaced", "alerts.>", "segments.>", "ingest.>", "rejected.>", ">"} {
+		for _, subject := range []string{"customers.>", "customers.events.OrderPlaced", "alerts.>", "segments.>", "ingest.>", "rejected.>", ">", "_INBOX_segmentd.>"} {
 			sub, err := up.SubscribeSync(subject)
 			if err != nil {
 				t.Fatal(err)
