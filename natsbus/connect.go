@@ -16,7 +16,7 @@ const InboxPrefix = "_INBOX_segmentd"
 // Connect connects to NATS: to url, or in-process to srv when srv is set.
 // It reconnects forever; while disconnected, publishes fail fast and the
 // callers' retries take over.
-func Connect(url string, srv *server.Server, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+func Connect(url string, srv *server.Server, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		// segmentd's replies and pull deliveries (which carry upstream
@@ -34,6 +34,7 @@ func Connect(url string, srv *server.Server, name string, log *slog.Logger) (*na
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted()) }),
 	}
+	opts = append(opts, extra...)
 	if srv != nil {
 		opts = append(opts, nats.InProcessServer(srv))
 		url = srv.ClientURL()

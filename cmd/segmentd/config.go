@@ -36,6 +36,9 @@ type config struct {
 	Demo             bool
 	RulesFile        string
 	TokensFile       string
+	// EmbeddedNATSConfig is a nats-server config file (accounts, users,
+	// permissions) for the embedded server.
+	EmbeddedNATSConfig string
 }
 
 func envOr(name, def string) string {
@@ -47,17 +50,18 @@ func envOr(name, def string) string {
 
 func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	c := config{
-		DatabaseURL:      envOr("DATABASE_URL", eventstore.DefaultDatabaseURL),
-		NATSURL:          os.Getenv("NATS_URL"),
-		DataDir:          envOr("SEGMENTS_DATA_DIR", "data"),
-		HTTPAddr:         envOr("SEGMENTS_HTTP_ADDR", "127.0.0.1:8080"),
-		EmbeddedNATSAddr: envOr("SEGMENTS_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
-		MasterKey:        os.Getenv("SEGMENTS_MASTER_KEY"),
-		TimeZone:         envOr("SEGMENTS_TIMEZONE", "Asia/Shanghai"),
-		LogLevel:         envOr("SEGMENTS_LOG_LEVEL", "info"),
-		LogFormat:        envOr("SEGMENTS_LOG_FORMAT", "text"),
-		RulesFile:        os.Getenv("SEGMENTS_RULES"),
-		TokensFile:       os.Getenv("SEGMENTS_TOKENS"),
+		DatabaseURL:        envOr("DATABASE_URL", eventstore.DefaultDatabaseURL),
+		NATSURL:            os.Getenv("NATS_URL"),
+		DataDir:            envOr("SEGMENTS_DATA_DIR", "data"),
+		HTTPAddr:           envOr("SEGMENTS_HTTP_ADDR", "127.0.0.1:8080"),
+		EmbeddedNATSAddr:   envOr("SEGMENTS_EMBEDDED_NATS_ADDR", "127.0.0.1:4223"),
+		MasterKey:          os.Getenv("SEGMENTS_MASTER_KEY"),
+		TimeZone:           envOr("SEGMENTS_TIMEZONE", "Asia/Shanghai"),
+		LogLevel:           envOr("SEGMENTS_LOG_LEVEL", "info"),
+		LogFormat:          envOr("SEGMENTS_LOG_FORMAT", "text"),
+		RulesFile:          os.Getenv("SEGMENTS_RULES"),
+		TokensFile:         os.Getenv("SEGMENTS_TOKENS"),
+		EmbeddedNATSConfig: os.Getenv("SEGMENTS_EMBEDDED_NATS_CONFIG"),
 	}
 	roles := envOr("SEGMENTS_ROLES", "all")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
@@ -163,6 +167,22 @@ func loadTokens(path string) (*auth.Set, error) {
 // ErrOpenNonLoopback: without tokens the API is open, so it may only listen
 // on a loopback address.
 var ErrOpenNonLoopback = errors.New("no tokens configured (SEGMENTS_TOKENS), so the API is open and may only listen on loopback; configure tokens or use 127.0.0.1")
+
+// ErrOpenNATS: the embedded NATS server has no users unless a config file
+// gives it some, so it may only listen on loopback without one.
+var ErrOpenNATS = errors.New("the embedded NATS server has no users without SEGMENTS_EMBEDDED_NATS_CONFIG, so it may only listen on loopback")
+
+// checkEmbeddedNATS refuses a non-loopback embedded NATS address without a
+// config file that defines users and permissions.
+func checkEmbeddedNATS(cfg config) error {
+	if cfg.NATSURL != "" || cfg.EmbeddedNATSConfig != "" {
+		return nil
+	}
+	if err := checkListen(cfg.EmbeddedNATSAddr, &auth.Set{}); err != nil {
+		return fmt.Errorf("SEGMENTS_EMBEDDED_NATS_ADDR %q: %w", cfg.EmbeddedNATSAddr, ErrOpenNATS)
+	}
+	return nil
+}
 
 // checkListen refuses a non-loopback address when no token is configured.
 func checkListen(addr string, tokens *auth.Set) error {

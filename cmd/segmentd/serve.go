@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,9 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 			return nil, err
 		}
 	}
+	if err := checkEmbeddedNATS(cfg); err != nil {
+		return nil, err
+	}
 	a.pool, err = eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -124,13 +128,18 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
-		a.natsSrv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr})
+		a.natsSrv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr, ConfigFile: cfg.EmbeddedNATSConfig})
 		if err != nil {
 			return nil, fmt.Errorf("%w (set SEGMENTS_EMBEDDED_NATS_ADDR, or NATS_URL to use an external server)", err)
 		}
 		log.Info("NATS_URL is unset: started embedded NATS JetStream", "url", a.natsSrv.ClientURL(), "store", storeDir, "sync", "always")
 	}
-	a.nc, a.js, err = natsbus.Connect(cfg.NATSURL, a.natsSrv, "segmentd", log)
+	var natsOpts []nats.Option
+	if user := os.Getenv("SEGMENTS_NATS_USER"); user != "" {
+		// For an embedded server configured with users (SEGMENTS_EMBEDDED_NATS_CONFIG).
+		natsOpts = append(natsOpts, nats.UserInfo(user, os.Getenv("SEGMENTS_NATS_PASSWORD")))
+	}
+	a.nc, a.js, err = natsbus.Connect(cfg.NATSURL, a.natsSrv, "segmentd", log, natsOpts...)
 	if err != nil {
 		return nil, err
 	}
