@@ -151,12 +151,18 @@ type AlertFilter struct {
 	Cursor   string
 }
 
+// DefaultAlertLimit is the page size of Alerts when the filter gives none.
+const DefaultAlertLimit = 50
+
 // ErrBadCursor: the pagination cursor is not one this API issued.
 var ErrBadCursor = errors.New("invalid cursor")
 
 // Alerts lists alerts newest first with keyset pagination; next is the
 // cursor of the following page ("" at the end).
 func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = DefaultAlertLimit
+	}
 	var conds []string
 	var args []any
 	arg := func(v any) string {

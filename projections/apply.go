@@ -75,6 +75,7 @@ type customerWork struct {
 	changes  []domain.LabelChange
 	alerts   []domain.Alert
 	applied  int
+	advanced bool // evaluated at a later instant without an event (a boundary passed)
 }
 
 // Apply catches the given customers up with the log: every event recorded
@@ -179,8 +180,11 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 	if !until.IsZero() {
 		for _, w := range order {
 			if w.proj.RuleVersion != 0 {
+				before := w.proj.EvaluatedAt
 				w.changes = append(w.changes, p.book.Advance(w.proj, until, nil)...)
 				w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
+				// A boundary that changes no label still moves next_at on.
+				w.advanced = !w.proj.EvaluatedAt.Equal(before)
 			}
 		}
 	}
@@ -257,7 +261,7 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 		projs, tagLists                              []string
 	)
 	for _, w := range order {
-		if w.proj.RuleVersion == 0 || (w.applied == 0 && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed) {
+		if w.proj.RuleVersion == 0 || (w.applied == 0 && !w.advanced && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed) {
 			continue
 		}
 		raw, err := encodeProjection(p.book, w.proj)

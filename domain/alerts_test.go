@@ -1,0 +1,772 @@
+package domain_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"pgregory.net/rapid"
+
+	"github.com/segments-dev/segments/domain"
+)
+
+// wantAlert is the part of an alert (update) a test states; the id, reason,
+// playbook and rule version are checked against what they must be.
+type wantAlert struct {
+	kind, from, to, owner string
+	created, due          time.Time
+	status                string
+	escalates             int // 1-based index into the same want list; 0: none
+	playbookSuffix        string
+}
+
+// playAlerts feeds a history through Advance one event at a time, then
+// advances to until; it returns the label changes and every alert update in
+// the order they were taken.
+func playAlerts(b *domain.RuleBook, p *domain.Projection, recs []*domain.Recorded, until time.Time) ([]domain.LabelChange, []domain.Alert) {
+	var changes []domain.LabelChange
+	var updates []domain.Alert
+	for _, r := range recs {
+		changes = append(changes, b.Advance(p, r.RecordedAt, r)...)
+		updates = append(updates, p.TakeAlertUpdates()...)
+	}
+	if !until.IsZero() {
+		changes = append(changes, b.Advance(p, until, nil)...)
+		updates = append(updates, p.TakeAlertUpdates()...)
+	}
+	return changes, updates
+}
+
+func alertString(a domain.Alert) string {
+	due := "-"
+	if !a.DueAt.IsZero() {
+		due = a.DueAt.In(shanghai).Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("%s %s→%s owner=%q created=%s due=%s %s", a.Kind, a.From, a.To, a.Owner,
+		a.CreatedAt.In(shanghai).Format(time.RFC3339Nano), due, a.Status)
+}
+
+func alertStrings(as []domain.Alert) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = alertString(a)
+	}
+	return out
+}
+
+// checkAlerts compares alert updates with want, field by field, including
+// the deterministic id, the kind's playbook and the escalated alert's id.
+func checkAlerts(t *testing.T, rs *domain.RuleSet, code domain.CustomerCode, got []domain.Alert, want ...wantAlert) {
+	t.Helper()
+	ws := make([]string, len(want))
+	for i, w := range want {
+		ws[i] = alertString(domain.Alert{Kind: w.kind, From: w.from, To: w.to, Owner: w.owner, CreatedAt: w.created, DueAt: w.due, Status: w.status})
+	}
+	if g := alertStrings(got); !slices.Equal(g, ws) {
+		t.Fatalf("alert updates:\n  got  %s\n  want %s", strings.Join(g, "\n       "), strings.Join(ws, "\n       "))
+	}
+	for i, w := range want {
+		a := got[i]
+		if id := domain.AlertID(code, w.kind, w.created); a.ID != id {
+			t.Errorf("update %d (%s): id %v, want AlertID(customer, kind, created_at) = %v", i, w.kind, a.ID, id)
+		}
+		if a.Customer != code || a.RuleVersion != rs.Version {
+			t.Errorf("update %d (%s): customer %q rule version %d", i, w.kind, a.Customer, a.RuleVersion)
+		}
+		if pb := rs.Alerts[w.kind].Playbook + w.playbookSuffix; a.Playbook != pb {
+			t.Errorf("update %d (%s): playbook %q, want %q", i, w.kind, a.Playbook, pb)
+		}
+		if a.ReasonZH == "" || a.ReasonEN == "" {
+			t.Errorf("update %d (%s) has no reason: %+v", i, w.kind, a)
+		}
+		var esc uuid.UUID
+		if w.escalates > 0 {
+			esc = got[w.escalates-1].ID
+		}
+		if a.Escalates != esc {
+			t.Errorf("update %d (%s): escalates %v, want %v", i, w.kind, a.Escalates, esc)
+		}
+		if a.Status != domain.AlertResolved && (!a.ResolvedAt.IsZero() || a.ResolvedBy != uuid.Nil) {
+			t.Errorf("update %d (%s) is %s but has a resolution: %+v", i, w.kind, a.Status, a)
+		}
+	}
+}
+
+func TestAlertKinds(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	rs := b.Latest()
+	t1 := sh(2026, 3, 2, 10, 0)  // a Monday
+	b3 := sh(2026, 6, 2, 10, 0)  // t1 + 3 months: the order leaves the short window
+	b6 := sh(2026, 9, 2, 10, 0)  // t1 + 6 months: and the long one
+	fri := sh(2026, 3, 6, 15, 0) // a Friday afternoon
+	const owner = "王磊"
+	type tc struct {
+		name   string
+		events []ev
+		until  time.Time
+		want   []wantAlert
+	}
+	cases := []tc{
+		{
+			name:   "activity medium to low",
+			events: withProfile(order(t1, "SO-1", "10.00")),
+			until:  b3.Add(time.Hour),
+			want:   []wantAlert{{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: owner, created: b3, due: b3.Add(24 * time.Hour), status: domain.AlertOpen}},
+		},
+		{
+			name:   "activity high to low in one step",
+			events: withProfile(order(t1, "SO-1", "10.00"), order(t1, "SO-2", "10.00")),
+			until:  b3.Add(time.Hour),
+			want:   []wantAlert{{kind: domain.AlertActivityDropped, from: "high", to: "low", owner: owner, created: b3, due: b3.Add(24 * time.Hour), status: domain.AlertOpen}},
+		},
+		{
+			name:   "activity high to medium is still active: no alert",
+			events: withProfile(order(t1, "SO-1", "10.00"), order(t1.AddDate(0, 0, 1), "SO-2", "10.00")),
+			until:  b3.Add(time.Hour),
+		},
+		{
+			name:   "activity low at the first evaluation: no alert",
+			events: withProfile(inquiry(t1)),
+			until:  b6.Add(time.Hour),
+		},
+		{
+			name: "churn_warning gained by an event",
+			events: withProfile(
+				ev{at: sh(2025, 1, 10, 10, 0), rec: t1, data: &domain.OrderPlaced{OrderID: "SO-1", Amount: yuan("10.00")}},
+				score(t1.Add(time.Hour), 2)),
+			until: t1.Add(2 * time.Hour),
+			want: []wantAlert{{kind: domain.AlertChurnRisk, from: domain.TagAbsent, to: domain.TagPresent, owner: owner,
+				created: t1.Add(time.Hour), due: t1.Add(25 * time.Hour), status: domain.AlertOpen}},
+		},
+		{
+			name:   "churn_warning gained at the 6-month boundary, after an unanswered activity drop",
+			events: withProfile(order(t1, "SO-1", "10.00"), score(t1.Add(time.Hour), 2)),
+			until:  b6.Add(time.Hour),
+			want: []wantAlert{
+				{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: owner, created: b3, due: b3.Add(24 * time.Hour), status: domain.AlertOpen},
+				{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: owner, created: b3, due: b3.Add(24 * time.Hour), status: domain.AlertOverdue},
+				{kind: domain.AlertFollowUpOverdue, from: domain.AlertActivityDropped, to: domain.AlertOverdue, owner: owner, created: b3.Add(24 * time.Hour), status: domain.AlertOpen, escalates: 1},
+				{kind: domain.AlertChurnRisk, from: domain.TagAbsent, to: domain.TagPresent, owner: owner, created: b6, due: b6.Add(24 * time.Hour), status: domain.AlertOpen},
+			},
+		},
+		{
+			name: "needs_completion gained on a Friday afternoon: due Wednesday afternoon",
+			events: []ev{{at: fri, data: &domain.CustomerRegistered{Profile: func() domain.Profile {
+				p := fullProfile()
+				p.Industry = nil
+				return p
+			}()}}},
+			until: fri.Add(time.Hour),
+			want: []wantAlert{{kind: domain.AlertDataIncomplete, from: domain.TagAbsent, to: domain.TagPresent, owner: owner,
+				created: fri, due: sh(2026, 3, 11, 15, 0), status: domain.AlertOpen}},
+		},
+		{
+			name:   "value tier up",
+			events: withProfile(order(t1, "SO-1", "150,000.00")),
+			until:  t1.Add(time.Hour),
+			want:   []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertOpen}},
+		},
+		{
+			name:   "value tier up to strategic: the one-to-one service playbook",
+			events: withProfile(order(t1, "SO-1", "1,000,000.00")),
+			until:  t1.Add(time.Hour),
+			want: []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "strategic", owner: owner, created: t1,
+				status: domain.AlertOpen, playbookSuffix: "（战略客户：一对一专属服务）"}},
+		},
+		{
+			// The follow-up occurred at the alert's instant: the alert was not
+			// created before it and stays open, so the refund's tier change
+			// raises nothing.
+			name: "a second tier change while the first alert is open",
+			events: withProfile(order(t1, "SO-1", "150,000.00"),
+				ev{at: t1, rec: t1.Add(time.Hour), data: &domain.FollowUpLogged{By: owner}},
+				refund(t1.Add(2*time.Hour), "SO-1", "100,000.00")),
+			until: t1.Add(3 * time.Hour),
+			want:  []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertOpen}},
+		},
+		{
+			name: "value tier first assignment raises nothing, an incomplete first event raises data_incomplete",
+			events: []ev{
+				order(t1, "SO-1", "1,200,000.00"),
+				order(t1.Add(time.Minute), "SO-2", "10.00"),
+			},
+			until: t1.Add(time.Hour),
+			want: []wantAlert{{kind: domain.AlertDataIncomplete, from: domain.TagAbsent, to: domain.TagPresent, owner: "",
+				created: t1, due: sh(2026, 3, 5, 10, 0), status: domain.AlertOpen}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var p domain.Projection
+			_, got := playAlerts(b, &p, recorded(testCode, c.events), c.until)
+			checkAlerts(t, rs, testCode, got, c.want...)
+			// The projection keeps exactly the unresolved alerts.
+			open := map[uuid.UUID]domain.Alert{}
+			for _, a := range got {
+				if a.Status == domain.AlertResolved {
+					delete(open, a.ID)
+				} else {
+					open[a.ID] = a
+				}
+			}
+			if len(p.Alerts) != len(open) {
+				t.Fatalf("projection holds %d alerts, want %d: %v", len(p.Alerts), len(open), alertStrings(p.Alerts))
+			}
+			for _, a := range p.Alerts {
+				if w, ok := open[a.ID]; !ok || w.Status != a.Status {
+					t.Errorf("projection alert %s not the last update (%s)", alertString(a), alertString(w))
+				}
+			}
+			if len(p.TakeAlertUpdates()) != 0 {
+				t.Error("TakeAlertUpdates did not forget what it returned")
+			}
+		})
+	}
+}
+
+func TestValueTierAlertReasons(t *testing.T) {
+	// A refund that moves the value tier down raises value_tier_changed,
+	// with the tier names, once the first alert was followed up.
+	b := domain.DefaultRuleBook()
+	t1 := sh(2026, 3, 2, 10, 0)
+	evs := withProfile(
+		order(t1, "SO-1", "600,000.00"),
+		ev{at: t1.Add(time.Minute), rec: t1.Add(time.Hour), data: &domain.FollowUpLogged{By: "王磊"}},
+		refund(t1.Add(2*time.Hour), "SO-1", "200,000.00"),
+	)
+	var p domain.Projection
+	_, got := playAlerts(b, &p, recorded(testCode, evs), t1.Add(3*time.Hour))
+	if len(got) != 3 || got[0].To != "key" || got[1].Status != domain.AlertResolved || got[2].From != "key" || got[2].To != "regular" {
+		t.Fatalf("updates %v", alertStrings(got))
+	}
+	if !strings.Contains(got[2].ReasonZH, "重点客户") || !strings.Contains(got[2].ReasonZH, "普通客户") || !strings.Contains(got[2].ReasonEN, "from key to regular") {
+		t.Errorf("reasons %q / %q", got[2].ReasonZH, got[2].ReasonEN)
+	}
+}
+
+func TestAlertDedupeWhileUnresolved(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	rs := b.Latest()
+	t1 := sh(2026, 3, 2, 10, 0)
+	evs := withProfile(
+		order(t1, "SO-1", "150,000.00"),                  // potential → regular: alert A (no due: open until followed up)
+		order(t1.AddDate(0, 0, 1), "SO-2", "400,000.00"), // regular → key: A is unresolved, nothing
+		order(t1.AddDate(0, 0, 2), "SO-3", "500,000.00"), // key → strategic: nothing
+	)
+	var p domain.Projection
+	_, got := playAlerts(b, &p, recorded(testCode, evs), t1.AddDate(0, 0, 3))
+	checkAlerts(t, rs, testCode, got,
+		wantAlert{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: "王磊", created: t1, status: domain.AlertOpen})
+	a := got[0]
+
+	// A follow-up resolves it; the next change raises a new alert.
+	t4 := t1.AddDate(0, 0, 4)
+	evs = append(evs,
+		ev{at: t4, data: &domain.FollowUpLogged{By: "王磊", Summary: "回访"}},
+		refund(t4.Add(time.Hour), "SO-3", "500,000.00"), // strategic → key
+	)
+	recs := recorded(testCode, evs)
+	var more []domain.Alert
+	for _, r := range recs[4:] {
+		b.Advance(&p, r.RecordedAt, r)
+		more = append(more, p.TakeAlertUpdates()...)
+	}
+	if len(more) != 2 {
+		t.Fatalf("after the follow-up: %v", alertStrings(more))
+	}
+	if r := more[0]; r.ID != a.ID || r.Status != domain.AlertResolved || !r.ResolvedAt.Equal(t4) || r.ResolvedBy != recs[4].EventID {
+		t.Errorf("resolution %+v", r)
+	}
+	n := more[1]
+	if n.Kind != domain.AlertValueTierChanged || n.From != "strategic" || n.To != "key" || !n.CreatedAt.Equal(t4.Add(time.Hour)) ||
+		n.ID != domain.AlertID(testCode, domain.AlertValueTierChanged, t4.Add(time.Hour)) || n.Status != domain.AlertOpen {
+		t.Errorf("second alert %s (%v)", alertString(n), n.ID)
+	}
+	if len(p.Alerts) != 1 || p.Alerts[0].ID != n.ID {
+		t.Errorf("unresolved alerts %v", alertStrings(p.Alerts))
+	}
+
+	// An overdue alert still counts as unresolved: a second activity drop
+	// while the first is overdue raises nothing.
+	t5 := sh(2026, 4, 1, 10, 0)
+	evs2 := withProfile(order(t5, "SO-1", "10.00"))
+	b3 := t5.AddDate(0, 3, 0)
+	var q domain.Projection
+	_, got = playAlerts(b, &q, recorded(testCode, evs2), b3.Add(48*time.Hour))
+	if len(got) != 3 || got[1].Status != domain.AlertOverdue {
+		t.Fatalf("first drop: %v", alertStrings(got))
+	}
+	evs2 = append(evs2, order(b3.Add(49*time.Hour), "SO-2", "10.00"))
+	recs = recorded(testCode, evs2)
+	b.Advance(&q, recs[2].RecordedAt, recs[2])
+	if u := q.TakeAlertUpdates(); len(u) != 0 {
+		t.Fatalf("order: %v", alertStrings(u))
+	}
+	b.Advance(&q, b3.Add(49*time.Hour).AddDate(0, 3, 0), nil)
+	if u := q.TakeAlertUpdates(); len(u) != 0 {
+		t.Fatalf("a second drop while the first is overdue raised %v", alertStrings(u))
+	}
+}
+
+func TestFollowUpOverdueEscalation(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	rs := b.Latest()
+	t1 := sh(2026, 3, 2, 10, 0)
+	b3 := t1.AddDate(0, 3, 0)
+	due := b3.Add(24 * time.Hour)
+	evs := withProfile(order(t1, "SO-1", "10.00"), ev{at: b3.Add(time.Hour), data: &domain.OwnerAssigned{Owner: "李娜"}})
+	recs := recorded(testCode, evs)
+	var p domain.Projection
+	_, got := playAlerts(b, &p, recs, time.Time{})
+	checkAlerts(t, rs, testCode, got,
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOpen})
+	orig := got[0]
+	if ni := b.NextInstant(&p); !ni.Equal(due) {
+		t.Fatalf("NextInstant = %v, want the deadline %v", ni, due)
+	}
+	// Just before the deadline: nothing.
+	if ch := b.Advance(&p, due.Add(-time.Nanosecond), nil); len(ch) != 0 || len(p.TakeAlertUpdates()) != 0 {
+		t.Fatalf("before the deadline: %v", summarize(ch))
+	}
+	// At the deadline exactly: the original becomes overdue and the
+	// escalation is raised at the due instant, owned by the owner then.
+	b.Advance(&p, due, nil)
+	got = append([]domain.Alert{orig}, p.TakeAlertUpdates()...)
+	checkAlerts(t, rs, testCode, got,
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOpen},
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOverdue},
+		wantAlert{kind: domain.AlertFollowUpOverdue, from: domain.AlertActivityDropped, to: domain.AlertOverdue, owner: "李娜", created: due, status: domain.AlertOpen, escalates: 1},
+	)
+	if got[1].ID != orig.ID {
+		t.Errorf("the overdue update has id %v, want %v", got[1].ID, orig.ID)
+	}
+	if len(p.Alerts) != 2 || p.Alerts[0].Status != domain.AlertOverdue || p.Alerts[1].Kind != domain.AlertFollowUpOverdue {
+		t.Errorf("unresolved %v", alertStrings(p.Alerts))
+	}
+	// The deadline is passed: no further boundary from it, no second escalation.
+	if ni := b.NextInstant(&p); !ni.IsZero() && !ni.After(due) {
+		t.Errorf("NextInstant %v", ni)
+	}
+	b.Advance(&p, due.AddDate(1, 0, 0), nil)
+	if u := p.TakeAlertUpdates(); len(u) != 0 {
+		t.Errorf("a year later: %v", alertStrings(u))
+	}
+
+	// A follow-up before the deadline prevents the escalation.
+	evs2 := withProfile(order(t1, "SO-1", "10.00"), ev{at: b3.Add(time.Hour), data: &domain.FollowUpLogged{By: "王磊"}})
+	var q domain.Projection
+	_, got = playAlerts(b, &q, recorded(testCode, evs2), due.AddDate(0, 1, 0))
+	if len(got) != 2 || got[1].Status != domain.AlertResolved || !got[1].ResolvedAt.Equal(b3.Add(time.Hour)) {
+		t.Fatalf("followed up in time: %v", alertStrings(got))
+	}
+
+	// Catching up long after the deadline: the escalation still carries the
+	// due instant, not the catch-up instant.
+	var r domain.Projection
+	_, got = playAlerts(b, &r, recorded(testCode, withProfile(order(t1, "SO-1", "10.00"))), t1.AddDate(2, 0, 0))
+	if len(got) != 3 || !got[2].CreatedAt.Equal(due) || !got[0].CreatedAt.Equal(b3) || got[2].ID != domain.AlertID(testCode, domain.AlertFollowUpOverdue, due) {
+		t.Fatalf("late catch-up: %v", alertStrings(got))
+	}
+}
+
+func TestFollowUpResolution(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	t1 := sh(2026, 3, 2, 10, 0)
+	b3 := t1.AddDate(0, 3, 0)
+	// V: value_tier_changed at t1 (no deadline); D: activity_dropped at b3.
+	base := withProfile(order(t1, "SO-1", "150,000.00"))
+
+	t.Run("by alert_id", func(t *testing.T) {
+		var p domain.Projection
+		_, got := playAlerts(b, &p, recorded(testCode, base), b3.Add(time.Hour))
+		if len(got) != 2 {
+			t.Fatalf("alerts %v", alertStrings(got))
+		}
+		v, d := got[0], got[1]
+		if v.Kind != domain.AlertValueTierChanged || !v.CreatedAt.Equal(t1) || d.Kind != domain.AlertActivityDropped || !d.CreatedAt.Equal(b3) {
+			t.Fatalf("alerts %v", alertStrings(got))
+		}
+		bogus := domain.AlertID(testCode, domain.AlertChurnRisk, b3)
+		follow := b3.Add(2 * time.Hour)
+		evs := append(slices.Clone(base),
+			ev{at: follow, data: &domain.FollowUpLogged{By: "王磊", AlertID: &bogus}},
+			ev{at: follow.Add(time.Minute), data: &domain.FollowUpLogged{By: "王磊", AlertID: &d.ID}},
+		)
+		recs := recorded(testCode, evs)
+		b.Advance(&p, recs[2].RecordedAt, recs[2])
+		if u := p.TakeAlertUpdates(); len(u) != 0 || len(p.Alerts) != 2 {
+			t.Fatalf("a follow-up naming an unknown alert resolved %v", alertStrings(u))
+		}
+		b.Advance(&p, recs[3].RecordedAt, recs[3])
+		u := p.TakeAlertUpdates()
+		if len(u) != 1 || u[0].ID != d.ID || u[0].Status != domain.AlertResolved || !u[0].ResolvedAt.Equal(follow.Add(time.Minute)) || u[0].ResolvedBy != recs[3].EventID {
+			t.Fatalf("resolution by id: %v", alertStrings(u))
+		}
+		// The older alert it did not name stays open.
+		if len(p.Alerts) != 1 || p.Alerts[0].ID != v.ID || p.Alerts[0].Status != domain.AlertOpen {
+			t.Errorf("unresolved %v", alertStrings(p.Alerts))
+		}
+		// The resolved alert's deadline is no longer a boundary.
+		if ni := b.NextInstant(&p); ni.Equal(d.DueAt) {
+			t.Errorf("NextInstant is the resolved alert's deadline %v", ni)
+		}
+	})
+
+	t.Run("by occurred_at", func(t *testing.T) {
+		// The follow-up happened between V and D but was recorded after D:
+		// it resolves V, created before its occurred_at, and not D.
+		occurred := b3.Add(-time.Hour)
+		evs := append(slices.Clone(base), ev{at: occurred, rec: b3.Add(time.Hour), data: &domain.FollowUpLogged{By: "王磊"}})
+		recs := recorded(testCode, evs)
+		var p domain.Projection
+		_, got := playAlerts(b, &p, recs, b3.Add(2*time.Hour))
+		if len(got) != 3 {
+			t.Fatalf("updates %v", alertStrings(got))
+		}
+		if r := got[2]; r.Kind != domain.AlertValueTierChanged || r.Status != domain.AlertResolved || !r.ResolvedAt.Equal(b3.Add(time.Hour)) || r.ResolvedBy != recs[2].EventID {
+			t.Errorf("resolution %s", alertString(r))
+		}
+		if len(p.Alerts) != 1 || p.Alerts[0].Kind != domain.AlertActivityDropped || p.Alerts[0].Status != domain.AlertOpen {
+			t.Errorf("unresolved %v", alertStrings(p.Alerts))
+		}
+		// A follow-up that occurred exactly at D's instant does not resolve D
+		// (not created before it); one a nanosecond later does.
+		more := append(slices.Clone(evs),
+			ev{at: b3, rec: b3.Add(3 * time.Hour), data: &domain.FollowUpLogged{By: "王磊"}},
+			ev{at: b3.Add(time.Nanosecond), rec: b3.Add(4 * time.Hour), data: &domain.FollowUpLogged{By: "王磊"}},
+		)
+		recs = recorded(testCode, more)
+		b.Advance(&p, recs[3].RecordedAt, recs[3])
+		if u := p.TakeAlertUpdates(); len(u) != 0 {
+			t.Errorf("follow-up at the creation instant resolved %v", alertStrings(u))
+		}
+		b.Advance(&p, recs[4].RecordedAt, recs[4])
+		if u := p.TakeAlertUpdates(); len(u) != 1 || u[0].Kind != domain.AlertActivityDropped || u[0].Status != domain.AlertResolved {
+			t.Errorf("follow-up after the creation instant: %v", alertStrings(u))
+		}
+		if len(p.Alerts) != 0 {
+			t.Errorf("unresolved %v", alertStrings(p.Alerts))
+		}
+	})
+
+	t.Run("overdue alerts and escalations are resolved too", func(t *testing.T) {
+		late := b3.Add(48 * time.Hour)
+		evs := append(slices.Clone(base), ev{at: late, data: &domain.FollowUpLogged{By: "王磊"}})
+		var p domain.Projection
+		_, got := playAlerts(b, &p, recorded(testCode, evs), late.Add(time.Hour))
+		var resolved []string
+		for _, a := range got {
+			if a.Status == domain.AlertResolved {
+				resolved = append(resolved, a.Kind)
+			}
+		}
+		slices.Sort(resolved)
+		if want := []string{domain.AlertActivityDropped, domain.AlertFollowUpOverdue, domain.AlertValueTierChanged}; !slices.Equal(resolved, want) {
+			t.Errorf("resolved %v, want %v (updates %v)", resolved, want, alertStrings(got))
+		}
+		if len(p.Alerts) != 0 {
+			t.Errorf("unresolved %v", alertStrings(p.Alerts))
+		}
+	})
+}
+
+func TestAlertOwnerAtThatInstant(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	t1 := sh(2026, 3, 2, 10, 0)
+	b3 := t1.AddDate(0, 3, 0)
+	evs := withProfile(
+		order(t1, "SO-1", "150,000.00"), // value_tier_changed, owner 王磊
+		ev{at: t1.Add(time.Hour), data: &domain.OwnerAssigned{Owner: "李娜"}},
+	)
+	var p domain.Projection
+	_, got := playAlerts(b, &p, recorded(testCode, evs), b3.Add(25*time.Hour))
+	owners := map[string]string{}
+	for _, a := range got {
+		owners[a.Kind+"/"+a.Status] = a.Owner
+	}
+	want := map[string]string{
+		domain.AlertValueTierChanged + "/open":   "王磊",
+		domain.AlertActivityDropped + "/open":    "李娜",
+		domain.AlertActivityDropped + "/overdue": "李娜",
+		domain.AlertFollowUpOverdue + "/open":    "李娜",
+	}
+	if fmt.Sprint(owners) != fmt.Sprint(want) {
+		t.Errorf("owners %v, want %v", owners, want)
+	}
+	// The earlier alert keeps its owner in the projection.
+	for _, a := range p.Alerts {
+		if a.Kind == domain.AlertValueTierChanged && a.Owner != "王磊" {
+			t.Errorf("value_tier_changed owner became %q", a.Owner)
+		}
+	}
+}
+
+func TestAlertIDIsDeterministic(t *testing.T) {
+	at := sh(2026, 6, 2, 10, 0)
+	id := domain.AlertID(testCode, domain.AlertActivityDropped, at)
+	if id != domain.AlertID(testCode, domain.AlertActivityDropped, at.UTC()) {
+		t.Error("the id depends on the time zone of the instant")
+	}
+	for _, other := range []uuid.UUID{
+		domain.AlertID("KH-OTHER", domain.AlertActivityDropped, at),
+		domain.AlertID(testCode, domain.AlertChurnRisk, at),
+		domain.AlertID(testCode, domain.AlertActivityDropped, at.Add(time.Nanosecond)),
+	} {
+		if other == id {
+			t.Errorf("ids collide: %v", id)
+		}
+	}
+	if id.Version() != 5 {
+		t.Errorf("id version %d, want a name-based (v5) UUID", id.Version())
+	}
+	// The same history gives the same alerts, twice; another customer's
+	// differ only by their ids and customer.
+	b := domain.DefaultRuleBook()
+	evs := withProfile(order(sh(2026, 3, 2, 10, 0), "SO-1", "150,000.00"), score(sh(2026, 3, 3, 10, 0), 1))
+	run := func(code domain.CustomerCode) []domain.Alert {
+		var p domain.Projection
+		_, u := playAlerts(b, &p, recorded(code, evs), sh(2027, 3, 1, 0, 0))
+		return u
+	}
+	a1, a2, o := run(testCode), run(testCode), run("KH-OTHER")
+	if len(a1) < 5 || len(a1) != len(a2) || len(a1) != len(o) {
+		t.Fatalf("%d, %d, %d updates: %v", len(a1), len(a2), len(o), alertStrings(a1))
+	}
+	for i := range a1 {
+		if a1[i].ID != a2[i].ID || alertString(a1[i]) != alertString(a2[i]) {
+			t.Errorf("update %d: %v %s then %v %s", i, a1[i].ID, alertString(a1[i]), a2[i].ID, alertString(a2[i]))
+		}
+		if o[i].ID == a1[i].ID || alertString(o[i]) != alertString(a1[i]) {
+			t.Errorf("update %d of another customer: %v %s vs %v %s", i, o[i].ID, alertString(o[i]), a1[i].ID, alertString(a1[i]))
+		}
+		if a1[i].ID != domain.AlertID(testCode, a1[i].Kind, a1[i].CreatedAt) {
+			t.Errorf("update %d: id is not AlertID(customer, kind, created_at)", i)
+		}
+	}
+}
+
+func TestAddBusinessDays(t *testing.T) {
+	rs := domain.DefaultRuleBook().Latest()
+	if rs.Location.String() != "Asia/Shanghai" {
+		t.Fatalf("rules time zone %s", rs.Location)
+	}
+	cases := []struct {
+		name     string
+		from     time.Time
+		n        int
+		want     time.Time
+		weekdays string
+	}{
+		{"Friday afternoon + 3: Wednesday afternoon", sh(2026, 3, 6, 15, 0), 3, sh(2026, 3, 11, 15, 0), "Fri→Wed"},
+		{"Saturday + 3: Wednesday", sh(2026, 3, 7, 10, 30), 3, sh(2026, 3, 11, 10, 30), "Sat→Wed"},
+		{"Sunday + 3: Wednesday", sh(2026, 3, 8, 23, 59), 3, sh(2026, 3, 11, 23, 59), "Sun→Wed"},
+		{"Monday + 3: Thursday", sh(2026, 3, 9, 9, 0), 3, sh(2026, 3, 12, 9, 0), "Mon→Thu"},
+		{"Thursday + 3: Tuesday", sh(2026, 3, 12, 18, 0), 3, sh(2026, 3, 17, 18, 0), "Thu→Tue"},
+		{"Friday + 1: Monday", sh(2026, 3, 6, 0, 0), 1, sh(2026, 3, 9, 0, 0), "Fri→Mon"},
+		{"Friday + 5: next Friday", sh(2026, 3, 6, 15, 0), 5, sh(2026, 3, 13, 15, 0), "Fri→Fri"},
+		{"Wednesday + 10 across two weekends", sh(2026, 3, 4, 8, 0), 10, sh(2026, 3, 18, 8, 0), "Wed→Wed"},
+		{"over a month and year end", sh(2026, 12, 31, 16, 0), 3, sh(2027, 1, 5, 16, 0), "Thu→Tue"},
+		{"+0: the same instant", sh(2026, 3, 7, 10, 0), 0, sh(2026, 3, 7, 10, 0), "Sat→Sat"},
+		// Friday 23:30 in Shanghai is Friday 15:30 UTC: the weekday is the
+		// rules' time zone's.
+		{"late Friday in Shanghai", sh(2026, 3, 6, 23, 30).UTC(), 3, sh(2026, 3, 11, 23, 30), "Fri→Wed"},
+		// Monday 01:00 in Shanghai is still Sunday in UTC.
+		{"early Monday in Shanghai", sh(2026, 3, 9, 1, 0).UTC(), 3, sh(2026, 3, 12, 1, 0), "Mon→Thu"},
+	}
+	for _, c := range cases {
+		got := rs.AddBusinessDays(c.from, c.n)
+		if !got.Equal(c.want) {
+			t.Errorf("%s: %s + %d = %s, want %s", c.name, c.from.In(shanghai).Format("Mon 2006-01-02 15:04"), c.n,
+				got.In(shanghai).Format("Mon 2006-01-02 15:04"), c.want.Format("Mon 2006-01-02 15:04"))
+		}
+		if wd := c.from.In(shanghai).Weekday().String()[:3] + "→" + got.In(shanghai).Weekday().String()[:3]; wd != c.weekdays {
+			t.Errorf("%s: weekdays %s, want %s", c.name, wd, c.weekdays)
+		}
+		if got.Location() != rs.Location {
+			t.Errorf("%s: result in %s, want the rules' time zone", c.name, got.Location())
+		}
+	}
+
+	// Another working week (Sunday to Thursday) changes the arithmetic.
+	text := strings.Replace(defaultYAML(), "business_days: [mon, tue, wed, thu, fri]", "business_days: [sun, mon, tue, wed, thu]", 1)
+	if text == defaultYAML() {
+		t.Fatal("business_days not found in the default rules")
+	}
+	gulf := mustParse(t, text).Latest()
+	if got := gulf.AddBusinessDays(sh(2026, 3, 5, 15, 0), 3); !got.Equal(sh(2026, 3, 10, 15, 0)) { // Thu → Sun, Mon, Tue
+		t.Errorf("Sunday-to-Thursday week: Thu + 3 = %s", got)
+	}
+
+	// The data_incomplete deadline is three business days.
+	var p domain.Projection
+	b := domain.DefaultRuleBook()
+	for _, c := range cases[:5] {
+		p = domain.Projection{}
+		recs := recorded(testCode, []ev{{at: c.from, data: &domain.OrderPlaced{OrderID: "SO-1", Amount: yuan("1")}}})
+		b.Advance(&p, c.from, recs[0])
+		u := p.TakeAlertUpdates()
+		if len(u) != 1 || u[0].Kind != domain.AlertDataIncomplete || !u[0].DueAt.Equal(c.want) {
+			t.Errorf("%s: data_incomplete %v, want due %s", c.name, alertStrings(u), c.want)
+		}
+	}
+}
+
+// sameAlerts compares two lists of alert updates: ids, instants, statuses
+// and every other field.
+func sameAlerts(t *rapid.T, what string, a, b []domain.Alert) {
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d alert updates vs %d:\n%s\nvs\n%s", what, len(a), len(b), strings.Join(alertStrings(a), "\n"), strings.Join(alertStrings(b), "\n"))
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.ID != y.ID || x.Customer != y.Customer || x.Kind != y.Kind || x.From != y.From || x.To != y.To ||
+			x.ReasonZH != y.ReasonZH || x.ReasonEN != y.ReasonEN || !x.CreatedAt.Equal(y.CreatedAt) || !x.DueAt.Equal(y.DueAt) ||
+			x.Owner != y.Owner || x.Status != y.Status || !x.ResolvedAt.Equal(y.ResolvedAt) || x.ResolvedBy != y.ResolvedBy ||
+			x.Playbook != y.Playbook || x.RuleVersion != y.RuleVersion || x.Escalates != y.Escalates {
+			t.Fatalf("%s: alert update %d differs:\n%+v\n%+v", what, i, x, y)
+		}
+	}
+}
+
+// TestPropertyAlertsIndependentOfSteps: advancing a customer to T in one
+// step, or in many smaller steps at arbitrary instants (including exactly
+// at announced next instants, which may be alert deadlines), gives the same
+// labels, label changes and alert updates (ids, instants, statuses) and the
+// same unresolved alerts. Follow-ups sometimes name an alert raised
+// earlier.
+func TestPropertyAlertsIndependentOfSteps(t *testing.T) {
+	seen := map[string]int{} // kind/status of the updates over every run
+	rapid.Check(t, func(t *rapid.T) {
+		b := rapid.SampledFrom(books).Draw(t, "book")
+		recs := drawHistory(t, testCode)
+		last := recs[len(recs)-1].RecordedAt
+		final := drawBetween(t, last, last.AddDate(1, 0, 0), "final")
+
+		// One step per event, then one step to final. Follow-ups that name
+		// an alert name one that is unresolved at their recording.
+		var one domain.Projection
+		var wantChanges []domain.LabelChange
+		var wantAlerts []domain.Alert
+		for _, r := range recs {
+			if f, ok := r.Data.(*domain.FollowUpLogged); ok && f.AlertID == nil && rapid.Bool().Draw(t, "names an alert") {
+				// Peek at the alerts unresolved once the boundaries up to the
+				// follow-up are passed, on a copy.
+				probe := cloneProjection(&one)
+				b.Advance(probe, r.RecordedAt, nil)
+				if len(probe.Alerts) > 0 {
+					id := rapid.SampledFrom(probe.Alerts).Draw(t, "named alert").ID
+					r.Data = &domain.FollowUpLogged{By: f.By, AlertID: &id}
+				}
+			}
+			wantChanges = append(wantChanges, b.Advance(&one, r.RecordedAt, r)...)
+			wantAlerts = append(wantAlerts, one.TakeAlertUpdates()...)
+		}
+		wantChanges = append(wantChanges, b.Advance(&one, final, nil)...)
+		wantAlerts = append(wantAlerts, one.TakeAlertUpdates()...)
+
+		// Many steps: extra advances in between, sometimes exactly at the
+		// next instant the projection announces.
+		var many domain.Projection
+		var gotChanges []domain.LabelChange
+		var gotAlerts []domain.Alert
+		lo := recs[0].RecordedAt.AddDate(0, -1, 0)
+		extra := func(hi time.Time) {
+			for range rapid.IntRange(0, 6).Draw(t, "extra advances") {
+				at := drawBetween(t, lo, hi, "extra at")
+				if ni := b.NextInstant(&many); !ni.IsZero() && !ni.After(hi) && rapid.Bool().Draw(t, "at next instant") {
+					at = ni
+				}
+				if at.Before(lo) {
+					continue
+				}
+				gotChanges = append(gotChanges, b.Advance(&many, at, nil)...)
+				gotAlerts = append(gotAlerts, many.TakeAlertUpdates()...)
+				lo = at
+			}
+		}
+		for _, r := range recs {
+			extra(r.RecordedAt)
+			gotChanges = append(gotChanges, b.Advance(&many, r.RecordedAt, r)...)
+			gotAlerts = append(gotAlerts, many.TakeAlertUpdates()...)
+			lo = r.RecordedAt
+		}
+		extra(final)
+		gotChanges = append(gotChanges, b.Advance(&many, final, nil)...)
+		gotAlerts = append(gotAlerts, many.TakeAlertUpdates()...)
+
+		sameChanges(t, "stepped", wantChanges, gotChanges)
+		sameProjection(t, "stepped", &one, &many)
+		sameAlerts(t, "stepped", wantAlerts, gotAlerts)
+		sameAlerts(t, "unresolved", one.Alerts, many.Alerts)
+
+		// Invariants: at most one unresolved alert per kind; ids are
+		// AlertID(customer, kind, created_at); an overdue alert's
+		// escalation is created at its due instant.
+		kinds := map[string]bool{}
+		for _, a := range one.Alerts {
+			if kinds[a.Kind] {
+				t.Fatalf("two unresolved %s alerts: %v", a.Kind, alertStrings(one.Alerts))
+			}
+			kinds[a.Kind] = true
+			if a.Status == domain.AlertResolved {
+				t.Fatalf("a resolved alert is kept as unresolved: %s", alertString(a))
+			}
+		}
+		due := map[uuid.UUID]time.Time{}
+		for _, a := range wantAlerts {
+			if a.ID != domain.AlertID(a.Customer, a.Kind, a.CreatedAt) {
+				t.Fatalf("alert id is not deterministic: %s", alertString(a))
+			}
+			if a.Status == domain.AlertOverdue {
+				if a.DueAt.IsZero() || a.DueAt.After(final) {
+					t.Fatalf("overdue before its deadline: %s", alertString(a))
+				}
+				due[a.ID] = a.DueAt
+			}
+			if a.Kind == domain.AlertFollowUpOverdue && a.Status == domain.AlertOpen {
+				if d, ok := due[a.Escalates]; !ok || !d.Equal(a.CreatedAt) {
+					t.Fatalf("escalation %s not at the escalated alert's deadline %v", alertString(a), d)
+				}
+			}
+			seen[a.Kind+"/"+a.Status]++
+		}
+		for _, r := range recs {
+			if f, ok := r.Data.(*domain.FollowUpLogged); ok && f.AlertID != nil {
+				seen["named follow-up"]++
+			}
+		}
+	})
+	// The property proved something only if the histories raised, escalated
+	// and resolved alerts of every kind.
+	for _, k := range []string{
+		domain.AlertActivityDropped + "/open", domain.AlertActivityDropped + "/overdue", domain.AlertActivityDropped + "/resolved",
+		domain.AlertChurnRisk + "/open", domain.AlertDataIncomplete + "/open", domain.AlertDataIncomplete + "/overdue",
+		domain.AlertValueTierChanged + "/open", domain.AlertValueTierChanged + "/resolved",
+		domain.AlertFollowUpOverdue + "/open", domain.AlertFollowUpOverdue + "/resolved", "named follow-up",
+	} {
+		if seen[k] == 0 {
+			t.Errorf("no %s in any generated history: %v", k, seen)
+		}
+	}
+	t.Logf("alert updates over all runs: %v", seen)
+}
+
+// cloneProjection copies a projection deeply enough to advance the copy
+// without touching the original.
+func cloneProjection(p *domain.Projection) *domain.Projection {
+	q := *p
+	q.State.Orders = slices.Clone(p.State.Orders)
+	q.State.Inquiries = slices.Clone(p.State.Inquiries)
+	q.Alerts = slices.Clone(p.Alerts)
+	q.AlertUpdates = nil
+	if p.Since != nil {
+		q.Since = make(map[string]time.Time, len(p.Since))
+		for k, v := range p.Since {
+			q.Since[k] = v
+		}
+	}
+	return &q
+}
