@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -259,7 +260,7 @@ func TestAlertsListing(t *testing.T) {
 	later := alertsT0.Add(30 * time.Hour)
 	e.record(later, follow...)
 	e.apply(resolvedCodes...)
-	e.catchUp(e.proj)
+	drainDue(t, projections.NewScheduler(e.proj, e.clock.Now, testenv.Logger(t), nil), later)
 	churn := count(func(i int) bool { _, _, k := alertCustomer(i); return k == domain.AlertChurnRisk && i < customers })
 	if churn != 40 {
 		t.Fatalf("%d churn customers", churn)
@@ -360,7 +361,7 @@ func TestAlertsRebuild(t *testing.T) {
 	// deadlines (Tuesday): overdue, with escalations created at the due
 	// instants, after the customers' last events.
 	e.clock.Set(alertsT0.Add(50 * time.Hour))
-	e.catchUp(e.proj)
+	drainDue(t, projections.NewScheduler(e.proj, e.clock.Now, testenv.Logger(t), nil), e.clock.Now())
 	if _, err := e.db.Pool.Exec(ctxT(t), "DELETE FROM outbox"); err != nil { // as if relayed
 		t.Fatal(err)
 	}
@@ -375,7 +376,10 @@ func TestAlertsRebuild(t *testing.T) {
 		t.Fatalf("alerts before the rebuild: %v", statuses)
 	}
 
-	st, err := e.proj.Rebuild(ctxT(t))
+	// The rebuild passes every boundary up to now, as the scheduler did: its
+	// projector runs on the test's clock.
+	rebuilder := projections.New(projections.Config{Pool: e.db.Pool, Logger: testenv.Logger(t), Now: e.clock.Now})
+	st, err := rebuilder.Rebuild(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +392,7 @@ func TestAlertsRebuild(t *testing.T) {
 		t.Errorf("the rebuild queued %d messages: %v", n, e.queued(projections.StreamAlerts))
 	}
 	// Rebuilding again changes and publishes nothing either.
-	if _, err := e.proj.Rebuild(ctxT(t)); err != nil {
+	if _, err := rebuilder.Rebuild(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.count("outbox"); n != 0 {
