@@ -71,14 +71,14 @@ func newEnv(t testing.TB, start time.Time) *env {
 	t.Helper()
 	clock := &fakeClock{now: start}
 	store, db := testenv.Store(t, clock.Now)
-	proj := projections.New(projections.Config{Pool: db.Pool, Logger: testenv.Logger(t)})
+	proj := projections.New(projections.Config{Pool: db.Pool, Logger: testenv.Logger(t), Now: clock.Now})
 	return &env{t: t, clock: clock, store: store, db: db, proj: proj, q: projections.NewQueries(proj, store)}
 }
 
 // withRules returns a projector and queries on the same database with
 // another rule book.
 func (e *env) withRules(book *domain.RuleBook) (*projections.Projector, *projections.Queries) {
-	p := projections.New(projections.Config{Pool: e.db.Pool, Rules: book, Logger: testenv.Logger(e.t)})
+	p := projections.New(projections.Config{Pool: e.db.Pool, Rules: book, Logger: testenv.Logger(e.t), Now: e.clock.Now})
 	return p, projections.NewQueries(p, e.store)
 }
 
@@ -114,6 +114,25 @@ func streamIDs(codes ...domain.CustomerCode) []uuid.UUID {
 		ids[i] = c.StreamID()
 	}
 	return ids
+}
+
+// catchUp runs the boundary scheduler at the clock's instant until no
+// customer is due, as the live service does between events, and returns how
+// many customers it advanced.
+func (e *env) catchUp(p *projections.Projector) int {
+	e.t.Helper()
+	s := projections.NewScheduler(p, e.clock.Now, testenv.Logger(e.t), nil)
+	total := 0
+	for {
+		n, err := s.RunDue(ctxT(e.t), e.clock.Now())
+		if err != nil {
+			e.t.Fatalf("scheduler: %v", err)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
 }
 
 // doc is the customer's current document at the clock's instant.

@@ -78,12 +78,21 @@ func (r *Relay) run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			r.log.Warn("outbox relay: publication failed; resuming from the stream's tail", "stream", r.stream, "err", err, "retry_in", wait)
-			if !sleepCtx(ctx, wait) {
-				return ctx.Err()
-			}
-			wait = min(wait*2, 5*time.Second)
-			if next, err = r.resume(ctx); err != nil {
-				r.log.Warn("outbox relay: resume", "stream", r.stream, "err", err)
+			// Publish nothing more until the stream's tail has been read:
+			// without it the relay would not know what the failed batch left
+			// behind, and next must not be lost (a batch claimed from a
+			// wrong position could later be taken for published and deleted).
+			for {
+				if !sleepCtx(ctx, wait) {
+					return ctx.Err()
+				}
+				wait = min(wait*2, 5*time.Second)
+				resumed, err := r.resume(ctx)
+				if err == nil {
+					next = resumed
+					break
+				}
+				r.log.Warn("outbox relay: resume", "stream", r.stream, "err", err, "retry_in", wait)
 			}
 			continue
 		}

@@ -468,9 +468,11 @@ func TestConsumeProjectsPublishedEvents(t *testing.T) {
 	if withNext == 0 {
 		t.Error("no customer has a next boundary; the check proved nothing")
 	}
-	// What the consumer built is what a replay of the log builds.
+	// What the consumer (and the scheduler) built is what a replay of the
+	// log builds.
 	cancel()
 	wg.Wait()
+	e.catchUp(e.proj)
 	live := e.snapshot()
 	if _, err := e.proj.Rebuild(ctxT(t)); err != nil {
 		t.Fatal(err)

@@ -25,12 +25,22 @@ type RebuildStats struct {
 
 // Rebuild drops every projection and replays the whole log through the
 // same Advance as the live projector, in one transaction: readers see the
-// old read models until it commits. Label changes keep their deterministic
-// ids; only changes that did not exist before are queued for publication,
-// so a rebuild never publishes a change twice.
+// old read models until it commits. Like the live scheduler, it then passes
+// every boundary up to now. Label changes keep their deterministic ids; only
+// changes that did not exist before are queued for publication, so a
+// rebuild never publishes a change twice.
 func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	start := time.Now()
 	var st RebuildStats
+	// The live scheduler has passed every boundary up to now, recording
+	// time changes and alerts after each customer's last event; the rebuild
+	// must too, or it would lack them and the scheduler would record (and
+	// publish) them a second time. The barrier is the scheduler's: appends
+	// in flight commit first, so no event recorded before now is missed.
+	now := p.now()
+	if _, err := p.pool.Exec(ctx, "SELECT 1 FROM log_head FOR SHARE"); err != nil {
+		return st, fmt.Errorf("rebuild: barrier: %w", err)
+	}
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return fmt.Errorf("lock read models: %w", err)
@@ -97,6 +107,23 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 			}
 			return nil
 		}
+		record := func(w *customerWork, changes []domain.LabelChange) error {
+			for _, c := range changes {
+				w.seq++
+				row, msg, err := p.changeRow(w.streamID, c, w.seq)
+				if err != nil {
+					return err
+				}
+				changeRows = append(changeRows, row)
+				st.Changes++
+				if _, seen := old[c.ID]; !seen {
+					outboxRows = append(outboxRows, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
+					st.NewChanges++
+				}
+			}
+			alerts = append(alerts, w.proj.TakeAlertUpdates()...)
+			return nil
+		}
 		var after int64
 		for {
 			batch, err := tx.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data
@@ -125,21 +152,10 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 					order = append(order, w)
 					streams[rec.Customer] = id
 				}
-				for _, c := range p.book.Advance(w.proj, rec.RecordedAt, &rec) {
-					w.seq++
-					row, msg, err := p.changeRow(w.streamID, c, w.seq)
-					if err != nil {
-						batch.Close()
-						return err
-					}
-					changeRows = append(changeRows, row)
-					st.Changes++
-					if _, seen := old[c.ID]; !seen {
-						outboxRows = append(outboxRows, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
-						st.NewChanges++
-					}
+				if err := record(w, p.book.Advance(w.proj, rec.RecordedAt, &rec)); err != nil {
+					batch.Close()
+					return err
 				}
-				alerts = append(alerts, w.proj.TakeAlertUpdates()...)
 				w.applied++
 			}
 			batch.Close()
@@ -147,7 +163,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 				return fmt.Errorf("read log: %w", err)
 			}
 			st.Events += int64(n)
-			if len(changeRows) >= 50_000 || len(alerts) >= 20_000 || n == 0 {
+			if len(changeRows) >= 50_000 || len(alerts) >= 20_000 {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -155,6 +171,14 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 			if n == 0 {
 				break
 			}
+		}
+		for _, w := range order {
+			if err := record(w, p.book.Advance(w.proj, now, nil)); err != nil {
+				return err
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		st.Customers = len(order)
 		for i := 0; i < len(order); i += 5000 {
