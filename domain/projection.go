@@ -47,11 +47,11 @@ type LabelChange struct {
 var changeNamespace = uuid.MustParse("b8f2d3a4-5c6e-5f70-8a9b-0c1d2e3f4a5b")
 
 func changeID(c *LabelChange) uuid.UUID {
-	ref := c.EventID.String()
-	if c.Cause != CauseEvent {
-		ref = strconv.Itoa(c.RuleVersion)
-	}
-	key := string(c.Customer) + "\x00" + c.Label + "\x00" + string(c.Cause) + "\x00" + ref + "\x00" + strconv.FormatInt(c.At.UnixNano(), 10)
+	// The rule version and the new value are part of the identity: the same
+	// event judged by a different rule version (a rebuild under a changed
+	// rules file) is a different change and must not reuse the old id.
+	key := string(c.Customer) + "\x00" + c.Label + "\x00" + string(c.Cause) + "\x00" + c.EventID.String() +
+		"\x00" + strconv.Itoa(c.RuleVersion) + "\x00" + c.To + "\x00" + strconv.FormatInt(c.At.UnixNano(), 10)
 	return uuid.NewSHA1(changeNamespace, []byte(key))
 }
 

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
+
+// CommitTimeout bounds the wait for an atomic batch's acknowledgement.
+const CommitTimeout = 30 * time.Second
 
 // MaxAtomicBatch is the largest atomic batch nats-server accepts by default.
 const MaxAtomicBatch = 1000
@@ -127,7 +131,12 @@ func (p *BatchPublisher) Publish(ctx context.Context, msgs []OutMsg) error {
 			continue
 		}
 		msg.Header.Set(headerBatchCommit, "1")
-		resp, err := p.nc.RequestMsgWithContext(ctx, msg)
+		// Bound the wait for the commit's acknowledgement: a server that
+		// stored the batch and died before answering must not hang us; the
+		// caller re-reads the stream's tail and learns what happened.
+		ackCtx, cancel := context.WithTimeout(ctx, CommitTimeout)
+		resp, err := p.nc.RequestMsgWithContext(ackCtx, msg)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("commit batch of %d: %w", len(msgs), err)
 		}
