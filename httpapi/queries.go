@@ -39,10 +39,6 @@ func (a *api) getCustomer(w http.ResponseWriter, r *http.Request) {
 			a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidFormat, Field: "as_of", Message: "as_of must be an RFC 3339 time such as 2026-11-23T10:00:00+08:00"})
 			return
 		}
-		if t.After(a.cfg.Now()) {
-			a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeFutureTime, Field: "as_of", Message: "as_of must not be in the future"})
-			return
-		}
 		asOf = t
 	}
 	how, ok := a.disclosure(w, r, code)
