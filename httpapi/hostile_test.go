@@ -50,8 +50,8 @@ func (s *secureAPI) followUp(t *testing.T) {
 }
 
 // nested returns depth opening brackets then depth closing ones.
-func nested(depth int, open, close string) string {
-	return strings.Repeat(open, depth) + strings.Repeat(close, depth)
+func nested(depth int, opening, closing string) string {
+	return strings.Repeat(opening, depth) + strings.Repeat(closing, depth)
 }
 
 func TestHostileRequests(t *testing.T) {

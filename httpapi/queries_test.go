@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"net/url"
@@ -213,7 +214,7 @@ func TestCustomerDocumentAsOf(t *testing.T) {
 	// as_of of now is the live document; UTC input is answered in +08:00.
 	live := q.get("/v1/customers/"+qKH1).expect(t, 200)
 	now := q.get("/v1/customers/"+qKH1+"?as_of="+url.QueryEscape(t0.UTC().Format(time.RFC3339))).expect(t, 200)
-	if string(now.raw) != string(live.raw) {
+	if !bytes.Equal(now.raw, live.raw) {
 		t.Errorf("as_of now:\n%s\nlive:\n%s", now.raw, live.raw)
 	}
 

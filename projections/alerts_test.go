@@ -34,7 +34,7 @@ func alertEvents(i int, at time.Time) []domain.Envelope {
 	reg := fullProfile("客户"+string(code), owner, "李明", "13812345678", "li.ming@example.com")
 	switch kind {
 	case domain.AlertDataIncomplete:
-		reg.Profile.Industry = nil
+		reg.Industry = nil
 		return []domain.Envelope{ev(code, at.Add(-time.Hour), reg)}
 	case domain.AlertValueTierChanged:
 		return []domain.Envelope{ev(code, at.Add(-time.Hour), reg), ev(code, at, order("SO-1", "150000.00"))}

@@ -465,11 +465,11 @@ func (s *script) codes() []domain.CustomerCode {
 	return out
 }
 
-// chunks splits codes into random chunks of 1 to max customers.
-func chunks(rng *rand.Rand, codes []domain.CustomerCode, max int) [][]domain.CustomerCode {
+// chunks splits codes into random chunks of 1 to maxSize customers.
+func chunks(rng *rand.Rand, codes []domain.CustomerCode, maxSize int) [][]domain.CustomerCode {
 	var out [][]domain.CustomerCode
 	for len(codes) > 0 {
-		n := min(len(codes), 1+rng.IntN(max))
+		n := min(len(codes), 1+rng.IntN(maxSize))
 		out = append(out, codes[:n])
 		codes = codes[n:]
 	}

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -247,7 +248,7 @@ func TestApplyUnknownAndEmptyCustomers(t *testing.T) {
 	if e.count("customer_projections") != 0 || e.count("label_changes") != 0 {
 		t.Fatal("a customer without events got a projection")
 	}
-	if _, err := e.q.Customer(ctxT(t), "KH-NOBODY", time.Time{}, tNow, eventstore.Masked); err != projections.ErrNotFound {
+	if _, err := e.q.Customer(ctxT(t), "KH-NOBODY", time.Time{}, tNow, eventstore.Masked); !errors.Is(err, projections.ErrNotFound) {
 		t.Fatalf("document of an unknown customer: %v, want ErrNotFound", err)
 	}
 }
@@ -268,12 +269,6 @@ func (e *env) outboxRows() []string {
 		out = append(out, s)
 	}
 	return out
-}
-
-func playAll(e *env, steps []step) {
-	for _, s := range steps {
-		e.record(s.at, s.events...)
-	}
 }
 
 func TestBatchingDoesNotChangeTheResult(t *testing.T) {

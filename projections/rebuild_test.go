@@ -145,8 +145,8 @@ func TestRebuildReproducesTheLiveProjection(t *testing.T) {
 
 	var lagging []domain.CustomerCode
 	applyCalls, advanced := 0, 0
-	applyAll := func(codes []domain.CustomerCode, max int) {
-		for _, c := range chunks(rng, codes, max) {
+	applyAll := func(codes []domain.CustomerCode, maxSize int) {
+		for _, c := range chunks(rng, codes, maxSize) {
 			e.apply(c...)
 			applyCalls++
 		}

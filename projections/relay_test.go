@@ -77,12 +77,6 @@ func (o *observedSink) PublishAtomic(ctx context.Context, msgs []eventstore.Mess
 	return err
 }
 
-func (o *observedSink) failed() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.failures
-}
-
 // crashAfterPublish publishes, then cancels the relay's context before it
 // can delete what it published: a kill between publish and delete.
 type crashAfterPublish struct {
