@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -54,6 +55,12 @@ type Config struct {
 	Metrics Metrics
 	// MaxGroupEvents bounds the events committed in one group transaction.
 	MaxGroupEvents int
+	// Writers is the number of group transactions in flight (default 1).
+	// They commit one at a time (the log_head row lock); a second writer's
+	// first round trip waits inside PostgreSQL for the lock. Measured on two
+	// cores it makes groups smaller and fsyncs more frequent, which costs
+	// more than it saves (docs/BENCHMARKS.md), hence the default.
+	Writers int
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxGroupEvents <= 0 {
 		c.MaxGroupEvents = 4000
+	}
+	if c.Writers <= 0 {
+		c.Writers = 1
 	}
 	return c
 }
@@ -109,7 +119,14 @@ func New(cfg Config) (*Store, error) {
 		done:     make(chan struct{}),
 		appended: make(chan struct{}, 1),
 	}
-	go s.runWriter()
+	var writers sync.WaitGroup
+	for range cfg.Writers {
+		writers.Go(s.runWriter)
+	}
+	go func() {
+		writers.Wait()
+		close(s.done)
+	}()
 	return s, nil
 }
 
@@ -167,7 +184,7 @@ func (s *Store) Append(ctx context.Context, req domain.AppendRequest) ([]Result,
 // COMMITTED. It takes the log_head row lock, which every append needs, so
 // the caller should commit promptly: other appends wait until then.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, req domain.AppendRequest) ([]Result, error) {
-	outs, err := s.appendInTx(ctx, tx, []domain.AppendRequest{req})
+	outs, err := s.appendInTx(ctx, tx, []domain.AppendRequest{req}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +192,6 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, req domain.AppendReques
 }
 
 func (s *Store) runWriter() {
-	defer close(s.done)
 	for {
 		select {
 		case c := <-s.calls:
@@ -264,16 +280,36 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 	for i, c := range group {
 		reqs[i] = c.req
 	}
-	var outs []callOutcome
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		outs, err = s.appendInTx(ctx, tx, reqs)
-		return err
-	})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, mapError(err)
 	}
+	// A connection left inside a transaction (a failed COMMIT, a cancelled
+	// round trip) is closed by the pool on release rather than reused.
+	defer conn.Release()
+	// BEGIN rides in the first round trip and COMMIT in the last, so a group
+	// costs three round trips (read batch, COPY, write batch) instead of
+	// five: the writer holds the log_head lock for round trips, not work.
+	outs, err := s.appendInTx(ctx, conn.Conn(), reqs, true)
+	if err == nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		// Nothing was written (every request failed on its own or was a
+		// duplicate): end the transaction that only read.
+		_, err = conn.Exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+		return nil, mapError(err)
+	}
 	return outs, nil
+}
+
+// batchSender is what an append needs from its connection: a pgx.Tx (the
+// caller's transaction) or a *pgx.Conn (the group writer's own).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
 }
 
 // streamWork is a stream's write state while a group is being built.
@@ -335,7 +371,10 @@ type storedMetadata struct {
 // appendInTx runs the requests in order inside tx. It returns one outcome per
 // request (a request can fail on its own: version conflict, rule violation)
 // and an error when the transaction as a whole failed.
-func (s *Store) appendInTx(ctx context.Context, tx pgx.Tx, reqs []domain.AppendRequest) ([]callOutcome, error) {
+//
+// With own, tx is a connection outside any transaction: the first batch
+// begins one and, when rows are written, the last batch commits it.
+func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.AppendRequest, own bool) ([]callOutcome, error) {
 	streams := map[uuid.UUID]*streamWork{}
 	var streamIDs []uuid.UUID
 	var givenIDs []uuid.UUID
@@ -370,6 +409,9 @@ func (s *Store) appendInTx(ctx context.Context, tx pgx.Tx, reqs []domain.AppendR
 		recordedAt pgtype.Timestamptz
 	}
 	b := &pgx.Batch{}
+	if own {
+		b.Queue("BEGIN")
+	}
 	b.Queue("SELECT position, recorded_at FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.position, &head.recordedAt)
 	})
@@ -459,7 +501,7 @@ func (s *Store) appendInTx(ctx context.Context, tx pgx.Tx, reqs []domain.AppendR
 	if len(rows) == 0 {
 		return outs, nil
 	}
-	if err := s.write(ctx, tx, rows, streams, position, recordedAt); err != nil {
+	if err := s.write(ctx, tx, rows, streams, position, recordedAt, own); err != nil {
 		return nil, err
 	}
 	return outs, nil
@@ -680,15 +722,20 @@ func sealContact(data domain.Event, c *privacy.Cipher) (domain.Event, error) {
 
 // write stores the group's rows and the updated write model, then signals
 // listeners; it all commits with the caller's transaction.
-func (s *Store) write(ctx context.Context, tx pgx.Tx, rows []eventRow, streams map[uuid.UUID]*streamWork, lastPosition int64, recordedAt time.Time) error {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"position", "stream_id", "customer", "version", "event_id", "type", "occurred_at", "recorded_at", "data", "metadata", "hash"},
-		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := &rows[i]
-			return []any{r.position, r.streamID, r.customer, r.version, r.eventID, r.typ, r.occurredAt, r.recordedAt, r.data, r.metadata, r.hash}, nil
-		}))
-	if err != nil {
-		return fmt.Errorf("append: insert events: %w", mapError(err))
+func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, streams map[uuid.UUID]*streamWork, lastPosition int64, recordedAt time.Time, commit bool) error {
+	b := &pgx.Batch{}
+	if len(rows) > copyMinRows {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
+			[]string{"position", "stream_id", "customer", "version", "event_id", "type", "occurred_at", "recorded_at", "data", "metadata", "hash"},
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				r := &rows[i]
+				return []any{r.position, r.streamID, r.customer, r.version, r.eventID, r.typ, r.occurredAt, r.recordedAt, r.data, r.metadata, r.hash}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("append: insert events: %w", mapError(err))
+		}
+	} else {
+		queueInsertEvents(b, rows)
 	}
 
 	var (
@@ -731,7 +778,6 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, rows []eventRow, streams m
 			}
 		}
 	}
-	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased)
 		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[])
 		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
@@ -760,8 +806,13 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, rows []eventRow, streams m
 	}
 	b.Queue("UPDATE log_head SET position = $1, recorded_at = $2", lastPosition, recordedAt)
 	b.Queue("SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(lastPosition, 10))
+	if commit {
+		// A statement that fails above makes the server skip the rest of
+		// the batch, COMMIT included: all or nothing still holds.
+		b.Queue("COMMIT")
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("append: update stream state: %w", mapError(err))
+		return fmt.Errorf("append: write events and stream state: %w", mapError(err))
 	}
 	// Reset per-group bookkeeping so the same work map is not written twice.
 	for _, w := range streams {
@@ -771,6 +822,38 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, rows []eventRow, streams m
 		}
 	}
 	return nil
+}
+
+// copyMinRows is the group size above which events go in by COPY. Smaller
+// groups (the single-event requests of many clients) insert with the rest of
+// the write batch: COPY is a round trip of its own, and for a few rows the
+// round trip costs more than COPY saves.
+const copyMinRows = 64
+
+// queueInsertEvents queues the rows as one INSERT … SELECT FROM unnest.
+// data and metadata travel as text and become json unchanged: json keeps
+// the exact bytes the hash chain covers.
+func queueInsertEvents(b *pgx.Batch, rows []eventRow) {
+	n := len(rows)
+	var (
+		positions, versions    = make([]int64, n), make([]int64, n)
+		streamIDs, eventIDs    = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		customers, types       = make([]string, n), make([]string, n)
+		occurredAt, recordedAt = make([]time.Time, n), make([]time.Time, n)
+		data, metadata         = make([]string, n), make([]string, n)
+		hashes                 = make([][]byte, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		positions[i], streamIDs[i], customers[i], versions[i], eventIDs[i] = r.position, r.streamID, r.customer, r.version, r.eventID
+		types[i], occurredAt[i], recordedAt[i] = r.typ, r.occurredAt, r.recordedAt
+		data[i], metadata[i], hashes[i] = string(r.data), string(r.metadata), r.hash
+	}
+	b.Queue(`INSERT INTO events (position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, metadata, hash)
+		SELECT p, s, c, v, e, t, o, r, d::json, m::json, h
+		FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::bytea[])
+			AS u(p, s, c, v, e, t, o, r, d, m, h)`,
+		positions, streamIDs, customers, versions, eventIDs, types, occurredAt, recordedAt, data, metadata, hashes)
 }
 
 // NotifyChannel is the PostgreSQL NOTIFY channel signalled after each append

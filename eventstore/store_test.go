@@ -434,3 +434,58 @@ func TestEventsAreAppendOnly(t *testing.T) {
 		t.Fatalf("events after refused changes: %d", n)
 	}
 }
+
+// Small groups insert their events with the write batch and large ones by
+// COPY; both paths must store the same bytes (the hash chain covers them).
+func TestSmallAndLargeGroupsStoreTheSameRows(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	build := func(customer string, n int) []domain.Envelope {
+		evs := []domain.Envelope{registered(customer, "深圳市华芯 'O''Brien'; --", "13812348888", "li@example.com")}
+		for i := 1; i < n; i++ {
+			e := order(customer, fmt.Sprintf("o-%d", i), "1234.56")
+			e.OccurredAt = t0.Add(-time.Duration(i) * time.Hour)
+			e.Source, e.CorrelationID = "crm", fmt.Sprintf("c-%d", i)
+			evs = append(evs, e)
+		}
+		return evs
+	}
+	const n = 150 // above the COPY threshold in one request
+	if _, err := s.Append(ctx, domain.AppendRequest{Events: build("KHBIG", n), Batch: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range build("KHSMALL", n) { // one event per group: the INSERT path
+		if _, err := s.Append(ctx, req(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big, err := s.ReadStream(ctx, "KHBIG", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := s.ReadStream(ctx, "KHSMALL", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(big) != n || len(small) != n {
+		t.Fatalf("read %d and %d events, want %d each", len(big), len(small), n)
+	}
+	for i := range big {
+		b, sm := big[i], small[i]
+		if b.Type != sm.Type || !b.OccurredAt.Equal(sm.OccurredAt) || b.Source != sm.Source || b.CorrelationID != sm.CorrelationID || b.Version != sm.Version {
+			t.Fatalf("event %d differs between the paths:\n COPY   %+v\n INSERT %+v", i, b, sm)
+		}
+		// Personal data is sealed per customer (different keys), so only
+		// orders are compared byte for byte.
+		if b.Type == domain.TypeOrderPlaced && string(b.Data) != string(sm.Data) {
+			t.Fatalf("event %d data differs: COPY %s, INSERT %s", i, b.Data, sm.Data)
+		}
+	}
+	for _, c := range []domain.CustomerCode{"KHBIG", "KHSMALL"} {
+		brk, err := s.VerifyStream(ctx, c)
+		if err != nil || brk != nil {
+			t.Fatalf("verify %s: break %+v, err %v", c, brk, err)
+		}
+	}
+}

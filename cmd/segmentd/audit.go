@@ -81,8 +81,7 @@ func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), erro
 		pool.Close()
 		return nil, nil, err
 	}
-	// The group-commit writer outlives any one call; the returned close stops it.
-	s, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: master, Logger: log}) //nolint:contextcheck // see above
+	s, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: master, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -108,8 +108,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	if err != nil {
 		return nil, err
 	}
-	// The group-commit writer outlives any one request; Close stops it.
-	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics}) //nolint:contextcheck // see above
+	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics})
 	if err != nil {
 		return nil, err
 	}
