@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/projections"
+)
+
+// lagSample is one appended event whose projection is awaited.
+type lagSample struct {
+	stream   uuid.UUID
+	version  int64
+	recorded time.Time
+}
+
+// lagPoller polls customer_projections.version for the awaited events and
+// records, for each, the time from its recorded_at to the first poll that
+// saw it applied. The figure is an upper bound: the label became queryable
+// at most one poll interval (plus the poll query's own time) earlier.
+type lagPoller struct {
+	pool     *pgxpool.Pool
+	every    time.Duration
+	in       chan lagSample
+	from, to time.Time // only samples recorded in [from, to) are kept
+
+	mu      sync.Mutex
+	lags    []float64 // seconds
+	polls   []float64 // seconds between consecutive polls
+	pending int
+}
+
+func (p *lagPoller) run(ctx context.Context) {
+	waiting := map[uuid.UUID][]lagSample{}
+	var ids []uuid.UUID
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			p.mu.Lock()
+			p.pending = 0
+			for _, s := range waiting {
+				p.pending += len(s)
+			}
+			p.mu.Unlock()
+			return
+		case <-time.After(time.Until(last.Add(p.every))):
+		}
+	drain:
+		for {
+			select {
+			case s := <-p.in:
+				waiting[s.stream] = append(waiting[s.stream], s)
+			default:
+				break drain
+			}
+		}
+		if len(waiting) == 0 {
+			last = time.Now()
+			continue
+		}
+		ids = ids[:0]
+		for id := range waiting {
+			ids = append(ids, id)
+		}
+		t0 := time.Now()
+		p.mu.Lock()
+		p.polls = append(p.polls, t0.Sub(last).Seconds())
+		p.mu.Unlock()
+		last = t0
+		rows, err := p.pool.Query(ctx, "SELECT stream_id, version FROM customer_projections WHERE stream_id = ANY($1)", ids)
+		if err != nil {
+			continue
+		}
+		var done []float64
+		for rows.Next() {
+			var id uuid.UUID
+			var v int64
+			if rows.Scan(&id, &v) != nil {
+				continue
+			}
+			kept := waiting[id][:0]
+			for _, s := range waiting[id] {
+				if s.version <= v {
+					if !s.recorded.Before(p.from) && s.recorded.Before(p.to) {
+						done = append(done, t0.Sub(s.recorded).Seconds())
+					}
+				} else {
+					kept = append(kept, s)
+				}
+			}
+			if len(kept) == 0 {
+				delete(waiting, id)
+			} else {
+				waiting[id] = kept
+			}
+		}
+		rows.Close()
+		p.mu.Lock()
+		p.lags = append(p.lags, done...)
+		p.mu.Unlock()
+	}
+}
+
+func (r *runner) runLag(ctx context.Context) error {
+	o := r.o
+	freeMemory()
+	now := time.Now()
+	gen := newGenerator("LG", o.consumeCustomers, uint64(now.UnixNano()), now)
+	events := gen.backlog(o.consumeEvents)
+	if err := validate(events, now); err != nil {
+		return err
+	}
+	svc, err := r.newService(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer svc.close(ctx)
+	took, err := svc.appendAll(ctx, events, o.appendClients, o.appendBatch)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  appended %d events over %d customers in %.1f s\n", len(events), o.consumeCustomers, took.Seconds())
+
+	b, err := r.startBus(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+
+	// Publisher: drains the log onto SEGMENTS_EVENTS.
+	ph := r.begin(ctx, "lag-publish", svc.name)
+	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.nc, b.js), Location: loc, Logger: r.log})
+	pubStart := time.Now()
+	wg.Go(func() {
+		if err := pub.Run(workCtx); err != nil {
+			r.log.Error("publisher stopped", "err", err)
+		}
+	})
+	err = waitFor(ctx, 5*time.Minute, 20*time.Millisecond, func() (bool, error) {
+		n, err := b.msgs(ctx, natsbus.StreamEvents)
+		return err == nil && n >= uint64(o.consumeEvents), nil //nolint:gosec // G115: a positive flag value
+	})
+	pubTook := time.Since(pubStart)
+	ph.end(ctx)
+	if err != nil {
+		return fmt.Errorf("publish the backlog: %w", err)
+	}
+	r.add("lag", fmt.Sprintf("setup: publisher drains %s events onto SEGMENTS_EVENTS", grouped(float64(o.consumeEvents))), grouped(float64(o.consumeEvents)/pubTook.Seconds()), "events/s", "", "")
+
+	// Consume drains the published backlog.
+	pm := &projMetrics{}
+	proj := projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm})
+	if _, err := proj.RegisterRules(ctx); err != nil {
+		return err
+	}
+	freeMemory()
+	r.waitQuiet(ctx, svc.name)
+	ph = r.begin(ctx, "lag-consume-backlog", svc.name)
+	conStart := time.Now()
+	wg.Go(func() {
+		if err := proj.Consume(workCtx, b.js, "segments-projector"); err != nil {
+			r.log.Error("projector stopped", "err", err)
+		}
+	})
+	err = waitFor(ctx, 5*time.Minute, 10*time.Millisecond, func() (bool, error) { return pm.events.Load() >= int64(o.consumeEvents), nil })
+	conTook := time.Since(conStart)
+	st := ph.end(ctx)
+	if err != nil {
+		return fmt.Errorf("consume the backlog (%d of %d applied): %w", pm.events.Load(), o.consumeEvents, err)
+	}
+	crate := float64(o.consumeEvents) / conTook.Seconds()
+	r.add("lag", fmt.Sprintf("Projector.Consume from a published backlog of %s events / %s customers", grouped(float64(o.consumeEvents)), grouped(float64(o.consumeCustomers))),
+		grouped(crate), "events/s", "≥ 30,000", metIf(crate >= 30_000, fmt.Sprintf("(%.0f%% of target)", 100*crate/30_000)))
+	r.cpuCost("lag", st, int64(o.consumeEvents))
+	r.note("lag: Consume applied the published backlog in %d committing transactions (%.0f events each); %s", pm.commits.Load(), float64(pm.events.Load())/float64(max(pm.commits.Load(), 1)), st.cpu)
+
+	// The rest of segmentd's projector and scheduler roles.
+	var outbox0 int64
+	_ = svc.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&outbox0)
+	relStart := time.Now()
+	for _, stream := range []string{natsbus.StreamChanges, natsbus.StreamAlerts} {
+		relay := projections.NewRelay(svc.pool, natsbus.NewStreamSink(b.nc, b.js, stream), stream, r.log)
+		wg.Go(func() {
+			if err := relay.Run(workCtx); err != nil {
+				r.log.Error("relay stopped", "stream", stream, "err", err)
+			}
+		})
+	}
+	sched := projections.NewScheduler(proj, time.Now, r.log, nil)
+	wg.Go(func() {
+		if err := sched.Run(workCtx); err != nil {
+			r.log.Error("scheduler stopped", "err", err)
+		}
+	})
+	err = waitFor(ctx, 4*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		var n int64
+		err := svc.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)
+		return err == nil && n == 0, nil
+	})
+	if err != nil {
+		r.note("lag: the outbox relays did not drain the backlog's %d outbox rows in 4 minutes; the steady load starts anyway", outbox0)
+	} else {
+		r.note("lag: outbox relays published the backlog's %d label changes and alerts in %.1f s (%.0f messages/s)", outbox0, time.Since(relStart).Seconds(), float64(outbox0)/time.Since(relStart).Seconds())
+	}
+
+	// Steady open-loop load with the lag measured.
+	mpool, err := r.dbs.extraPool(ctx, svc.name, 2)
+	if err != nil {
+		return err
+	}
+	defer mpool.Close()
+	r.waitQuiet(ctx, svc.name)
+	start := time.Now().Add(100 * time.Millisecond)
+	from, to := start.Add(o.lagWarmup), start.Add(o.lagWarmup+o.lagDuration)
+	poller := &lagPoller{pool: mpool, every: o.lagPoll, in: make(chan lagSample, 1<<16), from: from, to: to}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() { defer close(pollDone); poller.run(pollCtx) }()
+
+	var (
+		inflight             atomic.Int64
+		maxInflight          atomic.Int64
+		appendErrs, dropped  atomic.Int64
+		appended             atomic.Int64
+		firstErr             atomic.Value
+		latMu                sync.Mutex
+		appendLat            []float64
+		windowAppended       atomic.Int64
+		sent, sampled        int64
+		loadWG               sync.WaitGroup
+		projected0, commits0 int64
+		projectedW, commitsW int64
+		windowPhase          *phase
+		windowStats          phaseStats
+		windowStarted        bool
+	)
+	const maxInflightCalls = 4000
+	tick := time.NewTicker(2 * time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			stopPoll()
+			<-pollDone
+			return ctx.Err()
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Before(start) {
+			continue
+		}
+		if !windowStarted && !now.Before(from) {
+			windowStarted = true
+			freeMemory()
+			windowPhase = r.begin(ctx, "lag-steady", svc.name)
+			projected0, commits0 = pm.events.Load(), pm.commits.Load()
+		}
+		if !now.Before(to) {
+			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
+			windowStats = windowPhase.end(ctx)
+			break
+		}
+		due := int64(o.lagRate*now.Sub(start).Seconds()) - sent
+		for due > 0 {
+			n := min(due, int64(domain.MaxBatchEvents))
+			due -= n
+			req := domain.AppendRequest{Events: make([]domain.Envelope, n), Batch: n > 1}
+			var samples []int
+			for i := range req.Events {
+				req.Events[i] = gen.live()
+				if (sent+int64(i))%int64(o.lagSample) == 0 {
+					samples = append(samples, i)
+				}
+			}
+			sent += n
+			sampled += int64(len(samples))
+			if inflight.Load() >= maxInflightCalls {
+				dropped.Add(n)
+				continue
+			}
+			v := inflight.Add(1)
+			for m := maxInflight.Load(); v > m; m = maxInflight.Load() {
+				if maxInflight.CompareAndSwap(m, v) {
+					break
+				}
+			}
+			inWindow := !now.Before(from)
+			loadWG.Go(func() {
+				defer inflight.Add(-1)
+				c0 := time.Now()
+				res, err := svc.store.Append(ctx, req)
+				if err != nil {
+					appendErrs.Add(int64(len(req.Events)))
+					firstErr.CompareAndSwap(nil, err.Error())
+					return
+				}
+				appended.Add(int64(len(res)))
+				if inWindow {
+					windowAppended.Add(int64(len(res)))
+					latMu.Lock()
+					appendLat = append(appendLat, time.Since(c0).Seconds())
+					latMu.Unlock()
+				}
+				for _, i := range samples {
+					poller.in <- lagSample{stream: res[i].Customer.StreamID(), version: res[i].Version, recorded: res[i].RecordedAt}
+				}
+			})
+		}
+	}
+	tick.Stop()
+	loadWG.Wait()
+	// Let the last samples resolve, then stop polling.
+	_ = waitFor(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		return pm.events.Load() >= appended.Load()+int64(o.consumeEvents), nil
+	})
+	time.Sleep(3 * o.lagPoll)
+	stopPoll()
+	<-pollDone
+	stopWork()
+
+	poller.mu.Lock()
+	lags := slices.Clone(poller.lags)
+	polls := slices.Clone(poller.polls)
+	pending := poller.pending
+	poller.mu.Unlock()
+	slices.Sort(lags)
+	slices.Sort(polls)
+	latMu.Lock()
+	slices.Sort(appendLat)
+	latMu.Unlock()
+	win := o.lagDuration.Seconds()
+	achieved := float64(windowAppended.Load()) / win
+	r.add("lag", fmt.Sprintf("steady load offered (open loop, %s s measured)", f0(win)), grouped(o.lagRate), "events/s", "5,000", "")
+	r.add("lag", "  appended in the window", grouped(achieved), "events/s", "", metIf(achieved >= 0.98*o.lagRate, "(kept up)"))
+	if len(lags) > 0 {
+		p99 := 1000 * percentile(lags, 0.99)
+		r.add("lag", fmt.Sprintf("lag recorded_at → label queryable, p50 (%d samples)", len(lags)), f1(1000*percentile(lags, 0.5)), "ms", "", "")
+		r.add("lag", "  p90", f1(1000*percentile(lags, 0.9)), "ms", "", "")
+		r.add("lag", "  p99", f1(p99), "ms", "≤ 100", metIf(p99 <= 100 && pending == 0, fmt.Sprintf("(%.0f%% of budget)", p99)))
+		r.add("lag", "  max", f1(1000*lags[len(lags)-1]), "ms", "", "")
+	}
+	if len(appendLat) > 0 {
+		r.add("lag", "  Store.Append call (submit → committed), p50 / p99", f1(1000*percentile(appendLat, 0.5))+" / "+f1(1000*percentile(appendLat, 0.99)), "ms", "", "")
+	}
+	r.cpuCost("lag", windowStats, windowAppended.Load())
+	r.add("lag", "  projector transactions in the window", grouped(float64(commitsW)/win), "tx/s", "", fmt.Sprintf("(%.0f events each)", float64(projectedW)/float64(max(commitsW, 1))))
+	r.note("lag: steady window: %d events appended (%d errors, %d not offered: more than %d calls in flight; max in flight %d), %d samples measured, %d never seen applied; poll interval p50 %.1f ms, p99 %.1f ms (the lag figures are upper bounds within one interval); %s",
+		windowAppended.Load(), appendErrs.Load(), dropped.Load(), maxInflightCalls, maxInflight.Load(), len(lags), pending,
+		1000*percentile(polls, 0.5), 1000*percentile(polls, 0.99), windowStats.cpu)
+	if e := firstErr.Load(); e != nil {
+		r.note("lag: first append error: %v", e)
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/privacy"
+)
+
+// storeMetrics counts the store's group-commit transactions.
+type storeMetrics struct {
+	groups, requests, events atomic.Int64
+}
+
+func (m *storeMetrics) EventsAppended(int) {}
+func (m *storeMetrics) AppendGroup(requests, events int, _ time.Duration) {
+	m.groups.Add(1)
+	m.requests.Add(int64(requests))
+	m.events.Add(int64(events))
+}
+
+// projMetrics counts what the projector reports after each commit.
+type projMetrics struct {
+	events, commits atomic.Int64
+	mu              sync.Mutex
+	commitTimes     []time.Time // when each Apply committed (only while recording)
+	recording       bool
+}
+
+func (m *projMetrics) EventsProjected(n int) {
+	m.events.Add(int64(n))
+	m.commits.Add(1)
+	m.mu.Lock()
+	if m.recording {
+		m.commitTimes = append(m.commitTimes, time.Now())
+	}
+	m.mu.Unlock()
+}
+func (m *projMetrics) ProjectionLag(float64) {}
+
+// service is the part of segmentd a scenario needs: a fresh database and
+// the event store with group commit on it.
+type service struct {
+	r      *runner
+	name   string
+	pool   *pgxpool.Pool
+	qc     *queryCounter
+	store  *eventstore.Store
+	sm     *storeMetrics
+	closed bool
+}
+
+func (r *runner) newService(ctx context.Context, now func() time.Time) (_ *service, err error) {
+	s := &service{r: r, sm: &storeMetrics{}}
+	s.name, s.pool, s.qc, err = r.dbs.create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, privacy.KeySize)
+	_, _ = rand.Read(raw)
+	key, err := privacy.NewMasterKey(raw)
+	if err != nil {
+		s.close(ctx)
+		return nil, err
+	}
+	s.store, err = eventstore.New(eventstore.Config{Pool: s.pool, MasterKey: key, Now: now, Logger: r.log, Metrics: s.sm})
+	if err != nil {
+		s.close(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *service) close(ctx context.Context) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.name != "" {
+		s.r.dbs.drop(ctx, s.name)
+	}
+}
+
+// appendAll appends the events through Store.Append in requests of batch
+// events from clients concurrent callers. Each caller owns the customers
+// whose stream id falls in its share, so every customer's events keep
+// their order (a refund never overtakes its order).
+func (s *service) appendAll(ctx context.Context, events []domain.Envelope, clients, batch int) (time.Duration, error) {
+	shares := make([][]domain.Envelope, clients)
+	for _, e := range events {
+		id := e.Customer.StreamID()
+		k := int(id[0]) % clients
+		shares[k] = append(shares[k], e)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, clients)
+	for k := range shares {
+		wg.Go(func() {
+			share := shares[k]
+			for i := 0; i < len(share); i += batch {
+				req := domain.AppendRequest{Events: share[i:min(i+batch, len(share))], Batch: true}
+				if _, err := s.store.Append(ctx, req); err != nil {
+					errs[k] = fmt.Errorf("append events %d..%d of client %d: %w", i, i+len(req.Events), k, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), errors.Join(errs...)
+}
+
+// bus is an embedded JetStream server (natsbus.StartEmbedded, as segmentd
+// runs it without NATS_URL) with the service's streams.
+type bus struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	dir string
+}
+
+func (r *runner) startBus(ctx context.Context) (_ *bus, err error) {
+	b := &bus{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.dir, err = os.MkdirTemp(r.o.tmpDir, "segments-pload-nats-"); err != nil {
+		return nil, err
+	}
+	b.srv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: b.dir, Addr: "127.0.0.1:0", NoSyncAlways: !r.o.natsSync})
+	if err != nil {
+		return nil, err
+	}
+	if b.nc, b.js, err = natsbus.Connect("", b.srv, "segments-projector-load", r.log); err != nil {
+		return nil, err
+	}
+	if err := natsbus.EnsureStreams(ctx, b.js); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bus) msgs(ctx context.Context, stream string) (uint64, error) {
+	st, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+func (b *bus) close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
+}
+
+// waitFor polls cond every interval until it holds, ctx ends or limit passes.
+func waitFor(ctx context.Context, limit, interval time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
