@@ -225,9 +225,9 @@ func (rs *RuleSet) Reason(s *CustomerState, label string, l *LabelSet, f *Facts)
 	if rs.LongWindow > 0 {
 		longZH, longEN = rs.LongWindow.String(), rs.LongWindow.String()
 	}
-	net := f.NetAmount.Grouped()
 	switch label {
 	case LabelValueTier:
+		net := f.NetAmount.Grouped()
 		i := rs.tierIndex(f.NetAmount)
 		t := rs.ValueTiers[i]
 		switch {

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -117,32 +116,46 @@ func allDigits(s string) bool {
 // String formats the amount as yuan with exactly two decimals, e.g. "1000000.00".
 func (m Money) String() string {
 	sign := ""
-	u := uint64(m) //nolint:gosec // reinterpreted below as a magnitude, right for every int64
 	if m < 0 {
 		sign = "-"
+	}
+	return string(m.appendDecimal(make([]byte, 0, 24), sign, false))
+}
+
+// appendDecimal appends sign, the magnitude's integer part (with thousands
+// separators when grouped) and two decimals. It is the formatting of
+// fmt.Sprintf("%s%d.%02d"), without fmt: reasons format money for every
+// label change.
+func (m Money) appendDecimal(b []byte, sign string, grouped bool) []byte {
+	u := uint64(m) //nolint:gosec // reinterpreted below as a magnitude, right for every int64
+	if m < 0 {
 		u = -u // two's complement: the magnitude, even for the minimum int64
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
+	b = append(b, sign...)
+	var digits [20]byte
+	intPart := strconv.AppendUint(digits[:0], u/100, 10)
+	if grouped {
+		for i, c := range intPart {
+			if i > 0 && (len(intPart)-i)%3 == 0 {
+				b = append(b, ',')
+			}
+			b = append(b, c)
+		}
+	} else {
+		b = append(b, intPart...)
+	}
+	frac := u % 100
+	return append(b, '.', byte('0'+frac/10), byte('0'+frac%10))
 }
 
 // Grouped formats the amount with thousands separators, e.g. "1,200,000.00",
 // for reasons read by people.
 func (m Money) Grouped() string {
-	s := m.String()
 	sign := ""
-	if strings.HasPrefix(s, "-") {
-		sign, s = "-", s[1:]
+	if m < 0 {
+		sign = "-"
 	}
-	dot := strings.IndexByte(s, '.')
-	intPart, frac := s[:dot], s[dot:]
-	var b strings.Builder
-	for i, r := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return sign + b.String() + frac
+	return string(m.appendDecimal(make([]byte, 0, 32), sign, true))
 }
 
 // MarshalJSON writes money as a decimal string with two decimals: JSON

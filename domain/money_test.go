@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -328,6 +329,49 @@ func TestMoneyAddChecked(t *testing.T) {
 		got, ok := tt.a.AddChecked(tt.b)
 		if got != tt.want || ok != tt.wantOK {
 			t.Errorf("%d.AddChecked(%d) = %d, %v; want %d, %v", tt.a, tt.b, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+// The hand-written formatting must match the fmt-based one it replaced.
+func TestMoneyFormattingMatchesFmt(t *testing.T) {
+	ref := func(m Money) string {
+		sign := ""
+		u := uint64(m)
+		if m < 0 {
+			sign = "-"
+			u = -u
+		}
+		return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
+	}
+	refGrouped := func(m Money) string {
+		s := ref(m)
+		sign := ""
+		if strings.HasPrefix(s, "-") {
+			sign, s = "-", s[1:]
+		}
+		dot := strings.IndexByte(s, '.')
+		intPart, frac := s[:dot], s[dot:]
+		var b strings.Builder
+		for i, r := range intPart {
+			if i > 0 && (len(intPart)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(r)
+		}
+		return sign + b.String() + frac
+	}
+	vals := []Money{0, 1, -1, 5, 10, 99, 100, 101, -100, 12345, 99999, 100000, 123456789, -123456789, 100000000,
+		MaxMoney, -MaxMoney, math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
+	for v := Money(1); v > 0 && v < math.MaxInt64/7; v = v*7 + 3 {
+		vals = append(vals, v, -v)
+	}
+	for _, m := range vals {
+		if got, want := m.String(), ref(m); got != want {
+			t.Errorf("String(%d) = %q, want %q", int64(m), got, want)
+		}
+		if got, want := m.Grouped(), refGrouped(m); got != want {
+			t.Errorf("Grouped(%d) = %q, want %q", int64(m), got, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/segments-dev/segments/domain"
 )
@@ -74,21 +75,15 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-func nullUUID(u uuid.UUID) *uuid.UUID {
-	if u == uuid.Nil {
-		return nil
-	}
-	return &u
-}
-
 // saveAlerts stores alert updates (the last state of each alert wins) and
 // queues newly raised alerts for SEGMENTS_ALERTS. known says which alert ids
 // existed before (a rebuild re-raises old alerts without publishing them).
-func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain.CustomerCode]uuid.UUID, updates []domain.Alert, known func(uuid.UUID) bool) error {
+func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain.CustomerCode]uuid.UUID, updates []domain.Alert, known func(uuid.UUID) bool) ([][]any, error) {
 	if len(updates) == 0 {
-		return nil
+		return nil, nil
 	}
-	last := map[uuid.UUID]int{}
+	last := make(map[uuid.UUID]int, len(updates))
+	opened := map[uuid.UUID]int{} // each alert's first update with status open
 	var order []uuid.UUID
 	for i := range updates {
 		id := updates[i].ID
@@ -96,49 +91,54 @@ func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain
 			order = append(order, id)
 		}
 		last[id] = i
-	}
-	rows := make([][]any, 0, len(order))
-	var outbox [][]any
-	for _, id := range order {
-		a := updates[last[id]]
-		rows = append(rows, []any{a.ID, stream[a.Customer], string(a.Customer), a.Kind, a.From, a.To, a.ReasonZH, a.ReasonEN,
-			a.CreatedAt, nullTime(a.DueAt), a.Owner, a.Status, nullTime(a.ResolvedAt), nullUUID(a.ResolvedBy), a.Playbook, a.RuleVersion, nullUUID(a.Escalates)})
-		if known == nil || !known(a.ID) {
-			// Publish an alert once, when it is raised (the only update with
-			// status open: alerts never return to open).
-			for i := range updates {
-				if u := &updates[i]; u.ID == a.ID && u.Status == domain.AlertOpen {
-					body, err := json.Marshal(p.alertDocument(u), json.Deterministic(true))
-					if err != nil {
-						return fmt.Errorf("encode alert: %w", err)
-					}
-					outbox = append(outbox, []any{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
-					break
-				}
+		if updates[i].Status == domain.AlertOpen {
+			if _, ok := opened[id]; !ok {
+				opened[id] = i
 			}
 		}
 	}
-	// Stage, then upsert: COPY cannot resolve conflicts by itself.
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS alerts_stage (LIKE alerts) ON COMMIT DELETE ROWS"); err != nil {
-		return fmt.Errorf("stage alerts: %w", err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alerts_stage"}, alertColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("stage alerts: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO alerts SELECT * FROM alerts_stage
-		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
-			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`); err != nil {
-		return fmt.Errorf("save alerts: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "DELETE FROM alerts_stage"); err != nil {
-		return fmt.Errorf("stage alerts: %w", err)
-	}
-	if len(outbox) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"stream", "subject", "msg_id", "payload"}, pgx.CopyFromRows(outbox)); err != nil {
-			return fmt.Errorf("queue alerts: %w", err)
+	// Columns of the upsert, in alertColumns order.
+	var (
+		ids, streamIDs, resolvedBy, escalates            []pgtype.UUID
+		customers, kinds, froms, tos, reasons, reasonsEN []string
+		owners, statuses, playbooks                      []string
+		created                                          []time.Time
+		dues, resolvedAts                                []*time.Time
+		ruleVersions                                     []int
+	)
+	var outbox [][]any
+	for _, id := range order {
+		a := updates[last[id]]
+		ids, streamIDs = append(ids, pgUUID(a.ID)), append(streamIDs, pgUUID(stream[a.Customer]))
+		customers, kinds, froms, tos = append(customers, string(a.Customer)), append(kinds, a.Kind), append(froms, a.From), append(tos, a.To)
+		reasons, reasonsEN = append(reasons, a.ReasonZH), append(reasonsEN, a.ReasonEN)
+		created, dues = append(created, a.CreatedAt), append(dues, nullTime(a.DueAt))
+		owners, statuses, resolvedAts = append(owners, a.Owner), append(statuses, a.Status), append(resolvedAts, nullTime(a.ResolvedAt))
+		resolvedBy, playbooks, ruleVersions = append(resolvedBy, pgNullUUID(a.ResolvedBy)), append(playbooks, a.Playbook), append(ruleVersions, a.RuleVersion)
+		escalates = append(escalates, pgNullUUID(a.Escalates))
+		if known == nil || !known(a.ID) {
+			// Publish an alert once, when it is raised (the only update with
+			// status open: alerts never return to open).
+			if i, ok := opened[id]; ok {
+				body, err := json.Marshal(p.alertDocument(&updates[i]), json.Deterministic(true))
+				if err != nil {
+					return nil, fmt.Errorf("encode alert: %w", err)
+				}
+				outbox = append(outbox, []any{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
+			}
 		}
 	}
-	return nil
+	// One upsert from arrays (each alert id once: the last update wins).
+	if _, err := tx.Exec(ctx, `INSERT INTO alerts (`+strings.Join(alertColumns, ", ")+`)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[])
+		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
+			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`,
+		ids, streamIDs, customers, kinds, froms, tos, reasons, reasonsEN,
+		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates); err != nil {
+		return nil, fmt.Errorf("save alerts: %w", err)
+	}
+	return outbox, nil
 }
 
 // AlertFilter selects alerts for GET /v1/alerts.

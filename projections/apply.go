@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/domain"
@@ -38,6 +39,7 @@ type Projector struct {
 	log     *slog.Logger
 	metrics Metrics
 	now     func() time.Time
+	cache   *projCache
 }
 
 // Config configures a Projector.
@@ -47,6 +49,9 @@ type Config struct {
 	Logger  *slog.Logger
 	Metrics Metrics
 	Now     func() time.Time
+	// ProjectionCache is how many decoded projections to keep between
+	// transactions (0: DefaultProjectionCache; negative: none).
+	ProjectionCache int
 }
 
 // New returns a projector.
@@ -60,7 +65,11 @@ func New(cfg Config) *Projector {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Projector{pool: cfg.Pool, book: cfg.Rules, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now}
+	if cfg.ProjectionCache == 0 {
+		cfg.ProjectionCache = DefaultProjectionCache
+	}
+	return &Projector{pool: cfg.Pool, book: cfg.Rules, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		cache: newProjCache(cfg.ProjectionCache)}
 }
 
 // Rules returns the rule book.
@@ -75,7 +84,8 @@ type customerWork struct {
 	changes  []domain.LabelChange
 	alerts   []domain.Alert
 	applied  int
-	advanced bool // evaluated at a later instant without an event (a boundary passed)
+	advanced bool  // evaluated at a later instant without an event (a boundary passed)
+	xmin     int64 // xmin of the stored row (0: none)
 }
 
 // Apply catches the given customers up with the log: every event recorded
@@ -86,14 +96,16 @@ func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error)
 		return 0, nil
 	}
 	var applied int
+	var cached map[uuid.UUID]cacheEntry
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var err error
-		applied, err = p.applyTx(ctx, tx, streams, time.Time{})
+		applied, cached, err = p.applyTx(ctx, tx, streams, time.Time{})
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
+	p.cache.put(cached)
 	if p.metrics != nil && applied > 0 {
 		p.metrics.EventsProjected(applied)
 	}
@@ -101,12 +113,9 @@ func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error)
 }
 
 // applyTx does Apply's work in tx. When until is not zero, each customer is
-// then advanced to until (the scheduler's boundary instant).
-func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID, until time.Time) (int, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM
-		(SELECT DISTINCT hashtextextended(s::text, 5362) AS k FROM unnest($1::uuid[]) AS s ORDER BY 1) AS keys`, streams); err != nil {
-		return 0, fmt.Errorf("lock customers: %w", err)
-	}
+// then advanced to until (the scheduler's boundary instant). The returned
+// cache entries are to be put in p.cache once tx has committed.
+func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID, until time.Time) (int, map[uuid.UUID]cacheEntry, error) {
 	work := make(map[uuid.UUID]*customerWork, len(streams))
 	order := make([]*customerWork, 0, len(streams))
 	for _, id := range streams {
@@ -117,55 +126,92 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 		work[id] = w
 		order = append(order, w)
 	}
-	rows, err := tx.Query(ctx, "SELECT stream_id, projection, changes FROM customer_projections WHERE stream_id = ANY($1)", streams)
+	// Projections this process wrote last are taken from the cache when the
+	// stored row is still that write (same xmin, version and change count):
+	// the query then returns no document to decode.
+	taken := p.cache.take(streams)
+	cIDs := make([]pgtype.UUID, 0, len(taken))
+	cXmins, cVersions, cSeqs := make([]int64, 0, len(taken)), make([]int64, 0, len(taken)), make([]int64, 0, len(taken))
+	for id, e := range taken {
+		cIDs = append(cIDs, pgUUID(id))
+		cXmins, cVersions, cSeqs = append(cXmins, e.xmin), append(cVersions, e.proj.State.Version), append(cSeqs, e.seq)
+	}
+	ids := make([]pgtype.UUID, len(order))
+	for i, w := range order {
+		ids[i] = pgUUID(w.streamID)
+	}
+	// Lock and load in one round trip (executed in this order).
+	var batch pgx.Batch
+	batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM
+		(SELECT DISTINCT hashtextextended(s::text, 5362) AS k FROM unnest($1::uuid[]) AS s ORDER BY 1) AS keys`, ids)
+	batch.Queue(`SELECT p.stream_id, p.xmin::text::bigint, p.changes,
+			CASE WHEN c.stream_id IS NOT NULL AND p.xmin::text::bigint = c.xmin AND p.version = c.version AND p.changes = c.changes
+				THEN NULL ELSE p.projection END
+		FROM customer_projections p
+		LEFT JOIN unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[]) AS c(stream_id, xmin, version, changes) ON c.stream_id = p.stream_id
+		WHERE p.stream_id = ANY($1)`, ids, cIDs, cXmins, cVersions, cSeqs)
+	br := tx.SendBatch(ctx, &batch)
+	defer func() { _ = br.Close() }() // errors reach the caller through Exec and Query
+	if _, err := br.Exec(); err != nil {
+		return 0, nil, fmt.Errorf("lock customers: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return 0, fmt.Errorf("load projections: %w", err)
+		return 0, nil, fmt.Errorf("load projections: %w", err)
 	}
 	for rows.Next() {
 		var id uuid.UUID
 		var raw []byte
-		var seq int64
-		if err := rows.Scan(&id, &raw, &seq); err != nil {
+		var xmin, seq int64
+		if err := rows.Scan((*uuidDst)(&id), &xmin, &seq, &raw); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("load projections: %w", err)
+			return 0, nil, fmt.Errorf("load projections: %w", err)
 		}
-		proj, err := decodeProjection(p.book, raw)
-		if err != nil {
+		var proj *domain.Projection
+		if raw == nil {
+			e, ok := taken[id]
+			if !ok {
+				rows.Close()
+				return 0, nil, fmt.Errorf("customer stream %s: no projection document", id)
+			}
+			proj = e.proj
+		} else if proj, err = decodeProjection(p.book, raw); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("customer stream %s: %w", id, err)
+			return 0, nil, fmt.Errorf("customer stream %s: %w", id, err)
 		}
 		w := work[id]
-		w.proj, w.existed, w.seq = proj, true, seq
+		w.proj, w.existed, w.seq, w.xmin = proj, true, seq, xmin
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("load projections: %w", err)
+		return 0, nil, fmt.Errorf("load projections: %w", err)
 	}
-
-	ids := make([]uuid.UUID, len(order))
+	if err := br.Close(); err != nil {
+		return 0, nil, fmt.Errorf("load projections: %w", err)
+	}
 	after := make([]int64, len(order))
 	for i, w := range order {
-		ids[i], after[i] = w.streamID, w.proj.State.Version
+		after[i] = w.proj.State.Version
 	}
 	erows, err := tx.Query(ctx, `SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data
 		FROM unnest($1::uuid[], $2::bigint[]) AS k(stream_id, after)
 		JOIN events e ON e.stream_id = k.stream_id AND e.version > k.after
 		ORDER BY e.stream_id, e.version`, ids, after)
 	if err != nil {
-		return 0, fmt.Errorf("read new events: %w", err)
+		return 0, nil, fmt.Errorf("read new events: %w", err)
 	}
 	total := 0
 	for erows.Next() {
 		var rec domain.Recorded
 		var id uuid.UUID
 		var data []byte
-		if err := erows.Scan(&id, &rec.Customer, &rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+		if err := erows.Scan((*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
 			erows.Close()
-			return 0, fmt.Errorf("read new events: %w", err)
+			return 0, nil, fmt.Errorf("read new events: %w", err)
 		}
 		if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
 			erows.Close()
-			return 0, err
+			return 0, nil, err
 		}
 		w := work[id]
 		w.changes = append(w.changes, p.book.Advance(w.proj, rec.RecordedAt, &rec)...)
@@ -175,7 +221,7 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 	}
 	erows.Close()
 	if err := erows.Err(); err != nil {
-		return 0, fmt.Errorf("read new events: %w", err)
+		return 0, nil, fmt.Errorf("read new events: %w", err)
 	}
 	if !until.IsZero() {
 		for _, w := range order {
@@ -189,9 +235,18 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 		}
 	}
 	if err := p.save(ctx, tx, order); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return total, nil
+	var cache map[uuid.UUID]cacheEntry
+	if p.cache != nil {
+		cache = make(map[uuid.UUID]cacheEntry, len(order))
+		for _, w := range order {
+			if w.xmin != 0 && w.proj.RuleVersion != 0 {
+				cache[w.streamID] = cacheEntry{xmin: w.xmin, seq: w.seq, proj: w.proj}
+			}
+		}
+	}
+	return total, cache, nil
 }
 
 // HistoryEntry is a label change: the JSON body of its message on
@@ -238,12 +293,18 @@ func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) 
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(changeRows)); err != nil {
 			return fmt.Errorf("write label changes: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"stream", "subject", "msg_id", "payload"}, pgx.CopyFromRows(outboxRows)); err != nil {
-			return fmt.Errorf("queue label changes: %w", err)
-		}
 	}
-	if err := p.saveAlerts(ctx, tx, streams, alerts, nil); err != nil {
+	alertMsgs, err := p.saveAlerts(ctx, tx, streams, alerts, nil)
+	if err != nil {
 		return err
+	}
+	// Label changes, then the alerts they raised: one COPY, same order (and
+	// outbox ids) as queuing them one after the other.
+	outboxRows = append(outboxRows, alertMsgs...)
+	if len(outboxRows) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(outboxRows)); err != nil {
+			return fmt.Errorf("queue label changes and alerts: %w", err)
+		}
 	}
 	return p.saveProjections(ctx, tx, order)
 }
@@ -309,7 +370,7 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 			return fmt.Errorf("notify schedulers: %w", err)
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
+	rows, err := tx.Query(ctx, `INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 			value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
 		SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::jsonb,
 			u.value_tier, u.activity, u.need_orientation, u.lifecycle, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.net_amount, u.owner, u.changes
@@ -321,9 +382,30 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 			evaluated_at = EXCLUDED.evaluated_at, next_at = EXCLUDED.next_at, projection = EXCLUDED.projection,
 			value_tier = EXCLUDED.value_tier, activity = EXCLUDED.activity, need_orientation = EXCLUDED.need_orientation,
 			lifecycle = EXCLUDED.lifecycle, tags = EXCLUDED.tags, net_amount = EXCLUDED.net_amount, owner = EXCLUDED.owner,
-			changes = EXCLUDED.changes`,
-		ids, customers, versions, ruleVersions, evaluated, nexts, projs, tiers, acts, needs, lifes, tagLists, nets, owners, seqs)
+			changes = EXCLUDED.changes
+		RETURNING stream_id, xmin::text::bigint`,
+		pgUUIDs(ids), customers, versions, ruleVersions, evaluated, nexts, projs, tiers, acts, needs, lifes, tagLists, nets, owners, seqs)
 	if err != nil {
+		return fmt.Errorf("save projections: %w", err)
+	}
+	// The rows' new xmin (for the projection cache).
+	byID := make(map[uuid.UUID]*customerWork, len(order))
+	for _, w := range order {
+		byID[w.streamID] = w
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		var xmin int64
+		if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
+			rows.Close()
+			return fmt.Errorf("save projections: %w", err)
+		}
+		if w := byID[id]; w != nil {
+			w.xmin = xmin
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("save projections: %w", err)
 	}
 	return nil

@@ -2,9 +2,13 @@ package projections
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/segments-dev/segments/domain"
 )
@@ -33,6 +37,9 @@ func encodeProjection(book *domain.RuleBook, p *domain.Projection) ([]byte, erro
 		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tagNames(book, p),
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
 		Alerts: p.Alerts,
+	}
+	if b, err := appendStoredProjection(make([]byte, 0, 4096), &sp); err == nil {
+		return b, nil
 	}
 	b, err := json.Marshal(&sp, json.Deterministic(true))
 	if err != nil {
@@ -75,4 +82,109 @@ func tagNames(book *domain.RuleBook, p *domain.Projection) []string {
 		}
 	}
 	return names
+}
+
+// pgUUID passes a uuid.UUID to pgx as a pgtype.UUID. uuid.UUID is a
+// driver.Valuer whose value is text, which pgx can only turn into binary
+// uuid by first failing (building an error message), then parsing the text
+// back: several microseconds per value, paid for every id a batch writes.
+func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
+
+// pgNullUUID is pgUUID with uuid.Nil as NULL.
+func pgNullUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: u != uuid.Nil} }
+
+// pgUUIDs converts ids for a uuid[] parameter (see pgUUID).
+func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgUUID(id)
+	}
+	return out
+}
+
+// uuidDst scans a uuid column straight from its binary form:
+// rows.Scan((*uuidDst)(&id)). Scanning into a *uuid.UUID goes through
+// database/sql.Scanner, which formats the id as text and parses it again.
+// Like uuid.UUID.Scan, NULL leaves the destination unchanged.
+type uuidDst uuid.UUID
+
+func (u *uuidDst) ScanUUID(v pgtype.UUID) error {
+	if v.Valid {
+		*u = uuidDst(v.Bytes)
+	}
+	return nil
+}
+
+// marshalHistoryEntry encodes a label change exactly as
+// json.Marshal(e, json.Deterministic(true)) does (field order, omitempty on
+// display, null pointers, the library's string escaping), without
+// reflection: every label change is encoded once per projector batch. Should
+// the fast path meet anything it does not handle (invalid UTF-8), it defers
+// to json.Marshal, which then decides.
+func marshalHistoryEntry(e *HistoryEntry) ([]byte, error) {
+	b, err := appendHistoryEntry(make([]byte, 0, 512), e)
+	if err != nil {
+		return json.Marshal(e, json.Deterministic(true))
+	}
+	return b, nil
+}
+
+func appendHistoryEntry(b []byte, e *HistoryEntry) ([]byte, error) {
+	var err error
+	str := func(name, s string) {
+		if err != nil {
+			return
+		}
+		b = append(b, name...)
+		b, err = jsontext.AppendQuote(b, s)
+	}
+	id := func(name string, u *uuid.UUID) {
+		b = append(b, name...)
+		if u == nil {
+			b = append(b, "null"...)
+			return
+		}
+		b = append(b, '"')
+		var buf [36]byte
+		hexUUID(&buf, u)
+		b = append(b, buf[:]...)
+		b = append(b, '"')
+	}
+	id(`{"id":`, &e.ID)
+	str(`,"customer":`, e.Customer)
+	str(`,"label":`, e.Label)
+	if e.From == nil {
+		b = append(b, `,"from":null`...)
+	} else {
+		str(`,"from":`, *e.From)
+	}
+	str(`,"to":`, e.To)
+	str(`,"at":`, e.At)
+	str(`,"cause":{"kind":`, e.Cause.Kind)
+	id(`,"event_id":`, e.Cause.EventID)
+	b = append(b, `},"rule_version":`...)
+	b = strconv.AppendInt(b, int64(e.RuleVersion), 10)
+	str(`,"reason":`, e.Reason)
+	str(`,"reason_en":`, e.ReasonEN)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	if e.Display != "" {
+		str(`,"display":`, e.Display)
+	}
+	b = append(b, '}')
+	return b, err
+}
+
+// hexUUID writes u in its canonical text form (uuid.UUID.String).
+func hexUUID(dst *[36]byte, u *uuid.UUID) {
+	const hexDigits = "0123456789abcdef"
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
 }

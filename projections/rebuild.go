@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/segments-dev/segments/domain"
 )
@@ -52,7 +52,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		}
 		for rows.Next() {
 			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
+			if err := rows.Scan((*uuidDst)(&id)); err != nil {
 				rows.Close()
 				return err
 			}
@@ -69,7 +69,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		}
 		for arows.Next() {
 			var id uuid.UUID
-			if err := arows.Scan(&id); err != nil {
+			if err := arows.Scan((*uuidDst)(&id)); err != nil {
 				arows.Close()
 				return err
 			}
@@ -89,8 +89,14 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		streams := map[domain.CustomerCode]uuid.UUID{}
 		known := func(id uuid.UUID) bool { _, ok := oldAlerts[id]; return ok }
 		flush := func() error {
-			if err := p.saveAlerts(ctx, tx, streams, alerts, known); err != nil {
+			alertMsgs, err := p.saveAlerts(ctx, tx, streams, alerts, known)
+			if err != nil {
 				return err
+			}
+			if len(alertMsgs) > 0 {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(alertMsgs)); err != nil {
+					return fmt.Errorf("queue alerts: %w", err)
+				}
 			}
 			alerts = alerts[:0]
 			if len(changeRows) > 0 {
@@ -100,7 +106,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 				changeRows = changeRows[:0]
 			}
 			if len(outboxRows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"stream", "subject", "msg_id", "payload"}, pgx.CopyFromRows(outboxRows)); err != nil {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(outboxRows)); err != nil {
 					return fmt.Errorf("queue new label changes: %w", err)
 				}
 				outboxRows = outboxRows[:0]
@@ -136,7 +142,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 				var rec domain.Recorded
 				var id uuid.UUID
 				var data []byte
-				if err := batch.Scan(&after, &id, &rec.Customer, &rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+				if err := batch.Scan(&after, (*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
 					batch.Close()
 					return fmt.Errorf("read log: %w", err)
 				}
@@ -192,12 +198,16 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		}
 		return nil
 	})
+	// Every stored row was rewritten (the cache would not match them anyway).
+	p.cache.reset()
 	st.Took = time.Since(start)
 	if err != nil {
 		return st, fmt.Errorf("rebuild: %w", err)
 	}
 	return st, nil
 }
+
+var outboxColumns = []string{"stream", "subject", "msg_id", "payload"}
 
 var changeColumns = []string{"id", "stream_id", "customer", "seq", "label", "from_value", "to_value", "at", "cause_kind",
 	"cause_event_id", "rule_version", "reason", "reason_en"}
@@ -210,18 +220,20 @@ func (p *Projector) changeRow(stream uuid.UUID, c domain.LabelChange, seq int64)
 		from = &f
 	}
 	var ev *uuid.UUID
+	evArg := pgtype.UUID{}
 	if c.Cause == domain.CauseEvent {
 		e := c.EventID
 		ev = &e
+		evArg = pgUUID(e)
 	}
 	msg := HistoryEntry{
 		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: from, To: c.To,
 		At: c.At.In(p.book.At(c.At).Location).Format(time.RFC3339Nano), Cause: causeJSON{Kind: string(c.Cause), EventID: ev},
 		RuleVersion: c.RuleVersion, Reason: c.ReasonZH, ReasonEN: c.ReasonEN, Seq: seq,
 	}
-	body, err := json.Marshal(&msg, json.Deterministic(true))
+	body, err := marshalHistoryEntry(&msg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode label change: %w", err)
 	}
-	return []any{c.ID, stream, string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), ev, c.RuleVersion, c.ReasonZH, c.ReasonEN}, body, nil
+	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}, body, nil
 }

@@ -138,7 +138,7 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 	for rows.Next() {
 		var id uuid.UUID
 		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
+		if err := rows.Scan((*uuidDst)(&id), &at); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scheduler: due customers: %w", err)
 		}
@@ -153,24 +153,30 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 		return 0, nil
 	}
 	var claimed []uuid.UUID
+	var cached map[uuid.UUID]cacheEntry
 	err = pgx.BeginFunc(ctx, s.proj.pool, func(tx pgx.Tx) error {
-		lrows, err := tx.Query(ctx, `SELECT s FROM unnest($1::uuid[]) AS s WHERE pg_try_advisory_xact_lock(hashtextextended(s::text, 5362))`, ids)
+		lrows, err := tx.Query(ctx, `SELECT s FROM unnest($1::uuid[]) AS s WHERE pg_try_advisory_xact_lock(hashtextextended(s::text, 5362))`, pgUUIDs(ids))
 		if err != nil {
 			return err
 		}
-		claimed, err = pgx.CollectRows(lrows, pgx.RowTo[uuid.UUID])
+		claimed, err = pgx.CollectRows(lrows, func(row pgx.CollectableRow) (uuid.UUID, error) {
+			var id uuid.UUID
+			err := row.Scan((*uuidDst)(&id))
+			return id, err
+		})
 		if err != nil {
 			return err
 		}
 		if len(claimed) == 0 {
 			return nil
 		}
-		_, err = s.proj.applyTx(ctx, tx, claimed, now)
+		_, cached, err = s.proj.applyTx(ctx, tx, claimed, now)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("scheduler: advance %d customers: %w", len(claimed), err)
 	}
+	s.proj.cache.put(cached)
 	if s.metrics != nil {
 		done := time.Now()
 		for _, id := range claimed {
