@@ -32,6 +32,7 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		// session lock or LISTEN, and must not starve the request path.
 		cfg.MaxConns = DefaultMaxConns
 	}
+	TuneSession(cfg.ConnConfig)
 	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
 	}
@@ -44,6 +45,20 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to %s: %w", describe(cfg.ConnConfig), mapError(err))
 	}
 	return pool, nil
+}
+
+// TuneSession sets the session parameters Segments' statements are planned
+// for, unless the connection string sets them itself: jit off, because the
+// statements are short OLTP ones whose cost estimates over unnest()ed id
+// arrays can pass jit_above_cost, and compiling then takes longer (tens of
+// milliseconds) than running them.
+func TuneSession(c *pgx.ConnConfig) {
+	if c.RuntimeParams == nil {
+		c.RuntimeParams = map[string]string{}
+	}
+	if _, ok := c.RuntimeParams["jit"]; !ok {
+		c.RuntimeParams["jit"] = "off"
+	}
 }
 
 // describe names a database without its password.

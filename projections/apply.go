@@ -193,9 +193,14 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 	for i, w := range order {
 		after[i] = w.proj.State.Version
 	}
+	// One index range scan per customer. As a plain join the planner, which
+	// cannot know how few events follow each customer's version, prefers a
+	// merge join over the whole (stream_id, version) index: a scan of the
+	// entire log per transaction. OFFSET 0 keeps the lateral subquery from
+	// being flattened into that join.
 	erows, err := tx.Query(ctx, `SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data
 		FROM unnest($1::uuid[], $2::bigint[]) AS k(stream_id, after)
-		JOIN events e ON e.stream_id = k.stream_id AND e.version > k.after
+		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = k.stream_id AND e.version > k.after OFFSET 0) e
 		ORDER BY e.stream_id, e.version`, ids, after)
 	if err != nil {
 		return 0, nil, fmt.Errorf("read new events: %w", err)

@@ -81,6 +81,7 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 		return nil, err
 	}
 	cfg.MaxConns = eventstore.DefaultMaxConns
+	eventstore.TuneSession(cfg.ConnConfig) // as eventstore.Connect does
 	s.trace = newSQLTracer()
 	cfg.ConnConfig.Tracer = s.trace
 	if r.o.explain > 0 {
