@@ -151,6 +151,24 @@ func (p *Publisher) run(ctx context.Context) error {
 		return err
 	}
 	backoff := newBackoff()
+	// The checkpoint is only the fallback for a stream that lost its last
+	// message: it is saved at most once a second while busy, and whenever
+	// publication catches up, rather than after every batch.
+	saved, savedAt := pos, time.Now()
+	save := func() {
+		if pos == saved {
+			return
+		}
+		if cerr := p.cfg.Store.SaveCheckpoint(ctx, p.cfg.Name, pos); cerr != nil {
+			if ctx.Err() == nil {
+				// The stream itself is the truth on restart; a stale
+				// checkpoint costs nothing but a log line.
+				log.Warn("publisher: save checkpoint", "err", cerr)
+			}
+			return
+		}
+		saved, savedAt = pos, time.Now()
+	}
 	for {
 		events, err := p.cfg.Store.ReadAll(ctx, pos, p.cfg.Sink.MaxBatch())
 		if err == nil && len(events) > 0 {
@@ -158,14 +176,15 @@ func (p *Publisher) run(ctx context.Context) error {
 			if err == nil {
 				pos = events[len(events)-1].Position
 				backoff.reset()
-				if cerr := p.cfg.Store.SaveCheckpoint(ctx, p.cfg.Name, pos); cerr != nil && ctx.Err() == nil {
-					// The stream itself is the truth on restart; a stale
-					// checkpoint costs nothing but a log line.
-					log.Warn("publisher: save checkpoint", "err", cerr)
+				if time.Since(savedAt) >= time.Second {
+					save()
 				}
 				p.reportLag(ctx, pos, time.Time{})
 				continue
 			}
+		}
+		if err == nil {
+			save() // caught up
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

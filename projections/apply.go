@@ -40,6 +40,8 @@ type Projector struct {
 	metrics Metrics
 	now     func() time.Time
 	cache   *projCache
+	// consumeWorkers is how many transactions Consume keeps in flight.
+	consumeWorkers int
 }
 
 // Config configures a Projector.
@@ -52,6 +54,9 @@ type Config struct {
 	// ProjectionCache is how many decoded projections to keep between
 	// transactions (0: DefaultProjectionCache; negative: none).
 	ProjectionCache int
+	// ConsumeWorkers is how many batches Consume applies at once
+	// (default 2: one folds while the other waits for PostgreSQL).
+	ConsumeWorkers int
 }
 
 // New returns a projector.
@@ -68,8 +73,11 @@ func New(cfg Config) *Projector {
 	if cfg.ProjectionCache == 0 {
 		cfg.ProjectionCache = DefaultProjectionCache
 	}
+	if cfg.ConsumeWorkers <= 0 {
+		cfg.ConsumeWorkers = 2
+	}
 	return &Projector{pool: cfg.Pool, book: cfg.Rules, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		cache: newProjCache(cfg.ProjectionCache)}
+		cache: newProjCache(cfg.ProjectionCache), consumeWorkers: cfg.ConsumeWorkers}
 }
 
 // Rules returns the rule book.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,12 +46,28 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 		return fmt.Errorf("projector: subscribe: %w", err)
 	}
 	defer cc.Stop()
+	// Several transactions in flight: while one waits for PostgreSQL the
+	// other folds and evaluates, which is where a single one leaves a core
+	// idle. Customers are locked per transaction in key order, so two
+	// workers never apply one customer at once and never deadlock; a
+	// customer in both workers' batches is applied by whichever locks it
+	// first, and the other finds nothing new.
+	var workers sync.WaitGroup
+	for range p.consumeWorkers {
+		workers.Go(func() { p.consumeBatches(ctx, msgs) })
+	}
+	workers.Wait()
+	return nil
+}
+
+// consumeBatches applies batches of what is waiting in msgs until ctx is done.
+func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg) {
 	wait := 100 * time.Millisecond
 	for {
 		var batch []jetstream.Msg
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case m := <-msgs:
 			batch = append(batch, m)
 		}
@@ -77,7 +94,7 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 		}
 		if _, err := p.Apply(ctx, streams); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			p.log.Warn("projector: apply failed; will retry", "customers", len(streams), "err", err, "retry_in", wait)
 			for _, m := range batch {

@@ -1,9 +1,11 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,8 +73,11 @@ func (r *Relay) run(ctx context.Context) error {
 		return err
 	}
 	wait := 100 * time.Millisecond
+	// Rows claimed but not published can only be left by an earlier run or
+	// a failed batch: look for them after every resume, not every step.
+	recheck := true
 	for {
-		n, err := r.step(ctx, &next)
+		n, err := r.step(ctx, &next, &recheck)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -89,7 +94,7 @@ func (r *Relay) run(ctx context.Context) error {
 				wait = min(wait*2, 5*time.Second)
 				resumed, err := r.resume(ctx)
 				if err == nil {
-					next = resumed
+					next, recheck = resumed, true
 					break
 				}
 				r.log.Warn("outbox relay: resume", "stream", r.stream, "err", err, "retry_in", wait)
@@ -126,34 +131,47 @@ func (r *Relay) resume(ctx context.Context) (int64, error) {
 	return next, nil
 }
 
-// step publishes one batch of claimed rows, claiming new ones when none are
-// waiting. It returns how many rows it published.
-func (r *Relay) step(ctx context.Context, next *int64) (int, error) {
-	msgs, err := r.claimed(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if len(msgs) == 0 {
-		tag, err := r.pool.Exec(ctx, `WITH c AS (
-				SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox
-				WHERE stream = $1 AND pub_pos IS NULL ORDER BY id LIMIT $3)
-			UPDATE outbox o SET pub_pos = $2 + c.rn - 1 FROM c WHERE o.id = c.id`, r.stream, *next, r.sink.MaxBatch())
-		if err != nil {
-			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return 0, nil
-		}
-		*next += tag.RowsAffected()
+// step publishes one batch of claimed rows (when recheck says some may be
+// left over), else claims new ones and publishes them. It returns how many
+// rows it published.
+func (r *Relay) step(ctx context.Context, next *int64, recheck *bool) (int, error) {
+	var msgs []eventstore.Message
+	if *recheck {
+		var err error
 		if msgs, err = r.claimed(ctx); err != nil {
 			return 0, err
 		}
+		*recheck = len(msgs) > 0
+	}
+	if len(msgs) == 0 {
+		// Claim and read in one statement; RETURNING has no order, the
+		// positions do.
+		rows, err := r.pool.Query(ctx, `WITH c AS (
+				SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox
+				WHERE stream = $1 AND pub_pos IS NULL ORDER BY id LIMIT $3)
+			UPDATE outbox o SET pub_pos = $2 + c.rn - 1 FROM c WHERE o.id = c.id
+			RETURNING o.subject, o.msg_id, o.payload, o.pub_pos`, r.stream, *next, r.sink.MaxBatch())
+		if err != nil {
+			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
+		}
+		if msgs, err = collectMessages(rows); err != nil {
+			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
+		}
+		if len(msgs) == 0 {
+			return 0, nil
+		}
+		slices.SortFunc(msgs, func(a, b eventstore.Message) int { return cmp.Compare(a.Position, b.Position) })
+		*next += int64(len(msgs))
 	}
 	if err := r.sink.PublishAtomic(ctx, msgs); err != nil {
 		return 0, err
 	}
-	last := msgs[len(msgs)-1].Position
-	if _, err := r.pool.Exec(ctx, "DELETE FROM outbox WHERE stream = $1 AND pub_pos <= $2", r.stream, last); err != nil {
+	first, last := msgs[0].Position, msgs[len(msgs)-1].Position
+	// Bounded below as well: the index range then starts at this batch
+	// instead of wading through the entries of rows deleted before (dead
+	// until vacuum). Nothing below first is left: claims are published in
+	// position order.
+	if _, err := r.pool.Exec(ctx, "DELETE FROM outbox WHERE stream = $1 AND pub_pos BETWEEN $2 AND $3", r.stream, first, last); err != nil {
 		// Published but not deleted: resume will delete them from the
 		// stream's tail, so they are not published again.
 		return 0, fmt.Errorf("outbox relay %s: delete published: %w", r.stream, err)
@@ -166,16 +184,21 @@ func (r *Relay) claimed(ctx context.Context) ([]eventstore.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
 	}
-	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Message, error) {
+	msgs, err := collectMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
+	}
+	return msgs, nil
+}
+
+// collectMessages reads rows of (subject, msg_id, payload, pub_pos).
+func collectMessages(rows pgx.Rows) ([]eventstore.Message, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Message, error) {
 		var m eventstore.Message
 		err := row.Scan(&m.Subject, &m.ID, &m.Body, &m.Position)
 		m.Header = map[string]string{"Segments-Position": strconv.FormatInt(m.Position, 10)}
 		return m, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
-	}
-	return msgs, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -65,7 +65,9 @@ func (s *Scheduler) run(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyNextAt); err != nil {
 		return fmt.Errorf("scheduler: listen: %w", err)
 	}
-	woken := make(chan struct{}, 1)
+	// woken carries the earliest instant announced since it was last read
+	// (the zero time when a payload does not parse: always re-read).
+	woken := make(chan time.Time, 1)
 	listenErr := make(chan error, 1)
 	listenCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -73,13 +75,30 @@ func (s *Scheduler) run(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		for {
-			if _, err := conn.Conn().WaitForNotification(listenCtx); err != nil {
+			n, err := conn.Conn().WaitForNotification(listenCtx)
+			if err != nil {
 				listenErr <- err
 				return
 			}
+			at, err := time.Parse(time.RFC3339Nano, n.Payload)
+			if err != nil {
+				at = time.Time{}
+			}
 			select {
-			case woken <- struct{}{}:
+			case woken <- at:
 			default:
+				// A wake is pending: keep the earlier of the two.
+				select {
+				case prev := <-woken:
+					if prev.Before(at) {
+						at = prev
+					}
+				default:
+				}
+				select {
+				case woken <- at:
+				default:
+				}
 			}
 		}
 	}()
@@ -106,15 +125,26 @@ func (s *Scheduler) run(ctx context.Context) error {
 			wait = min(wait, next.Sub(now))
 		}
 		timer := time.NewTimer(max(wait, 0))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case err := <-listenErr:
-			timer.Stop()
-			return fmt.Errorf("scheduler: notification connection lost: %w", err)
-		case <-woken:
-		case <-timer.C:
+	sleep:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			case err := <-listenErr:
+				timer.Stop()
+				return fmt.Errorf("scheduler: notification connection lost: %w", err)
+			case at := <-woken:
+				// Every projector commit announces its earliest next_at; one
+				// at or after the instant this timer waits for changes
+				// nothing, so the timer stays armed without a query.
+				if next != nil && !at.IsZero() && !at.Before(*next) {
+					continue
+				}
+				break sleep
+			case <-timer.C:
+				break sleep
+			}
 		}
 		timer.Stop()
 	}

@@ -269,11 +269,13 @@ func (r *runner) runLag(ctx context.Context) error {
 			windowStarted = true
 			freeMemory()
 			windowPhase = r.begin(ctx, "lag-steady", svc.name)
+			svc.qc.startTiming()
 			projected0, commits0 = pm.events.Load(), pm.commits.Load()
 		}
 		if !now.Before(to) {
 			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
 			windowStats = windowPhase.end(ctx)
+			r.stmtReport("lag-steady", svc.qc.report(to.Sub(from), 16))
 			break
 		}
 		due := int64(o.lagRate*now.Sub(start).Seconds()) - sent

@@ -53,6 +53,7 @@ type options struct {
 	appendBatch      int
 	appendClients    int
 	applyBatch       int
+	applyWorkers     int
 	consumeEvents    int
 	consumeCustomers int
 	lagRate          float64
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.appendBatch, "append-batch", 1000, "events per Store.Append call while loading")
 	fs.IntVar(&o.appendClients, "append-clients", 4, "concurrent Append callers while loading (each owns a share of the customers)")
 	fs.IntVar(&o.applyBatch, "apply-batch", 1000, "customers per Projector.Apply call (Consume's MaxBatch)")
+	fs.IntVar(&o.applyWorkers, "apply-workers", 2, "concurrent Projector.Apply callers in the backlog scenario (Consume's default workers)")
 	fs.IntVar(&o.consumeEvents, "consume-events", 200_000, "events of the published backlog drained by Consume (lag scenario)")
 	fs.IntVar(&o.consumeCustomers, "consume-customers", 20_000, "customers of that backlog (the steady load goes to them too)")
 	fs.Float64Var(&o.lagRate, "lag-rate", 5000, "open-loop arrival rate of the steady load (events/s)")
@@ -289,7 +291,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.maxRun)
-	err = run(ctx, o)
+	err = run(ctx, &o)
 	cancel()
 	if err != nil {
 		logf("%v", err)
@@ -297,7 +299,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o *options) error {
 	if o.cpuprofile != "" {
 		if err := os.MkdirAll(o.cpuprofile, 0o750); err != nil {
 			return err
@@ -308,7 +310,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer dbs.close(ctx)
-	r := &runner{o: o, dbs: dbs, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	r := &runner{o: *o, dbs: dbs, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	r.printEnvironment(ctx)
 	start := time.Now()
 	var errs []error
