@@ -451,7 +451,7 @@ func (r *runner) cpuCost(scenario string, st phaseStats, events int64) {
 	self := 1e6 * st.cpu.selfSecs / float64(events)
 	pg := 1e6 * st.cpu.pgMineSecs / float64(events)
 	r.add(scenario, "  CPU per event: this process + this run's PostgreSQL backends", f1(self)+" + "+f1(pg), "µs", "",
-		fmt.Sprintf("(CPU-only ceiling %s events/s)", grouped(1e6/(self+pg))))
+		fmt.Sprintf("(CPU-only ceiling on %d cores %s events/s)", runtime.NumCPU(), grouped(float64(runtime.NumCPU())*1e6/(self+pg))))
 	if st.cpu.other > busyOther || st.cpu.pg-st.cpu.pgMine > busyOther {
 		r.add(scenario, "  other processes on the machine meanwhile", f2(st.cpu.other+st.cpu.pg-st.cpu.pgMine), "cores", "", "NOT QUIET")
 	}
