@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -779,5 +780,63 @@ func TestSchedulerRunPublishesAtTheBoundary(t *testing.T) {
 	case a := <-arrived:
 		t.Errorf("a second alert message: %s %s", a.msg.Subject(), a.msg.Data())
 	default:
+	}
+}
+
+// A sleeping scheduler ignores announcements of boundaries at or after the
+// one it waits for, but wakes for an earlier one: customer A's boundary is
+// 30 s away when B, back-dated, brings one 2 s away.
+func TestSchedulerWakesForAnEarlierAnnouncedBoundary(t *testing.T) {
+	t.Parallel()
+	store, db := testenv.Store(t, time.Now)
+	book := secondsRules(t, "30s", "60s")
+	proj := projections.New(projections.Config{Pool: db.Pool, Rules: book, Logger: testenv.Logger(t)})
+	ctx, cancel := context.WithCancel(ctxT(t))
+	var wg sync.WaitGroup
+	sched := projections.NewScheduler(proj, time.Now, testenv.Logger(t), nil)
+	wg.Go(func() {
+		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("scheduler: %v", err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	record := func(code domain.CustomerCode, ordered time.Time) {
+		t.Helper()
+		if _, err := store.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{
+			ev(code, ordered.Add(-time.Hour), fullProfile("深圳市华芯电子元件有限公司", "王经理", "李明", "13812345678", "li.ming@example.com")),
+			ev(code, ordered, order("SO-1", "10.00")),
+		}, Batch: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proj.Apply(ctx, streamIDs(code)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	farBoundary := now.Add(30 * time.Second)
+	record("KH-FAR", now)
+	// Announcements later than the scheduler's target change nothing...
+	record("KH-LATER", now.Add(5*time.Second))
+	// ...an earlier one re-arms it.
+	record("KH-NEAR", now.Add(-28*time.Second))
+	nearBoundary := now.Add(2 * time.Second)
+
+	var changeAt time.Time
+	testenv.Eventually(t, 25*time.Second, "KH-NEAR's activity drop recorded", func() bool {
+		err := db.Pool.QueryRow(ctx, `SELECT at FROM label_changes WHERE stream_id = $1 AND label = 'activity' AND to_value = 'low' AND cause_kind = 'time'`,
+			domain.CustomerCode("KH-NEAR").StreamID()).Scan(&changeAt)
+		return err == nil
+	})
+	if seen := time.Now(); !seen.Before(farBoundary) {
+		t.Fatalf("KH-NEAR was advanced only at %s, after KH-FAR's boundary %s: the scheduler slept through the earlier announcement", rfc(seen), rfc(farBoundary))
+	}
+	if !changeAt.Equal(nearBoundary) {
+		t.Errorf("stored change instant %s, want the boundary %s", rfc(changeAt), rfc(nearBoundary))
+	}
+	var farChanges int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM label_changes WHERE stream_id = $1 AND cause_kind = 'time'`,
+		domain.CustomerCode("KH-FAR").StreamID()).Scan(&farChanges); err != nil || farChanges != 0 {
+		t.Errorf("KH-FAR has %d time-caused changes before its boundary (err %v)", farChanges, err)
 	}
 }
