@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/segments-dev/segments/internal/pguuid"
 )
 
 // DefaultDatabaseURL is used when DATABASE_URL is unset: the local
@@ -32,7 +34,7 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		// session lock or LISTEN, and must not starve the request path.
 		cfg.MaxConns = DefaultMaxConns
 	}
-	TuneSession(cfg.ConnConfig)
+	TuneSession(cfg)
 	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
 	}
@@ -47,17 +49,29 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// TuneSession sets the session parameters Segments' statements are planned
-// for, unless the connection string sets them itself: jit off, because the
-// statements are short OLTP ones whose cost estimates over unnest()ed id
-// arrays can pass jit_above_cost, and compiling then takes longer (tens of
-// milliseconds) than running them.
-func TuneSession(c *pgx.ConnConfig) {
+// TuneSession prepares a pool's connections for Segments' statements:
+//   - jit off (unless the connection string sets it): the statements are
+//     short OLTP ones whose cost estimates over unnest()ed id arrays can pass
+//     jit_above_cost, and compiling then takes longer (tens of
+//     milliseconds) than running them;
+//   - uuid.UUID sent and scanned in binary (package pguuid).
+//
+// Call it after setting any AfterConnect of your own: it chains to it.
+func TuneSession(cfg *pgxpool.Config) {
+	c := cfg.ConnConfig
 	if c.RuntimeParams == nil {
 		c.RuntimeParams = map[string]string{}
 	}
 	if _, ok := c.RuntimeParams["jit"]; !ok {
 		c.RuntimeParams["jit"] = "off"
+	}
+	next := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		pguuid.Register(conn.TypeMap())
+		if next != nil {
+			return next(ctx, conn)
+		}
+		return nil
 	}
 }
 

@@ -81,7 +81,6 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 		return nil, err
 	}
 	cfg.MaxConns = eventstore.DefaultMaxConns
-	eventstore.TuneSession(cfg.ConnConfig) // as eventstore.Connect does
 	s.trace = newSQLTracer()
 	cfg.ConnConfig.Tracer = s.trace
 	if r.o.explain > 0 {
@@ -98,6 +97,7 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 			return nil
 		}
 	}
+	eventstore.TuneSession(cfg) // as eventstore.Connect does
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *queryCo
 		return "", nil, nil, err
 	}
 	cfg.MaxConns = eventstore.DefaultMaxConns
-	eventstore.TuneSession(cfg.ConnConfig) // as eventstore.Connect does
+	eventstore.TuneSession(cfg) // as eventstore.Connect does
 	qc := &queryCounter{}
 	cfg.ConnConfig.Tracer = qc
 	if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {

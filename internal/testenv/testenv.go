@@ -142,7 +142,12 @@ func Postgres(t testing.TB) *DB {
 		t.Fatalf("create test database: %v", err)
 	}
 	url := replaceDB(AdminURL(), name)
-	pool, err := pgxpool.New(ctx, url+"&pool_max_conns=32")
+	cfg, err := pgxpool.ParseConfig(url + "&pool_max_conns=32")
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	eventstore.TuneSession(cfg) // the service's session settings and codecs
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
 	}
