@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 // The load's events are OrderPlaced events of customers drawn uniformly
@@ -24,15 +24,9 @@ var (
 	categories = []string{"电子元件", "机械设备", "办公用品", "化工原料", "软件服务"}
 	channels   = []string{"online", "offline"}
 	genSeq     atomic.Int64
-	runTag     = randomHex(4)
+	runTag     = loadkit.RandomHex(4)
 	cst        = time.FixedZone("CST", 8*3600)
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // gen draws events. One gen per goroutine.
 type gen struct {

@@ -174,7 +174,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	defer dbs.close(ctx)
+	defer dbs.Close(ctx)
 	loc, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
 		loc = cst
@@ -305,9 +305,9 @@ func (r *runner) printEnvironment(ctx context.Context) {
 	fmt.Printf("- Go: %s, GOMAXPROCS=%d, NumCPU=%d, %s/%s\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("- CPU: %s; memory: %s; kernel: %s\n", cpuModel(), memTotal(), readTrim("/proc/sys/kernel/osrelease"))
 	fmt.Printf("- PostgreSQL: %s; synchronous_commit=%s, fsync=%s, wal_sync_method=%s, shared_buffers=%s, max_wal_size=%s, commit_delay=%s\n",
-		r.dbs.setting(ctx, "server_version"), r.dbs.setting(ctx, "synchronous_commit"), r.dbs.setting(ctx, "fsync"),
-		r.dbs.setting(ctx, "wal_sync_method"), r.dbs.setting(ctx, "shared_buffers"), r.dbs.setting(ctx, "max_wal_size"),
-		r.dbs.setting(ctx, "commit_delay"))
+		r.dbs.Setting(ctx, "server_version"), r.dbs.Setting(ctx, "synchronous_commit"), r.dbs.Setting(ctx, "fsync"),
+		r.dbs.Setting(ctx, "wal_sync_method"), r.dbs.Setting(ctx, "shared_buffers"), r.dbs.Setting(ctx, "max_wal_size"),
+		r.dbs.Setting(ctx, "commit_delay"))
 	fmt.Printf("- NATS: embedded nats-server %s (natsbus.StartEmbedded; SyncAlways on unless a row says off)\n", natsServerVersion())
 	fmt.Printf("- load average at start: %s\n", readTrim("/proc/loadavg"))
 	fmt.Printf("- load: %d customers, OrderPlaced events with event_id and unique order_id; warm-up %s, window %s per phase; ANALYZE after warm-up: %v\n",

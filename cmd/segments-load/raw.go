@@ -109,7 +109,7 @@ func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
 		return nil, err
 	}
 	pool.Close()
-	cfg, err := pgxpool.ParseConfig(r.dbs.urlFor(name))
+	cfg, err := pgxpool.ParseConfig(r.dbs.URLFor(name))
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
 
 func (r *runner) closeRaw(ctx context.Context, db *rawDB) {
 	db.pool.Close()
-	r.dbs.drop(ctx, db.name)
+	r.dbs.Drop(ctx, db.name)
 }
 
 // rawCopy measures COPY of chunk-row chunks (each its own transaction) from

@@ -76,7 +76,7 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 	// Reopen the pool as eventstore.Connect does (its pool size), with a
 	// tracer that times the store's round trips.
 	s.pool.Close()
-	cfg, err := pgxpool.ParseConfig(r.dbs.urlFor(s.dbName))
+	cfg, err := pgxpool.ParseConfig(r.dbs.URLFor(s.dbName))
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (s *service) close(ctx context.Context) {
 		s.pool.Close()
 	}
 	if s.dbName != "" {
-		s.r.dbs.drop(ctx, s.dbName)
+		s.r.dbs.Drop(ctx, s.dbName)
 	}
 }
 

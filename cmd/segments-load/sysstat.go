@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 // CPU accounting from /proc (Linux): who used the machine's cores during a
@@ -15,7 +12,7 @@ import (
 // (API, store, publisher) and the embedded NATS server; PostgreSQL runs as
 // separate processes; "other" is everything else on the machine.
 
-const clockTicks = 100 // USER_HZ on Linux
+const clockTicks = loadkit.ClockTicks
 
 type cpuSnap struct {
 	at     time.Time
@@ -29,53 +26,17 @@ type cpuSnap struct {
 
 func takeCPU() cpuSnap {
 	s := cpuSnap{at: time.Now()}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	m, ok := loadkit.ReadMachineTicks()
+	if !ok {
 		return s
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return s
-	}
-	v := make([]uint64, 8)
-	for i := range v {
-		v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
-	}
-	// user nice system idle iowait irq softirq steal
-	s.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-	s.idle, s.iowait = v[3], v[4]
-	s.self, _ = procTicks("/proc/self/stat")
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		t, comm := procTicks(d + "/stat")
-		if comm == "postgres" {
-			s.pg += t
-		}
+	s.busy, s.idle, s.iowait = m.Busy, m.Idle, m.IOWait
+	s.self, _ = loadkit.ProcessTicks("/proc/self/stat")
+	for _, t := range loadkit.PostgresTicks() {
+		s.pg += t
 	}
 	s.ok = true
 	return s
-}
-
-// procTicks returns utime+stime and the command name from a /proc/PID/stat.
-func procTicks(path string) (uint64, string) {
-	b, err := os.ReadFile(path) //nolint:gosec // G304: paths under /proc built by this file
-	if err != nil {
-		return 0, ""
-	}
-	open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || closing < open {
-		return 0, ""
-	}
-	comm := string(b[open+1 : closing])
-	f := strings.Fields(string(b[closing+1:]))
-	// After the command: state(0) ppid(1) ... utime(11) stime(12).
-	if len(f) < 13 {
-		return 0, comm
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return u + st, comm
 }
 
 // cpuUse is the use of the machine's cores over a window, in cores.

@@ -3,10 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -17,80 +14,38 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/internal/loadkit"
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // databases creates the run's fresh databases (segments_pload_<random>) and
 // drops them WITH (FORCE) at the end.
-type databases struct {
-	adminURL string
-	admin    *pgxpool.Pool
-	mu       sync.Mutex
-	created  []string
-	keep     bool
-}
+type databases struct{ *loadkit.Databases }
 
 func openDatabases(ctx context.Context, adminURL string, keep bool) (*databases, error) {
-	cfg, err := pgxpool.ParseConfig(adminURL)
+	d, err := loadkit.OpenDatabases(ctx, adminURL, "segments_pload_", keep, logf)
 	if err != nil {
-		return nil, fmt.Errorf("-pg: not a PostgreSQL URL: %w", err)
+		return nil, err
 	}
-	if h := cfg.ConnConfig.Host; h != "127.0.0.1" && h != "localhost" && h != "::1" {
-		return nil, fmt.Errorf("-pg: %s is not a loopback address; this benchmark only talks to the local machine", h)
-	}
-	cfg.MaxConns = 2
-	admin, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err == nil {
-		err = admin.Ping(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL (%s): %w", redact(adminURL), err)
-	}
-	return &databases{adminURL: adminURL, admin: admin, keep: keep}, nil
-}
-
-func redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return p.Redacted()
-}
-
-func (d *databases) urlFor(name string) string {
-	u, err := url.Parse(d.adminURL)
-	if err != nil {
-		return d.adminURL
-	}
-	u.Path = "/" + name
-	return u.String()
+	return &databases{d}, nil
 }
 
 // create makes and migrates a fresh database. The pool is opened as
 // eventstore.Connect opens it (its pool size), with a statement counter.
 func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *queryCounter, error) {
-	name := "segments_pload_" + randomHex(5)
-	d.mu.Lock()
-	d.created = append(d.created, name)
-	d.mu.Unlock()
-	pool, err := eventstore.Connect(ctx, d.urlFor(name)) // creates the database
+	name := d.NewName()
+	pool, err := eventstore.Connect(ctx, d.URLFor(name)) // creates the database
 	if err != nil {
 		return "", nil, nil, err
 	}
 	pool.Close()
-	cfg, err := pgxpool.ParseConfig(d.urlFor(name))
+	cfg, err := pgxpool.ParseConfig(d.URLFor(name))
 	if err != nil {
 		return "", nil, nil, err
 	}
 	cfg.MaxConns = eventstore.DefaultMaxConns
-	eventstore.TuneSession(cfg) // as eventstore.Connect does
 	qc := &queryCounter{}
 	cfg.ConnConfig.Tracer = qc
+	eventstore.TuneSession(cfg) // as eventstore.Connect does
 	if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return "", nil, nil, err
 	}
@@ -104,7 +59,7 @@ func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *queryCo
 // extraPool opens a small separate pool on a database (for measurement
 // queries that must not take connections from the service's pool).
 func (d *databases) extraPool(ctx context.Context, name string, conns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(d.urlFor(name))
+	cfg, err := pgxpool.ParseConfig(d.URLFor(name))
 	if err != nil {
 		return nil, err
 	}
@@ -112,50 +67,9 @@ func (d *databases) extraPool(ctx context.Context, name string, conns int32) (*p
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
-func (d *databases) drop(ctx context.Context, name string) {
-	if d.keep {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-	defer cancel()
-	if _, err := d.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		logf("drop database %s: %v", name, err)
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i, n := range d.created {
-		if n == name {
-			d.created = append(d.created[:i], d.created[i+1:]...)
-			break
-		}
-	}
-}
-
-func (d *databases) close(ctx context.Context) {
-	d.mu.Lock()
-	left := append([]string(nil), d.created...)
-	d.mu.Unlock()
-	for _, n := range left {
-		d.drop(ctx, n)
-	}
-	if d.keep && len(left) > 0 {
-		logf("kept databases: %v", left)
-	}
-	d.admin.Close()
-}
-
-func (d *databases) setting(ctx context.Context, name string) string {
-	var v string
-	if err := d.admin.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
-		return "?"
-	}
-	return v
-}
-
 // backends lists the PostgreSQL backend pids connected to a database.
 func (d *databases) backends(ctx context.Context, name string) []int {
-	rows, err := d.admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", name)
+	rows, err := d.Admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", name)
 	if err != nil {
 		return nil
 	}
@@ -179,7 +93,7 @@ type walSnap struct {
 
 func (d *databases) wal(ctx context.Context) walSnap {
 	var s walSnap
-	err := d.admin.QueryRow(ctx, "SELECT wal_bytes::bigint, wal_sync FROM pg_stat_wal").Scan(&s.bytes, &s.syncs)
+	err := d.Admin.QueryRow(ctx, "SELECT wal_bytes::bigint, wal_sync FROM pg_stat_wal").Scan(&s.bytes, &s.syncs)
 	s.ok = err == nil
 	return s
 }

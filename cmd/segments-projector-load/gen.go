@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 // The generated history: a realistic mix of every event type of SPEC §2
@@ -61,7 +62,7 @@ type generator struct {
 func newGenerator(prefix string, n int, seed uint64, now time.Time) *generator {
 	g := &generator{
 		rng: mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), //nolint:gosec // G404: load data, not secrets
-		now: now, customers: make([]genCustomer, n), tag: randomHex(3),
+		now: now, customers: make([]genCustomer, n), tag: loadkit.RandomHex(3),
 	}
 	for i := range g.customers {
 		g.customers[i].code = domain.CustomerCode(prefix + fmt.Sprintf("%07d", i))

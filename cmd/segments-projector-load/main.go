@@ -309,7 +309,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	defer dbs.close(ctx)
+	defer dbs.Close(ctx)
 	r := &runner{o: *o, dbs: dbs, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	r.printEnvironment(ctx)
 	start := time.Now()
@@ -355,10 +355,10 @@ func (r *runner) printEnvironment(ctx context.Context) {
 		fmt.Printf("  commit: %s\n", strings.TrimSpace(string(out)))
 	}
 	var version string
-	_ = r.dbs.admin.QueryRow(ctx, "SHOW server_version").Scan(&version)
+	_ = r.dbs.Admin.QueryRow(ctx, "SHOW server_version").Scan(&version)
 	fmt.Printf("  PostgreSQL %s: synchronous_commit=%s shared_buffers=%s fsync=%s wal_level=%s max_wal_size=%s checkpoint_timeout=%s work_mem=%s\n",
-		version, r.dbs.setting(ctx, "synchronous_commit"), r.dbs.setting(ctx, "shared_buffers"), r.dbs.setting(ctx, "fsync"),
-		r.dbs.setting(ctx, "wal_level"), r.dbs.setting(ctx, "max_wal_size"), r.dbs.setting(ctx, "checkpoint_timeout"), r.dbs.setting(ctx, "work_mem"))
+		version, r.dbs.Setting(ctx, "synchronous_commit"), r.dbs.Setting(ctx, "shared_buffers"), r.dbs.Setting(ctx, "fsync"),
+		r.dbs.Setting(ctx, "wal_level"), r.dbs.Setting(ctx, "max_wal_size"), r.dbs.Setting(ctx, "checkpoint_timeout"), r.dbs.Setting(ctx, "work_mem"))
 	fmt.Printf("  scenarios: %s; embedded NATS SyncAlways=%v\n", strings.Join(r.o.scenarios, ","), r.o.natsSync)
 	load := cpuBetween(takeCPU(nil), func() cpuSnap { time.Sleep(2 * time.Second); return takeCPU(nil) }())
 	fmt.Printf("  machine before the run (2 s): %s\n", load)

@@ -97,7 +97,7 @@ func (s *service) close(ctx context.Context) {
 		s.pool.Close()
 	}
 	if s.name != "" {
-		s.r.dbs.drop(ctx, s.name)
+		s.r.dbs.Drop(ctx, s.name)
 	}
 }
 

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 // CPU and memory accounting from /proc and getrusage (Linux). This process
@@ -20,7 +20,7 @@ import (
 // on a shared machine shows up there, and a window where it is large is
 // flagged.
 
-const clockTicks = 100 // USER_HZ on Linux
+const clockTicks = loadkit.ClockTicks
 
 type cpuSnap struct {
 	at     time.Time
@@ -42,55 +42,18 @@ func rusageSelf() time.Duration {
 }
 
 func takeCPU(backends []int) cpuSnap {
-	s := cpuSnap{at: time.Now(), self: rusageSelf(), pg: map[int]uint64{}, mine: map[int]bool{}}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	s := cpuSnap{at: time.Now(), self: rusageSelf(), mine: map[int]bool{}}
+	m, ok := loadkit.ReadMachineTicks()
+	if !ok {
 		return s
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return s
-	}
-	v := make([]uint64, 8)
-	for i := range v {
-		v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
-	}
-	s.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-	s.idle, s.iowait = v[3], v[4]
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		t, comm := procTicks(d + "/stat")
-		if comm == "postgres" {
-			pid, _ := strconv.Atoi(filepath.Base(d))
-			s.pg[pid] = t
-		}
-	}
+	s.busy, s.idle, s.iowait = m.Busy, m.Idle, m.IOWait
+	s.pg = loadkit.PostgresTicks()
 	for _, pid := range backends {
 		s.mine[pid] = true
 	}
 	s.ok = true
 	return s
-}
-
-// procTicks returns utime+stime and the command name from a /proc/PID/stat.
-func procTicks(path string) (uint64, string) {
-	b, err := os.ReadFile(path) //nolint:gosec // G304: paths under /proc built here
-	if err != nil {
-		return 0, ""
-	}
-	open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || closing < open {
-		return 0, ""
-	}
-	comm := string(b[open+1 : closing])
-	f := strings.Fields(string(b[closing+1:]))
-	if len(f) < 13 {
-		return 0, comm
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return u + st, comm
 }
 
 // cpuUse is the use of the machine's cores over a window, in cores

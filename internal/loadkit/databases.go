@@ -1,0 +1,128 @@
+// Package loadkit is the plumbing the load commands (cmd/segments-load,
+// cmd/segments-projector-load) share: scratch databases beside a
+// maintenance connection, dropped at the end.
+package loadkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Databases hands out fresh database names (<prefix><random>) and drops
+// every one of them WITH (FORCE) on Close, unless keep was asked for.
+type Databases struct {
+	AdminURL string
+	Admin    *pgxpool.Pool // two connections on the maintenance database
+	prefix   string
+	keep     bool
+	logf     func(format string, args ...any)
+
+	mu      sync.Mutex
+	created []string
+}
+
+// OpenDatabases connects to the maintenance database at adminURL, which must
+// be on this machine: the load commands only talk to loopback addresses.
+func OpenDatabases(ctx context.Context, adminURL, prefix string, keep bool, logf func(format string, args ...any)) (*Databases, error) {
+	cfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("-pg: not a PostgreSQL URL: %w", err)
+	}
+	if h := cfg.ConnConfig.Host; h != "127.0.0.1" && h != "localhost" && h != "::1" {
+		return nil, fmt.Errorf("-pg: %s is not a loopback address; the load commands only talk to the local machine", h)
+	}
+	cfg.MaxConns = 2
+	admin, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = admin.Ping(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL (%s): %w", Redact(adminURL), err)
+	}
+	return &Databases{AdminURL: adminURL, Admin: admin, prefix: prefix, keep: keep, logf: logf}, nil
+}
+
+// NewName returns a fresh database name and remembers it for dropping. The
+// database itself is created by whoever connects first (eventstore.Connect
+// creates a missing database).
+func (d *Databases) NewName() string {
+	name := d.prefix + RandomHex(5)
+	d.mu.Lock()
+	d.created = append(d.created, name)
+	d.mu.Unlock()
+	return name
+}
+
+// URLFor is the maintenance URL pointed at another database.
+func (d *Databases) URLFor(name string) string {
+	u, err := url.Parse(d.AdminURL)
+	if err != nil {
+		return d.AdminURL
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Drop removes one database now (the pools on it must be closed).
+func (d *Databases) Drop(ctx context.Context, name string) {
+	if d.keep {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if _, err := d.Admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		d.logf("drop database %s: %v", name, err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.created = slices.DeleteFunc(d.created, func(n string) bool { return n == name })
+}
+
+// Close drops what is left and closes the maintenance pool.
+func (d *Databases) Close(ctx context.Context) {
+	d.mu.Lock()
+	left := slices.Clone(d.created)
+	d.mu.Unlock()
+	for _, n := range left {
+		d.Drop(ctx, n)
+	}
+	if d.keep && len(left) > 0 {
+		d.logf("kept databases: %v", left)
+	}
+	d.Admin.Close()
+}
+
+// Setting reads a server setting ("?" when it cannot).
+func (d *Databases) Setting(ctx context.Context, name string) string {
+	var v string
+	if err := d.Admin.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
+		return "?"
+	}
+	return v
+}
+
+// Redact hides a URL's password.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+// RandomHex returns n random bytes in hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,74 @@
+package loadkit
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ClockTicks is USER_HZ on Linux: the unit of the /proc CPU counters.
+const ClockTicks = 100
+
+// MachineTicks are the machine's CPU counters from /proc/stat, all CPUs.
+type MachineTicks struct {
+	Busy   uint64 // user+nice+system+irq+softirq+steal
+	Idle   uint64
+	IOWait uint64
+}
+
+// ReadMachineTicks reads /proc/stat; false when it cannot (not Linux).
+func ReadMachineTicks() (MachineTicks, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineTicks{}, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineTicks{}, false
+	}
+	v := make([]uint64, 8)
+	for i := range v {
+		v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
+	}
+	// user nice system idle iowait irq softirq steal
+	return MachineTicks{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3], IOWait: v[4]}, true
+}
+
+// ProcessTicks returns utime+stime and the command name from a
+// /proc/PID/stat file.
+func ProcessTicks(path string) (uint64, string) {
+	b, err := os.ReadFile(path) //nolint:gosec // G304: callers pass paths under /proc
+	if err != nil {
+		return 0, ""
+	}
+	open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || closing < open {
+		return 0, ""
+	}
+	comm := string(b[open+1 : closing])
+	f := strings.Fields(string(b[closing+1:]))
+	// After the command: state(0) ppid(1) ... utime(11) stime(12).
+	if len(f) < 13 {
+		return 0, comm
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + st, comm
+}
+
+// PostgresTicks returns the CPU ticks of every process named postgres, by pid.
+func PostgresTicks() map[int]uint64 {
+	out := map[int]uint64{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		t, comm := ProcessTicks(d + "/stat")
+		if comm == "postgres" {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			out[pid] = t
+		}
+	}
+	return out
+}
