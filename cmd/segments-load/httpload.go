@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/natsbus"
 )
 
@@ -66,14 +67,14 @@ type snapshot struct {
 type probe struct {
 	r     *runner
 	svc   *service
-	bus   *bus
+	bus   *loadkit.Bus
 	acked *atomic.Int64
 }
 
 func (p *probe) take(ctx context.Context) snapshot {
 	var s snapshot
 	if p.bus != nil {
-		s.published, _ = p.bus.msgs(ctx, natsbus.StreamEvents)
+		s.published, _ = p.bus.Msgs(ctx, natsbus.StreamEvents)
 	}
 	s.wal = p.r.dbs.wal(ctx)
 	if p.svc != nil {
@@ -170,7 +171,7 @@ type workFunc func(ctx context.Context, w *worker) (int, error)
 // next (closed loop), for the warm-up and then the measured window, and
 // measures the window. With b set it also follows publication to
 // SEGMENTS_EVENTS.
-func (r *runner) drive(ctx context.Context, svc *service, b *bus, workers int, work workFunc) (loadResult, error) {
+func (r *runner) drive(ctx context.Context, svc *service, b *loadkit.Bus, workers int, work workFunc) (loadResult, error) {
 	var (
 		acked, issued, errs atomic.Int64
 		stop, measuring     atomic.Bool
@@ -236,7 +237,7 @@ func (r *runner) drive(ctx context.Context, svc *service, b *bus, workers int, w
 				case <-t.C:
 				}
 				head := svc.head(ctx)
-				n, err := b.msgs(ctx, natsbus.StreamEvents)
+				n, err := b.Msgs(ctx, natsbus.StreamEvents)
 				if err == nil && head >= 0 && measuring.Load() {
 					if lag := head - clampInt64(n); lag > maxLag.Load() {
 						maxLag.Store(lag)
@@ -282,7 +283,7 @@ func (r *runner) drive(ctx context.Context, svc *service, b *bus, workers int, w
 
 // httpLoad drives the HTTP API with clients sending eventsPerReq events per
 // request: 1 sends the single-envelope form, more the batch form.
-func (r *runner) httpLoad(ctx context.Context, svc *service, b *bus, clients, eventsPerReq int) (loadResult, error) {
+func (r *runner) httpLoad(ctx context.Context, svc *service, b *loadkit.Bus, clients, eventsPerReq int) (loadResult, error) {
 	client := newHTTPClient(clients)
 	defer client.CloseIdleConnections()
 	return r.drive(ctx, svc, b, clients, func(ctx context.Context, w *worker) (int, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/natsbus"
 )
 
@@ -35,22 +36,22 @@ func (r *runner) scenarioNATSSync(ctx context.Context) error {
 
 type natsMeasure struct {
 	name string
-	run  func(ctx context.Context, b *bus, upstream jetstream.JetStream) (int64, error)
+	run  func(ctx context.Context, b *loadkit.Bus, upstream jetstream.JetStream) (int64, error)
 }
 
 func (r *runner) natsSyncOne(ctx context.Context, syncOn bool) error {
 	payload := ingestPayload()
 	measures := []natsMeasure{
-		{"PublishAsync to SEGMENTS_INGEST, window 256, 1 publisher", func(ctx context.Context, _ *bus, js jetstream.JetStream) (int64, error) {
+		{"PublishAsync to SEGMENTS_INGEST, window 256, 1 publisher", func(ctx context.Context, _ *loadkit.Bus, js jetstream.JetStream) (int64, error) {
 			return r.publishAsync(ctx, js, payload)
 		}},
-		{"sync Publish to SEGMENTS_INGEST, 1 publisher", func(ctx context.Context, _ *bus, js jetstream.JetStream) (int64, error) {
+		{"sync Publish to SEGMENTS_INGEST, 1 publisher", func(ctx context.Context, _ *loadkit.Bus, js jetstream.JetStream) (int64, error) {
 			return r.publishSync(ctx, js, payload, 1)
 		}},
-		{"sync Publish to SEGMENTS_INGEST, 16 concurrent publishers", func(ctx context.Context, _ *bus, js jetstream.JetStream) (int64, error) {
+		{"sync Publish to SEGMENTS_INGEST, 16 concurrent publishers", func(ctx context.Context, _ *loadkit.Bus, js jetstream.JetStream) (int64, error) {
 			return r.publishSync(ctx, js, payload, 16)
 		}},
-		{"atomic batches of 1000 to SEGMENTS_EVENTS (natsbus.BatchPublisher)", func(ctx context.Context, b *bus, _ jetstream.JetStream) (int64, error) {
+		{"atomic batches of 1000 to SEGMENTS_EVENTS (natsbus.BatchPublisher)", func(ctx context.Context, b *loadkit.Bus, _ jetstream.JetStream) (int64, error) {
 			return r.publishBatches(ctx, b)
 		}},
 	}
@@ -61,15 +62,15 @@ func (r *runner) natsSyncOne(ctx context.Context, syncOn bool) error {
 		if err != nil {
 			return err
 		}
-		nc, err := nats.Connect(b.srv.ClientURL(), nats.Name("segments-load-upstream"))
+		nc, err := nats.Connect(b.Srv.ClientURL(), nats.Name("segments-load-upstream"))
 		if err != nil {
-			b.close()
+			b.Close()
 			return err
 		}
 		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
 		if err != nil {
 			nc.Close()
-			b.close()
+			b.Close()
 			return err
 		}
 		c0 := takeCPU()
@@ -78,7 +79,7 @@ func (r *runner) natsSyncOne(ctx context.Context, syncOn bool) error {
 		secs := time.Since(t0).Seconds()
 		c1 := takeCPU()
 		nc.Close()
-		b.close()
+		b.Close()
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", m.name, syncName(syncOn), err)
 		}
@@ -168,8 +169,8 @@ func (r *runner) publishSync(ctx context.Context, js jetstream.JetStream, payloa
 
 // publishBatches publishes atomic batches of 1000 event messages (bodies and
 // headers shaped like the publisher's) as fast as they are acknowledged.
-func (r *runner) publishBatches(ctx context.Context, b *bus) (int64, error) {
-	p := natsbus.NewBatchPublisher(b.nc, b.js, natsbus.StreamEvents)
+func (r *runner) publishBatches(ctx context.Context, b *loadkit.Bus) (int64, error) {
+	p := natsbus.NewBatchPublisher(b.NC, b.JS, natsbus.StreamEvents)
 	if _, err := p.LastMessage(ctx); err != nil {
 		return 0, err
 	}

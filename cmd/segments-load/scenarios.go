@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 // scenarioCopy: the raw limit (COPY of the same rows in 500-row chunks) and
@@ -92,13 +93,13 @@ func (r *runner) batchRun(ctx context.Context, clients int, publish bool) (loadR
 		return loadResult{}, "", err
 	}
 	defer svc.close(ctx)
-	var b *bus
+	var b *loadkit.Bus
 	stopPub := func() {}
 	if publish {
 		if b, err = r.startBus(ctx, true); err != nil {
 			return loadResult{}, "", err
 		}
-		defer b.close()
+		defer b.Close()
 		stopPub = r.startPublisher(ctx, svc, b)
 	}
 	res, err := r.httpLoad(ctx, svc, b, clients, r.o.batchSize)
@@ -209,7 +210,7 @@ func (r *runner) scenarioPublish(ctx context.Context) error {
 		took, err := waitPublished(ctx, b, uint64(head), 5*time.Minute) //nolint:gosec // G115: a count
 		c1 := takeCPU()
 		stop()
-		b.close()
+		b.Close()
 		if err != nil {
 			return err
 		}

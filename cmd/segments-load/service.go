@@ -16,12 +16,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
+	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/privacy"
@@ -162,65 +160,10 @@ func (s *service) close(ctx context.Context) {
 	}
 }
 
-// bus is an embedded JetStream server (natsbus.StartEmbedded, as segmentd
-// runs it without NATS_URL) with the service's streams and an in-process
-// connection.
-type bus struct {
-	srv  *server.Server
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	dir  string
-	sync bool
-}
-
-func (r *runner) startBus(ctx context.Context, syncAlways bool) (_ *bus, err error) {
-	b := &bus{sync: syncAlways}
-	defer func() {
-		if err != nil {
-			b.close()
-		}
-	}()
-	b.dir, err = os.MkdirTemp(r.o.tmpDir, "segments-load-nats-")
-	if err != nil {
-		return nil, err
-	}
-	b.srv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: b.dir, Addr: "127.0.0.1:0", NoSyncAlways: !syncAlways})
-	if err != nil {
-		return nil, err
-	}
-	b.nc, b.js, err = natsbus.Connect("", b.srv, "segments-load", r.log)
-	if err != nil {
-		return nil, err
-	}
-	if err := natsbus.EnsureStreams(ctx, b.js); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-func (b *bus) msgs(ctx context.Context, stream string) (uint64, error) {
-	st, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.Msgs, nil
-}
-
-func (b *bus) close() {
-	if b.nc != nil {
-		b.nc.Close()
-	}
-	if b.srv != nil {
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
-	}
-	if b.dir != "" {
-		_ = os.RemoveAll(b.dir)
-	}
+// startBus starts an embedded JetStream server as segmentd does without
+// NATS_URL (loadkit.StartBus).
+func (r *runner) startBus(ctx context.Context, syncAlways bool) (*loadkit.Bus, error) {
+	return loadkit.StartBus(ctx, r.o.tmpDir, "segments-load", syncAlways, r.log)
 }
 
 func syncName(on bool) string {
@@ -232,9 +175,9 @@ func syncName(on bool) string {
 
 // startPublisher runs the service's publisher (eventstore.Publisher with
 // natsbus.EventSink, as segmentd wires it); stop cancels it and waits.
-func (r *runner) startPublisher(ctx context.Context, s *service, b *bus) (stop func()) {
+func (r *runner) startPublisher(ctx context.Context, s *service, b *loadkit.Bus) (stop func()) {
 	pub := eventstore.NewPublisher(eventstore.PublisherConfig{
-		Store: s.store, Sink: natsbus.NewEventSink(b.nc, b.js), Location: r.loc, Logger: r.log, Metrics: s.stats,
+		Store: s.store, Sink: natsbus.NewEventSink(b.NC, b.JS), Location: r.loc, Logger: r.log, Metrics: s.stats,
 	})
 	pctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -247,11 +190,11 @@ func (r *runner) startPublisher(ctx context.Context, s *service, b *bus) (stop f
 }
 
 // waitPublished waits until SEGMENTS_EVENTS holds want messages.
-func waitPublished(ctx context.Context, b *bus, want uint64, limit time.Duration) (time.Duration, error) {
+func waitPublished(ctx context.Context, b *loadkit.Bus, want uint64, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(limit)
 	for {
-		n, err := b.msgs(ctx, natsbus.StreamEvents)
+		n, err := b.Msgs(ctx, natsbus.StreamEvents)
 		if err == nil && n >= want {
 			return time.Since(start), nil
 		}

@@ -136,7 +136,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer b.close()
+	defer b.Close()
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -145,7 +145,7 @@ func (r *runner) runLag(ctx context.Context) error {
 
 	// Publisher: drains the log onto SEGMENTS_EVENTS.
 	ph := r.begin(ctx, "lag-publish", svc.name)
-	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.nc, b.js), Location: loc, Logger: r.log})
+	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.NC, b.JS), Location: loc, Logger: r.log})
 	pubStart := time.Now()
 	wg.Go(func() {
 		if err := pub.Run(workCtx); err != nil {
@@ -153,7 +153,7 @@ func (r *runner) runLag(ctx context.Context) error {
 		}
 	})
 	err = waitFor(ctx, 5*time.Minute, 20*time.Millisecond, func() (bool, error) {
-		n, err := b.msgs(ctx, natsbus.StreamEvents)
+		n, err := b.Msgs(ctx, natsbus.StreamEvents)
 		return err == nil && n >= uint64(o.consumeEvents), nil //nolint:gosec // G115: a positive flag value
 	})
 	pubTook := time.Since(pubStart)
@@ -174,7 +174,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	ph = r.begin(ctx, "lag-consume-backlog", svc.name)
 	conStart := time.Now()
 	wg.Go(func() {
-		if err := proj.Consume(workCtx, b.js, "segments-projector"); err != nil {
+		if err := proj.Consume(workCtx, b.JS, "segments-projector"); err != nil {
 			r.log.Error("projector stopped", "err", err)
 		}
 	})
@@ -195,7 +195,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	_ = svc.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&outbox0)
 	relStart := time.Now()
 	for _, stream := range []string{natsbus.StreamChanges, natsbus.StreamAlerts} {
-		relay := projections.NewRelay(svc.pool, natsbus.NewStreamSink(b.nc, b.js, stream), stream, r.log)
+		relay := projections.NewRelay(svc.pool, natsbus.NewStreamSink(b.NC, b.JS, stream), stream, r.log)
 		wg.Go(func() {
 			if err := relay.Run(workCtx); err != nil {
 				r.log.Error("relay stopped", "stream", stream, "err", err)

@@ -5,19 +5,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
-	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/privacy"
 )
 
@@ -131,61 +127,10 @@ func (s *service) appendAll(ctx context.Context, events []domain.Envelope, clien
 	return time.Since(start), errors.Join(errs...)
 }
 
-// bus is an embedded JetStream server (natsbus.StartEmbedded, as segmentd
-// runs it without NATS_URL) with the service's streams.
-type bus struct {
-	srv *server.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	dir string
-}
-
-func (r *runner) startBus(ctx context.Context) (_ *bus, err error) {
-	b := &bus{}
-	defer func() {
-		if err != nil {
-			b.close()
-		}
-	}()
-	if b.dir, err = os.MkdirTemp(r.o.tmpDir, "segments-pload-nats-"); err != nil {
-		return nil, err
-	}
-	b.srv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: b.dir, Addr: "127.0.0.1:0", NoSyncAlways: !r.o.natsSync})
-	if err != nil {
-		return nil, err
-	}
-	if b.nc, b.js, err = natsbus.Connect("", b.srv, "segments-projector-load", r.log); err != nil {
-		return nil, err
-	}
-	if err := natsbus.EnsureStreams(ctx, b.js); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-func (b *bus) msgs(ctx context.Context, stream string) (uint64, error) {
-	st, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.Msgs, nil
-}
-
-func (b *bus) close() {
-	if b.nc != nil {
-		b.nc.Close()
-	}
-	if b.srv != nil {
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
-	}
-	if b.dir != "" {
-		_ = os.RemoveAll(b.dir)
-	}
+// startBus starts an embedded JetStream server as segmentd does without
+// NATS_URL (loadkit.StartBus).
+func (r *runner) startBus(ctx context.Context) (*loadkit.Bus, error) {
+	return loadkit.StartBus(ctx, r.o.tmpDir, "segments-projector-load", r.o.natsSync, r.log)
 }
 
 // waitFor polls cond every interval until it holds, ctx ends or limit passes.
