@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 type options struct {
@@ -378,24 +380,14 @@ func (r *runner) printTargets() {
 	}
 }
 
+// num formats a rate with thousands separators.
+var num = loadkit.Grouped
+
 func verdict(ok bool, by string) string {
 	if ok {
 		return "MET (" + by + ")"
 	}
 	return "MISSED (" + by + ")"
-}
-
-// num formats a rate with thousands separators.
-func num(v float64) string {
-	s := strconv.FormatInt(int64(v+0.5), 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 func readTrim(path string) string {

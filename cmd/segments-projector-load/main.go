@@ -43,6 +43,8 @@ import (
 	"text/tabwriter"
 	"time"
 	_ "time/tzdata"
+
+	"github.com/segments-dev/segments/internal/loadkit"
 )
 
 type options struct {
@@ -423,22 +425,12 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
+// grouped formats an integer with thousands separators.
+var grouped = loadkit.Grouped
+
 func f0(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
-
-// grouped formats an integer with thousands separators.
-func grouped(v float64) string {
-	s := strconv.FormatInt(int64(v+0.5), 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
 
 // cpuCost adds the CPU spent per event in a phase: by this process and by
 // this run's PostgreSQL backends. Unlike events/s, it does not depend on
