@@ -13,29 +13,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
 )
 
-// The raw limit: the same rows as the event store writes (same columns,
-// types, constraints and indexes as the events table, without its
-// UPDATE/DELETE triggers), written straight to PostgreSQL.
+// The raw limit: the same rows as the event store writes, written straight
+// to PostgreSQL into a bare copy of the events table: LIKE … INCLUDING ALL
+// takes its columns, types, CHECK constraints and indexes, and leaves out
+// its UPDATE/DELETE triggers.
 
 func rawTableDDL(name string) string {
-	t := pgx.Identifier{name}.Sanitize()
-	return `CREATE TABLE ` + t + ` (
-		position    bigint      PRIMARY KEY,
-		stream_id   uuid        NOT NULL,
-		customer    text        NOT NULL,
-		version     bigint      NOT NULL CHECK (version > 0),
-		event_id    uuid        NOT NULL,
-		type        text        NOT NULL,
-		occurred_at timestamptz NOT NULL,
-		recorded_at timestamptz NOT NULL,
-		data        json        NOT NULL,
-		metadata    json        NOT NULL,
-		hash        bytea       NOT NULL CHECK (length(hash) = 32),
-		CONSTRAINT ` + pgx.Identifier{name + "_event_id_key"}.Sanitize() + ` UNIQUE (event_id),
-		CONSTRAINT ` + pgx.Identifier{name + "_stream_version_key"}.Sanitize() + ` UNIQUE (stream_id, version)
-	)`
+	return `CREATE TABLE ` + pgx.Identifier{name}.Sanitize() + ` (LIKE events INCLUDING ALL)`
 }
 
 var rawColumns = []string{"position", "stream_id", "customer", "version", "event_id", "type", "occurred_at", "recorded_at", "data", "metadata", "hash"}
@@ -104,7 +91,7 @@ type rawDB struct {
 }
 
 func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
-	name, pool, err := r.dbs.create(ctx, false)
+	name, pool, err := r.dbs.create(ctx, true) // migrated: the events table is the model
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +101,7 @@ func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
 		return nil, err
 	}
 	cfg.MaxConns, cfg.MinConns = conns, conns
+	eventstore.TuneSession(cfg) // the same client-side encoding as the service
 	pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
