@@ -288,8 +288,9 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 	// round trip) is closed by the pool on release rather than reused.
 	defer conn.Release()
 	// BEGIN rides in the first round trip and COMMIT in the last, so a group
-	// costs three round trips (read batch, COPY, write batch) instead of
-	// five: the writer holds the log_head lock for round trips, not work.
+	// costs two round trips (read batch, write batch; a COPY in between for
+	// large groups) instead of five: the writer holds the log_head lock for
+	// round trips, not for work.
 	outs, err := s.appendInTx(ctx, conn.Conn(), reqs, true)
 	if err == nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		// Nothing was written (every request failed on its own or was a
