@@ -15,13 +15,11 @@ import (
 const clockTicks = loadkit.ClockTicks
 
 type cpuSnap struct {
-	at     time.Time
-	busy   uint64 // user+nice+system+irq+softirq+steal, all CPUs
-	idle   uint64
-	iowait uint64
-	self   uint64 // utime+stime of this process
-	pg     uint64 // utime+stime of processes named postgres
-	ok     bool
+	at   time.Time
+	m    loadkit.MachineTicks
+	self uint64 // utime+stime of this process
+	pg   uint64 // utime+stime of processes named postgres
+	ok   bool
 }
 
 func takeCPU() cpuSnap {
@@ -30,7 +28,7 @@ func takeCPU() cpuSnap {
 	if !ok {
 		return s
 	}
-	s.busy, s.idle, s.iowait = m.Busy, m.Idle, m.IOWait
+	s.m = m
 	s.self, _ = loadkit.ProcessTicks("/proc/self/stat")
 	for _, t := range loadkit.PostgresTicks() {
 		s.pg += t
@@ -60,13 +58,9 @@ func cpuBetween(a, b cpuSnap) cpuUse {
 	if b.pg >= a.pg {
 		u.pg = cores(b.pg - a.pg)
 	}
-	busy := cores(b.busy - a.busy)
+	var busy float64
+	busy, u.idlePct, u.iowait = b.m.Since(a.m, secs)
 	u.other = max(0, busy-u.self-u.pg)
-	all := float64((b.busy - a.busy) + (b.idle - a.idle) + (b.iowait - a.iowait))
-	if all > 0 {
-		u.idlePct = 100 * float64(b.idle-a.idle) / all
-		u.iowait = 100 * float64(b.iowait-a.iowait) / all
-	}
 	return u
 }
 

@@ -23,14 +23,12 @@ import (
 const clockTicks = loadkit.ClockTicks
 
 type cpuSnap struct {
-	at     time.Time
-	busy   uint64 // user+nice+system+irq+softirq+steal, all CPUs (ticks)
-	idle   uint64
-	iowait uint64
-	self   time.Duration  // user+system of this process (getrusage)
-	pg     map[int]uint64 // ticks of every process named postgres, by pid
-	mine   map[int]bool   // the given PostgreSQL backends
-	ok     bool
+	at   time.Time
+	m    loadkit.MachineTicks
+	self time.Duration  // user+system of this process (getrusage)
+	pg   map[int]uint64 // ticks of every process named postgres, by pid
+	mine map[int]bool   // the given PostgreSQL backends
+	ok   bool
 }
 
 func rusageSelf() time.Duration {
@@ -47,7 +45,7 @@ func takeCPU(backends []int) cpuSnap {
 	if !ok {
 		return s
 	}
-	s.busy, s.idle, s.iowait = m.Busy, m.Idle, m.IOWait
+	s.m = m
 	s.pg = loadkit.PostgresTicks()
 	for _, pid := range backends {
 		s.mine[pid] = true
@@ -94,13 +92,9 @@ func cpuBetween(a, b cpuSnap) cpuUse {
 	u.pg = float64(pgTicks) / clockTicks / secs
 	u.pgMineSecs = float64(mine) / clockTicks
 	u.pgMine = u.pgMineSecs / secs
-	busy := float64(b.busy-a.busy) / clockTicks / secs
+	var busy float64
+	busy, u.idlePct, u.iowaitPct = b.m.Since(a.m, secs)
 	u.other = max(0, busy-u.self-u.pg)
-	all := float64((b.busy - a.busy) + (b.idle - a.idle) + (b.iowait - a.iowait))
-	if all > 0 {
-		u.idlePct = 100 * float64(b.idle-a.idle) / all
-		u.iowaitPct = 100 * float64(b.iowait-a.iowait) / all
-	}
 	return u
 }
 

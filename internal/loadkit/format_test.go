@@ -15,3 +15,15 @@ func TestGrouped(t *testing.T) {
 		}
 	}
 }
+
+func TestMachineTicksSince(t *testing.T) {
+	a := MachineTicks{Busy: 1000, Idle: 500, IOWait: 100}
+	b := MachineTicks{Busy: 1300, Idle: 600, IOWait: 100} // 2 s: 1.5 cores busy
+	busy, idle, iowait := b.Since(a, 2)
+	if busy != 1.5 || idle != 25 || iowait != 0 {
+		t.Errorf("Since = %v cores, %v%% idle, %v%% iowait; want 1.5, 25, 0", busy, idle, iowait)
+	}
+	if busy, idle, _ := a.Since(a, 0); busy != 0 || idle != 0 {
+		t.Errorf("an empty window gave %v cores, %v%% idle", busy, idle)
+	}
+}

@@ -72,3 +72,17 @@ func PostgresTicks() map[int]uint64 {
 	}
 	return out
 }
+
+// Since is the machine's use between an earlier reading a and this one,
+// taken secs apart: busy cores, and the share of all ticks (%) that were
+// idle and waiting for I/O.
+func (m MachineTicks) Since(a MachineTicks, secs float64) (busyCores, idlePct, iowaitPct float64) {
+	if secs > 0 {
+		busyCores = float64(m.Busy-a.Busy) / ClockTicks / secs
+	}
+	if all := float64((m.Busy - a.Busy) + (m.Idle - a.Idle) + (m.IOWait - a.IOWait)); all > 0 {
+		idlePct = 100 * float64(m.Idle-a.Idle) / all
+		iowaitPct = 100 * float64(m.IOWait-a.IOWait) / all
+	}
+	return busyCores, idlePct, iowaitPct
+}
