@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -113,4 +112,3 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 	}
 }
 
-var _ = strconv.Itoa
