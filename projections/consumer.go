@@ -111,4 +111,3 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 		}
 	}
 }
-
