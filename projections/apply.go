@@ -324,6 +324,55 @@ func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) 
 
 // saveProjections upserts the customers' projections (w.seq already counts
 // their label changes).
+// projectionRow is a customer_projections row.
+type projectionRow struct {
+	customer                             string
+	version                              int64
+	ruleVersion                          int
+	evaluatedAt                          time.Time
+	nextAt                               *time.Time
+	document                             []byte // jsonb
+	valueTier, activity, need, lifecycle string
+	tags                                 []string
+	netAmount                            int64
+	owner                                string
+	changes                              int64
+}
+
+// projectionColumns are customer_projections' columns in the order of
+// projectionRow.values.
+var projectionColumns = []string{"stream_id", "customer", "version", "rule_version", "evaluated_at", "next_at", "projection",
+	"value_tier", "activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes"}
+
+// projectionRow is w's row; ok is false for a customer never evaluated
+// (no row is stored for it).
+func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) {
+	if w.proj.RuleVersion == 0 {
+		return projectionRow{}, false, nil
+	}
+	raw, err := encodeProjection(p.book, w.proj)
+	if err != nil {
+		return projectionRow{}, false, err
+	}
+	l := &w.proj.Labels
+	r := projectionRow{
+		customer: string(w.proj.State.Customer), version: w.proj.State.Version, ruleVersion: w.proj.RuleVersion,
+		evaluatedAt: w.proj.EvaluatedAt, document: raw,
+		valueTier: l.ValueTier, activity: l.Activity, need: l.NeedOrientation, lifecycle: l.Lifecycle,
+		tags: tagNames(p.book, w.proj), netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
+	}
+	if n := p.book.NextInstant(w.proj); !n.IsZero() {
+		r.nextAt = &n
+	}
+	return r, true, nil
+}
+
+// values is the row in projectionColumns order, for COPY.
+func (r *projectionRow) values(stream uuid.UUID) []any {
+	return []any{pgUUID(stream), r.customer, r.version, r.ruleVersion, r.evaluatedAt, r.nextAt, r.document,
+		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes}
+}
+
 func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*customerWork) error {
 	var (
 		ids                                          []uuid.UUID
@@ -335,37 +384,35 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 		projs, tagLists                              []string
 	)
 	for _, w := range order {
-		if w.proj.RuleVersion == 0 || (w.applied == 0 && !w.advanced && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed) {
+		if w.applied == 0 && !w.advanced && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed {
 			continue
 		}
-		raw, err := encodeProjection(p.book, w.proj)
+		r, ok, err := p.projectionRow(w)
 		if err != nil {
 			return err
 		}
-		tags, err := json.Marshal(tagNames(p.book, w.proj))
+		if !ok {
+			continue
+		}
+		tags, err := json.Marshal(r.tags)
 		if err != nil {
 			return fmt.Errorf("encode tags: %w", err)
 		}
-		l := &w.proj.Labels
-		var next *time.Time
-		if n := p.book.NextInstant(w.proj); !n.IsZero() {
-			next = &n
-		}
 		ids = append(ids, w.streamID)
-		customers = append(customers, string(w.proj.State.Customer))
-		versions = append(versions, w.proj.State.Version)
-		ruleVersions = append(ruleVersions, w.proj.RuleVersion)
-		evaluated = append(evaluated, w.proj.EvaluatedAt)
-		nexts = append(nexts, next)
-		projs = append(projs, string(raw))
-		tiers = append(tiers, l.ValueTier)
-		acts = append(acts, l.Activity)
-		needs = append(needs, l.NeedOrientation)
-		lifes = append(lifes, l.Lifecycle)
+		customers = append(customers, r.customer)
+		versions = append(versions, r.version)
+		ruleVersions = append(ruleVersions, r.ruleVersion)
+		evaluated = append(evaluated, r.evaluatedAt)
+		nexts = append(nexts, r.nextAt)
+		projs = append(projs, string(r.document))
+		tiers = append(tiers, r.valueTier)
+		acts = append(acts, r.activity)
+		needs = append(needs, r.need)
+		lifes = append(lifes, r.lifecycle)
 		tagLists = append(tagLists, string(tags))
-		nets = append(nets, int64(w.proj.State.NetAmount))
-		owners = append(owners, w.proj.State.Profile.Owner)
-		seqs = append(seqs, w.seq)
+		nets = append(nets, r.netAmount)
+		owners = append(owners, r.owner)
+		seqs = append(seqs, r.changes)
 	}
 	if len(ids) == 0 {
 		return nil

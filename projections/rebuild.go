@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/segments-dev/segments/domain"
 )
@@ -29,6 +30,11 @@ type RebuildStats struct {
 // every boundary up to now. Label changes keep their deterministic ids; only
 // changes that did not exist before are queued for publication, so a
 // rebuild never publishes a change twice.
+//
+// Three goroutines overlap its work: one reads and decodes the log on a
+// connection of its own, one folds it (Advance) and encodes the rows, and
+// one writes them in the rebuild's transaction. Each has one producer and
+// one consumer, so the order of the writes is the order of the fold.
 func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	start := time.Now()
 	var st RebuildStats
@@ -41,163 +47,7 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	if _, err := p.pool.Exec(ctx, "SELECT 1 FROM log_head FOR SHARE"); err != nil {
 		return st, fmt.Errorf("rebuild: barrier: %w", err)
 	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
-			return fmt.Errorf("lock read models: %w", err)
-		}
-		old := map[uuid.UUID]struct{}{}
-		rows, err := tx.Query(ctx, "SELECT id FROM label_changes")
-		if err != nil {
-			return fmt.Errorf("read label change ids: %w", err)
-		}
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan((*uuidDst)(&id)); err != nil {
-				rows.Close()
-				return err
-			}
-			old[id] = struct{}{}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		oldAlerts := map[uuid.UUID]struct{}{}
-		arows, err := tx.Query(ctx, "SELECT alert_id FROM alerts")
-		if err != nil {
-			return fmt.Errorf("read alert ids: %w", err)
-		}
-		for arows.Next() {
-			var id uuid.UUID
-			if err := arows.Scan((*uuidDst)(&id)); err != nil {
-				arows.Close()
-				return err
-			}
-			oldAlerts[id] = struct{}{}
-		}
-		arows.Close()
-		if err := arows.Err(); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes, alerts"); err != nil {
-			return fmt.Errorf("drop read models: %w", err)
-		}
-		projs := map[uuid.UUID]*customerWork{}
-		var order []*customerWork
-		var changeRows, outboxRows [][]any
-		var alerts []domain.Alert
-		streams := map[domain.CustomerCode]uuid.UUID{}
-		known := func(id uuid.UUID) bool { _, ok := oldAlerts[id]; return ok }
-		flush := func() error {
-			alertMsgs, err := p.saveAlerts(ctx, tx, streams, alerts, known)
-			if err != nil {
-				return err
-			}
-			if len(alertMsgs) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(alertMsgs)); err != nil {
-					return fmt.Errorf("queue alerts: %w", err)
-				}
-			}
-			alerts = alerts[:0]
-			if len(changeRows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(changeRows)); err != nil {
-					return fmt.Errorf("write label changes: %w", err)
-				}
-				changeRows = changeRows[:0]
-			}
-			if len(outboxRows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(outboxRows)); err != nil {
-					return fmt.Errorf("queue new label changes: %w", err)
-				}
-				outboxRows = outboxRows[:0]
-			}
-			return nil
-		}
-		record := func(w *customerWork, changes []domain.LabelChange) error {
-			for _, c := range changes {
-				w.seq++
-				row, msg, err := p.changeRow(w.streamID, c, w.seq)
-				if err != nil {
-					return err
-				}
-				changeRows = append(changeRows, row)
-				st.Changes++
-				if _, seen := old[c.ID]; !seen {
-					outboxRows = append(outboxRows, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
-					st.NewChanges++
-				}
-			}
-			alerts = append(alerts, w.proj.TakeAlertUpdates()...)
-			return nil
-		}
-		var after int64
-		for {
-			batch, err := tx.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data
-				FROM events WHERE position > $1 ORDER BY position LIMIT 20000`, after)
-			if err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			n := 0
-			for batch.Next() {
-				var rec domain.Recorded
-				var id uuid.UUID
-				var data []byte
-				if err := batch.Scan(&after, (*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
-					batch.Close()
-					return fmt.Errorf("read log: %w", err)
-				}
-				n++
-				if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
-					batch.Close()
-					return err
-				}
-				w := projs[id]
-				if w == nil {
-					w = &customerWork{streamID: id, proj: &domain.Projection{}}
-					projs[id] = w
-					order = append(order, w)
-					streams[rec.Customer] = id
-				}
-				if err := record(w, p.book.Advance(w.proj, rec.RecordedAt, &rec)); err != nil {
-					batch.Close()
-					return err
-				}
-				w.applied++
-			}
-			batch.Close()
-			if err := batch.Err(); err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			st.Events += int64(n)
-			if len(changeRows) >= 50_000 || len(alerts) >= 20_000 {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if n == 0 {
-				break
-			}
-		}
-		for _, w := range order {
-			if err := record(w, p.book.Advance(w.proj, now, nil)); err != nil {
-				return err
-			}
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		st.Customers = len(order)
-		for i := 0; i < len(order); i += 5000 {
-			chunk := order[i:min(i+5000, len(order))]
-			for _, w := range chunk {
-				w.changes = nil
-			}
-			if err := p.saveProjections(ctx, tx, chunk); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return p.rebuildTx(ctx, tx, now, &st) })
 	// Every stored row was rewritten (the cache would not match them anyway).
 	p.cache.reset()
 	st.Took = time.Since(start)
@@ -206,6 +56,288 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	}
 	return st, nil
 }
+
+// Sizes of the rebuild's pipeline stages.
+const (
+	rebuildPage        = 20_000 // events per read of the log
+	rebuildChangeChunk = 20_000 // label changes per COPY
+	rebuildAlertChunk  = 10_000 // alert updates per upsert
+	rebuildProjChunk   = 5_000  // projections per COPY
+)
+
+// logEvent is an event of the log as the rebuild folds it.
+type logEvent struct {
+	stream uuid.UUID
+	rec    domain.Recorded
+}
+
+// rebuildWrite is one unit of the writer's work, written in this order.
+type rebuildWrite struct {
+	alerts      []domain.Alert
+	streams     map[domain.CustomerCode]uuid.UUID // of the alerts' customers
+	changes     [][]any                           // label_changes rows
+	outbox      [][]any                           // new label changes to publish
+	projections []*customerWork                   // final: no more changes
+	notify      *time.Time                        // earliest next boundary, announced last
+}
+
+func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st *RebuildStats) error {
+	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("lock read models: %w", err)
+	}
+	old, err := collectIDs(ctx, tx, "SELECT id FROM label_changes")
+	if err != nil {
+		return fmt.Errorf("read label change ids: %w", err)
+	}
+	oldAlerts, err := collectIDs(ctx, tx, "SELECT alert_id FROM alerts")
+	if err != nil {
+		return fmt.Errorf("read alert ids: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes, alerts"); err != nil {
+		return fmt.Errorf("drop read models: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	pages := make(chan []logEvent, 2)
+	writes := make(chan rebuildWrite, 2)
+	g.Go(func() error {
+		defer close(pages)
+		return p.readLog(gctx, pages)
+	})
+	g.Go(func() error {
+		known := func(id uuid.UUID) bool { _, ok := oldAlerts[id]; return ok }
+		for w := range writes {
+			// On an error the group's context ends the folder and reader.
+			if err := p.writeRebuild(gctx, tx, w, known); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(writes)
+		return p.foldLog(gctx, pages, writes, old, now, st)
+	})
+	return g.Wait()
+}
+
+// collectIDs reads a query's single uuid column into a set.
+func collectIDs(ctx context.Context, tx pgx.Tx, query string) (map[uuid.UUID]struct{}, error) {
+	rows, err := tx.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]struct{}{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan((*uuidDst)(&id)); err != nil {
+			return nil, err
+		}
+		out[id] = struct{}{}
+	}
+	return out, rows.Err()
+}
+
+// readLog sends the whole log, decoded, in pages in position order. It
+// reads outside the rebuild's transaction, on a connection of its own: the
+// log is append-only and positions are in commit order, so page by page it
+// sees what the transaction would.
+func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent) error {
+	var after int64
+	for {
+		rows, err := p.pool.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data
+			FROM events WHERE position > $1 ORDER BY position LIMIT $2`, after, rebuildPage)
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		page := make([]logEvent, 0, rebuildPage)
+		for rows.Next() {
+			var e logEvent
+			var data []byte
+			if err := rows.Scan(&after, (*uuidDst)(&e.stream), &e.rec.Customer, &e.rec.Version, (*uuidDst)(&e.rec.EventID), &e.rec.Type, &e.rec.OccurredAt, &e.rec.RecordedAt, &data); err != nil {
+				rows.Close()
+				return fmt.Errorf("read log: %w", err)
+			}
+			if e.rec.Data, err = domain.DecodeData(e.rec.Type, data); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		select {
+		case pages <- page:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// foldLog advances every customer through its events in log order, then to
+// now, and hands the rows to write to the writer.
+func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes chan<- rebuildWrite, old map[uuid.UUID]struct{}, now time.Time, st *RebuildStats) error {
+	projs := map[uuid.UUID]*customerWork{}
+	var order []*customerWork
+	var cur rebuildWrite
+	send := func() error {
+		select {
+		case writes <- cur:
+			cur = rebuildWrite{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	record := func(w *customerWork, changes []domain.LabelChange) error {
+		for _, c := range changes {
+			w.seq++
+			row, msg, err := p.changeRow(w.streamID, c, w.seq)
+			if err != nil {
+				return err
+			}
+			cur.changes = append(cur.changes, row)
+			st.Changes++
+			if _, seen := old[c.ID]; !seen {
+				cur.outbox = append(cur.outbox, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
+				st.NewChanges++
+			}
+		}
+		if ups := w.proj.TakeAlertUpdates(); len(ups) > 0 {
+			if cur.streams == nil {
+				cur.streams = map[domain.CustomerCode]uuid.UUID{}
+			}
+			cur.streams[w.proj.State.Customer] = w.streamID
+			cur.alerts = append(cur.alerts, ups...)
+		}
+		return nil
+	}
+	for {
+		var page []logEvent
+		var ok bool
+		select {
+		case page, ok = <-pages:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			break
+		}
+		for i := range page {
+			e := &page[i]
+			w := projs[e.stream]
+			if w == nil {
+				w = &customerWork{streamID: e.stream, proj: &domain.Projection{}}
+				projs[e.stream] = w
+				order = append(order, w)
+			}
+			if err := record(w, p.book.Advance(w.proj, e.rec.RecordedAt, &e.rec)); err != nil {
+				return err
+			}
+			w.applied++
+		}
+		st.Events += int64(len(page))
+		if len(cur.changes) >= rebuildChangeChunk || len(cur.alerts) >= rebuildAlertChunk {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	st.Customers = len(order)
+	var earliest *time.Time
+	for i := 0; i < len(order); i += rebuildProjChunk {
+		chunk := order[i:min(i+rebuildProjChunk, len(order))]
+		for _, w := range chunk {
+			if err := record(w, p.book.Advance(w.proj, now, nil)); err != nil {
+				return err
+			}
+			w.changes = nil
+			if n := p.book.NextInstant(w.proj); !n.IsZero() && (earliest == nil || n.Before(*earliest)) {
+				earliest = &n
+			}
+		}
+		cur.projections = chunk
+		if err := send(); err != nil {
+			return err
+		}
+	}
+	cur.notify = earliest
+	return send()
+}
+
+// writeRebuild writes one unit of the rebuild's rows in its transaction.
+func (p *Projector) writeRebuild(ctx context.Context, tx pgx.Tx, w rebuildWrite, known func(uuid.UUID) bool) error {
+	alertMsgs, err := p.saveAlerts(ctx, tx, w.streams, w.alerts, known)
+	if err != nil {
+		return err
+	}
+	if len(alertMsgs) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(alertMsgs)); err != nil {
+			return fmt.Errorf("queue alerts: %w", err)
+		}
+	}
+	if len(w.changes) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(w.changes)); err != nil {
+			return fmt.Errorf("write label changes: %w", err)
+		}
+	}
+	if len(w.outbox) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(w.outbox)); err != nil {
+			return fmt.Errorf("queue new label changes: %w", err)
+		}
+	}
+	if len(w.projections) > 0 {
+		// The table was truncated in this transaction: plain COPY. Documents
+		// are encoded as pgx sends them, while PostgreSQL stores the last.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customer_projections"}, projectionColumns, &projectionSource{p: p, work: w.projections}); err != nil {
+			return fmt.Errorf("write projections: %w", err)
+		}
+	}
+	if w.notify != nil {
+		// Wake sleeping schedulers (delivered at commit).
+		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyNextAt, w.notify.UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("notify schedulers: %w", err)
+		}
+	}
+	return nil
+}
+
+// projectionSource is a pgx.CopyFromSource of customer_projections rows,
+// encoded one at a time.
+type projectionSource struct {
+	p    *Projector
+	work []*customerWork
+	row  []any
+	err  error
+}
+
+func (s *projectionSource) Next() bool {
+	for len(s.work) > 0 {
+		w := s.work[0]
+		s.work = s.work[1:]
+		r, ok, err := s.p.projectionRow(w)
+		if err != nil {
+			s.err = err
+			return false
+		}
+		if ok {
+			if r.tags == nil {
+				r.tags = []string{}
+			}
+			s.row = r.values(w.streamID)
+			return true
+		}
+	}
+	return false
+}
+
+func (s *projectionSource) Values() ([]any, error) { return s.row, s.err }
+func (s *projectionSource) Err() error             { return s.err }
 
 var outboxColumns = []string{"stream", "subject", "msg_id", "payload"}
 

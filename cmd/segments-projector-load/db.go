@@ -64,6 +64,9 @@ func (d *databases) extraPool(ctx context.Context, name string, conns int32) (*p
 		return nil, err
 	}
 	cfg.MaxConns = conns
+	// The service's own session setup (binary uuid codec, jit off), so the
+	// measuring queries cost what the product's would.
+	eventstore.TuneSession(cfg)
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 

@@ -104,7 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.schedIdle, "sched-idle", 20*time.Second, "idle window measured before the first boundary")
 	fs.DurationVar(&o.schedBusy, "sched-busy", 120*time.Second, "window of boundaries the scheduler is measured on")
 	fs.BoolVar(&o.natsSync, "nats-sync", true, "embedded JetStream with SyncAlways (segmentd's default)")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write one CPU profile per measured phase (<phase>.pprof)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "directory to write one CPU profile per measured phase (<phase>.pprof) and a heap profile at its end (<phase>.heap.pprof)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the databases (for inspection)")
 	fs.StringVar(&o.tmpDir, "tmpdir", "", "directory for the NATS stores (default: the system's temporary directory)")
 	fs.DurationVar(&o.maxRun, "max-run", 60*time.Minute, "hard bound on the whole run")
@@ -224,6 +224,11 @@ func (p *phase) end(ctx context.Context) phaseStats {
 	if p.prof != nil {
 		pprof.StopCPUProfile()
 		_ = p.prof.Close()
+		// What is live at the end of the phase, beside its CPU profile.
+		if f, err := os.Create(filepath.Join(p.r.o.cpuprofile, p.name+".heap.pprof")); err == nil { //nolint:gosec // G304: the operator names the directory
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			_ = f.Close()
+		}
 	}
 	fmt.Printf("  [%s] %.1f s; %s; WAL %.0f MiB (cluster-wide); peak RSS %s, peak Go heap in use %s\n",
 		p.name, st.took.Seconds(), st.cpu, float64(st.walBytes)/(1<<20), mib(st.maxRSS), mib(st.maxHeap))
