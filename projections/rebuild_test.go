@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
@@ -125,6 +126,32 @@ func rulesWithLowerStrategic(t testing.TB, at time.Time) *domain.RuleBook {
 // queue nothing for publication and leave the scheduler nothing to do. A
 // rebuild under a rule book with a new version inside the data then queues
 // only the changes that are new.
+// readModelSchema lists the indexes and constraints of the read model
+// tables, with their definitions and validity.
+func (e *env) readModelSchema() []string {
+	e.t.Helper()
+	rows, err := e.db.Pool.Query(ctxT(e.t), `SELECT format('%s %s valid=%s', i.relname, pg_get_indexdef(i.oid), x.indisvalid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+			WHERE x.indrelid IN ('customer_projections'::regclass, 'label_changes'::regclass, 'alerts'::regclass)
+		UNION ALL
+		SELECT format('%s %s %s', conname, contype, pg_get_constraintdef(oid)) FROM pg_constraint
+			WHERE conrelid IN ('customer_projections'::regclass, 'label_changes'::regclass, 'alerts'::regclass)
+		UNION ALL
+		SELECT format('%s.%s notnull=%s', attrelid::regclass, attname, attnotnull) FROM pg_attribute
+			WHERE attrelid IN ('customer_projections'::regclass, 'label_changes'::regclass, 'alerts'::regclass) AND attnum > 0
+		ORDER BY 1`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(defs) < 10 {
+		e.t.Fatalf("read model schema: only %d entries: %v", len(defs), defs)
+	}
+	return defs
+}
+
 func TestRebuildReproducesTheLiveProjection(t *testing.T) {
 	t.Parallel()
 	const (
@@ -197,6 +224,7 @@ func TestRebuildReproducesTheLiveProjection(t *testing.T) {
 	}
 
 	// Rebuild from the log with the same rules: byte for byte the same.
+	schema := e.readModelSchema()
 	st, err := e.proj.Rebuild(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +235,8 @@ func TestRebuildReproducesTheLiveProjection(t *testing.T) {
 		t.Errorf("rebuild stats %+v; want %d events, %d customers, %d changes, none new", st, events, len(live.projections), len(live.changes))
 	}
 	sameSnapshot(t, e.snapshot(), live)
+	// The rebuild drops the read models' indexes and builds them again.
+	sameRows(t, "read model indexes and constraints after the rebuild", e.readModelSchema(), schema)
 	if e.count("outbox") != outbox {
 		t.Fatalf("the rebuild queued %d messages", e.count("outbox")-outbox)
 	}
