@@ -294,11 +294,11 @@ func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) 
 		streams[w.proj.State.Customer] = w.streamID
 		for _, c := range w.changes {
 			w.seq++
-			row, msg, err := p.changeRow(w.streamID, c, w.seq)
+			msg, err := p.changeMessage(c, w.seq)
 			if err != nil {
 				return err
 			}
-			changeRows = append(changeRows, row)
+			changeRows = append(changeRows, changeRow(w.streamID, c, w.seq))
 			outboxRows = append(outboxRows, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
 		}
 	}

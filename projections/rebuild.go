@@ -279,13 +279,14 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 	record := func(w *customerWork, changes []domain.LabelChange) error {
 		for _, c := range changes {
 			w.seq++
-			row, msg, err := p.changeRow(w.streamID, c, w.seq)
-			if err != nil {
-				return err
-			}
-			cur.changes = append(cur.changes, row)
+			cur.changes = append(cur.changes, changeRow(w.streamID, c, w.seq))
 			st.Changes++
 			if _, seen := old[c.ID]; !seen {
+				// Only changes not published before are encoded as messages.
+				msg, err := p.changeMessage(c, w.seq)
+				if err != nil {
+					return err
+				}
 				cur.outbox = append(cur.outbox, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
 				st.NewChanges++
 			}
@@ -426,19 +427,31 @@ var outboxColumns = []string{"stream", "subject", "msg_id", "payload"}
 var changeColumns = []string{"id", "stream_id", "customer", "seq", "label", "from_value", "to_value", "at", "cause_kind",
 	"cause_event_id", "rule_version", "reason", "reason_en"}
 
-// changeRow is a label change as a row of label_changes and as its message.
-func (p *Projector) changeRow(stream uuid.UUID, c domain.LabelChange, seq int64) ([]any, []byte, error) {
+// changeRow is a label change as a row of label_changes.
+func changeRow(stream uuid.UUID, c domain.LabelChange, seq int64) []any {
+	var from *string
+	if c.From != "" {
+		f := c.From
+		from = &f
+	}
+	evArg := pgtype.UUID{}
+	if c.Cause == domain.CauseEvent {
+		evArg = pgUUID(c.EventID)
+	}
+	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}
+}
+
+// changeMessage is a label change as its SEGMENTS_CHANGES message.
+func (p *Projector) changeMessage(c domain.LabelChange, seq int64) ([]byte, error) {
 	var from *string
 	if c.From != "" {
 		f := c.From
 		from = &f
 	}
 	var ev *uuid.UUID
-	evArg := pgtype.UUID{}
 	if c.Cause == domain.CauseEvent {
 		e := c.EventID
 		ev = &e
-		evArg = pgUUID(e)
 	}
 	msg := HistoryEntry{
 		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: from, To: c.To,
@@ -447,7 +460,7 @@ func (p *Projector) changeRow(stream uuid.UUID, c domain.LabelChange, seq int64)
 	}
 	body, err := marshalHistoryEntry(&msg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode label change: %w", err)
+		return nil, fmt.Errorf("encode label change: %w", err)
 	}
-	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}, body, nil
+	return body, nil
 }
