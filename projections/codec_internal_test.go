@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -212,5 +213,26 @@ func TestEncodeProjectionMatchesJSON(t *testing.T) {
 	sp := storedProjection{EvaluatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if _, err := appendStoredProjection(nil, &sp); err == nil {
 		t.Fatal("year 10000 encoded")
+	}
+}
+
+// Consume's workers split the customers between them: each code has one
+// worker, and the split is even enough that neither idles.
+func TestCustomerShardSplitsCustomersEvenly(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4} {
+		counts := make([]int, n)
+		for i := range 20_000 {
+			code := fmt.Sprintf("KH%06d", i)
+			s := customerShard(code, n)
+			if s < 0 || s >= n || customerShard(code, n) != s {
+				t.Fatalf("customerShard(%q, %d) = %d, not one stable shard in [0, %d)", code, n, s, n)
+			}
+			counts[s]++
+		}
+		for s, c := range counts {
+			if want := 20_000 / n; c < want*9/10 || c > want*11/10 {
+				t.Fatalf("%d workers: worker %d has %d of 20,000 customers (%v)", n, s, c, counts)
+			}
+		}
 	}
 }

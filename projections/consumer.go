@@ -39,24 +39,43 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 	if err != nil {
 		return fmt.Errorf("projector: consumer: %w", err)
 	}
-	msgs := make(chan jetstream.Msg, 2*MaxBatch)
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m }, jetstream.PullMaxMessages(MaxBatch))
+	// Several transactions in flight: while one waits for PostgreSQL the
+	// other folds and evaluates, which is where a single one leaves a core
+	// idle. Each worker has its own share of the customers (by a hash of
+	// the code), so the workers' batches never meet: a customer in two
+	// batches at once would make the second transaction wait, at its
+	// advisory lock, for the first one's commit. (Customers are still
+	// locked per transaction, in key order, against other processes.)
+	shards := make([]chan jetstream.Msg, p.consumeWorkers)
+	for i := range shards {
+		shards[i] = make(chan jetstream.Msg, 2*MaxBatch)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		shards[customerShard(m.Headers().Get(headerCustomer), len(shards))] <- m
+	}, jetstream.PullMaxMessages(MaxBatch))
 	if err != nil {
 		return fmt.Errorf("projector: subscribe: %w", err)
 	}
 	defer cc.Stop()
-	// Several transactions in flight: while one waits for PostgreSQL the
-	// other folds and evaluates, which is where a single one leaves a core
-	// idle. Customers are locked per transaction in key order, so two
-	// workers never apply one customer at once and never deadlock; a
-	// customer in both workers' batches is applied by whichever locks it
-	// first, and the other finds nothing new.
 	var workers sync.WaitGroup
-	for range p.consumeWorkers {
+	for _, msgs := range shards {
 		workers.Go(func() { p.consumeBatches(ctx, msgs) })
 	}
 	workers.Wait()
 	return nil
+}
+
+// customerShard is the worker of a customer code among n (FNV-1a).
+func customerShard(code string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(code); i++ {
+		h ^= uint32(code[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n)) //nolint:gosec // G115: n is a small positive worker count
 }
 
 // consumeBatches applies batches of what is waiting in msgs until ctx is done.

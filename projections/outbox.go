@@ -46,6 +46,14 @@ type Relay struct {
 // read models are queryable at commit, before any of this).
 const RelayGap = 50 * time.Millisecond
 
+// RelayVacuumRows is how many rows a relay deletes between its vacuums of
+// the outbox. Every row of a queue table dies twice (claimed, deleted), and
+// the claim reads the unclaimed index from its start: left to autovacuum
+// (at most once a minute per database, and never where it is off) a busy
+// outbox carries hundreds of thousands of dead rows that every claim wades
+// through. Vacuumed every few thousand rows it stays a few pages.
+const RelayVacuumRows = 10_000
+
 // NewRelay returns the relay of one outbox stream.
 func NewRelay(pool *pgxpool.Pool, sink eventstore.Sink, stream string, log *slog.Logger) *Relay {
 	if log == nil {
@@ -88,8 +96,16 @@ func (r *Relay) run(ctx context.Context) error {
 	// Rows claimed but not published can only be left by an earlier run or
 	// a failed batch: look for them after every resume, not every step.
 	recheck := true
+	deleted := 0 // since the last vacuum
 	for {
 		n, err := r.step(ctx, &next, &recheck)
+		if deleted += n; deleted >= RelayVacuumRows {
+			deleted = 0
+			// SKIP_LOCKED: another relay vacuuming the table does it for both.
+			if _, err := r.pool.Exec(ctx, "VACUUM (SKIP_LOCKED) outbox"); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox relay: vacuum", "stream", r.stream, "err", err)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
