@@ -165,7 +165,7 @@ func (r *runner) runLag(ctx context.Context) error {
 
 	// Consume drains the published backlog.
 	pm := &projMetrics{}
-	proj := projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm})
+	proj := projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm, ConsumeWorkers: o.consumeWorkers})
 	if _, err := proj.RegisterRules(ctx); err != nil {
 		return err
 	}

@@ -73,6 +73,7 @@ type options struct {
 	tmpDir           string
 	maxRun           time.Duration
 	quietWait        time.Duration
+	consumeWorkers   int
 }
 
 var allScenarios = []string{"backlog", "lag", "rebuild", "scheduler"}
@@ -92,6 +93,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.appendClients, "append-clients", 4, "concurrent Append callers while loading (each owns a share of the customers)")
 	fs.IntVar(&o.applyBatch, "apply-batch", 1000, "customers per Projector.Apply call (Consume's MaxBatch)")
 	fs.IntVar(&o.applyWorkers, "apply-workers", 2, "concurrent Projector.Apply callers in the backlog scenario (Consume's default workers)")
+	fs.IntVar(&o.consumeWorkers, "consume-workers", 0, "Projector.Consume workers in the lag scenario (0: the projector's default)")
 	fs.IntVar(&o.consumeEvents, "consume-events", 200_000, "events of the published backlog drained by Consume (lag scenario)")
 	fs.IntVar(&o.consumeCustomers, "consume-customers", 20_000, "customers of that backlog (the steady load goes to them too)")
 	fs.Float64Var(&o.lagRate, "lag-rate", 5000, "open-loop arrival rate of the steady load (events/s)")
