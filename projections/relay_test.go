@@ -298,3 +298,32 @@ func TestRelayResumesOnlyFromTheStreamsTail(t *testing.T) {
 	testenv.Eventually(t, time.Minute, "the outbox emptied", func() bool { return e.changesQueued() == 0 })
 	assertPublishedOnceInOrder(t, e, js, feed.expected)
 }
+
+// A busy relay vacuums the outbox itself: every row of the queue table dies
+// twice, and autovacuum may be off (it is on the reference machine) or a
+// minute away.
+func TestRelayVacuumsTheOutbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, time.Date(2024, 3, 1, 9, 0, 0, 0, cst))
+	n := testenv.StartNATS(t)
+	nc, js := n.Connect(t)
+	ctx := ctxT(t)
+	rows := projections.RelayVacuumRows + 500
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO outbox (stream, subject, msg_id, payload)
+		SELECT $1, 'segments.changed.activity', 'vacuum-test-' || i, '{}'::bytea FROM generate_series(1, $2) i`, projections.StreamChanges, rows); err != nil {
+		t.Fatal(err)
+	}
+	vacuums := func() int64 {
+		var c int64
+		// Manual vacuums only (autovacuum_count is the server's own). Each
+		// query is its own transaction, so it sees fresh statistics.
+		if err := e.db.Pool.QueryRow(ctx, "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'").Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	before := vacuums()
+	runRelay(t, e, natsbus.NewStreamSink(nc, js, natsbus.StreamChanges))
+	testenv.Eventually(t, time.Minute, "every row published", func() bool { return changesCount(js) == rows })
+	testenv.Eventually(t, time.Minute, "the outbox vacuumed", func() bool { return vacuums() > before })
+}
