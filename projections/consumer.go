@@ -71,7 +71,7 @@ func customerShard(code string, n int) int {
 		return 0
 	}
 	h := uint32(2166136261)
-	for i := 0; i < len(code); i++ {
+	for i := range len(code) {
 		h ^= uint32(code[i])
 		h *= 16777619
 	}

@@ -227,7 +227,7 @@ func (p *phase) end(ctx context.Context) phaseStats {
 		pprof.StopCPUProfile()
 		_ = p.prof.Close()
 		// What is live at the end of the phase, beside its CPU profile.
-		if f, err := os.Create(filepath.Join(p.r.o.cpuprofile, p.name+".heap.pprof")); err == nil { //nolint:gosec // G304: the operator names the directory
+		if f, err := os.Create(filepath.Join(p.r.o.cpuprofile, p.name+".heap.pprof")); err == nil {
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
 			_ = f.Close()
 		}
