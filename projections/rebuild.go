@@ -44,6 +44,10 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 	// publish) them a second time. The barrier is the scheduler's: appends
 	// in flight commit first, so no event recorded before now is missed.
 	now := p.now()
+	if n := p.pool.Config().MaxConns; n < 2 {
+		// The log is read on a second connection beside the transaction's.
+		return st, fmt.Errorf("rebuild: needs a pool of at least 2 connections, has %d", n)
+	}
 	if _, err := p.pool.Exec(ctx, "SELECT 1 FROM log_head FOR SHARE"); err != nil {
 		return st, fmt.Errorf("rebuild: barrier: %w", err)
 	}
