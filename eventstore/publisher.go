@@ -155,6 +155,16 @@ func (p *Publisher) run(ctx context.Context) error {
 	// message: it is saved at most once a second while busy, and whenever
 	// publication catches up, rather than after every batch.
 	saved, savedAt := pos, time.Now()
+	// The backlog gauges cost a query or two; refresh them at most once a
+	// second rather than after every batch.
+	var lagReportedAt time.Time
+	reportLag := func() {
+		if p.cfg.Metrics == nil || time.Since(lagReportedAt) < time.Second {
+			return
+		}
+		lagReportedAt = time.Now()
+		p.reportLag(ctx, pos)
+	}
 	save := func() {
 		if pos == saved {
 			return
@@ -179,7 +189,7 @@ func (p *Publisher) run(ctx context.Context) error {
 				if time.Since(savedAt) >= time.Second {
 					save()
 				}
-				p.reportLag(ctx, pos, time.Time{})
+				reportLag()
 				continue
 			}
 		}
@@ -203,7 +213,7 @@ func (p *Publisher) run(ctx context.Context) error {
 			}
 			continue
 		}
-		p.reportLag(ctx, pos, time.Time{})
+		reportLag()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -270,10 +280,7 @@ func (p *Publisher) publish(ctx context.Context, events []RecordedEvent) error {
 	return nil
 }
 
-func (p *Publisher) reportLag(ctx context.Context, pos int64, _ time.Time) {
-	if p.cfg.Metrics == nil {
-		return
-	}
+func (p *Publisher) reportLag(ctx context.Context, pos int64) {
 	head, _, err := p.cfg.Store.Head(ctx)
 	if err != nil {
 		return

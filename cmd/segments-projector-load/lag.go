@@ -145,7 +145,8 @@ func (r *runner) runLag(ctx context.Context) error {
 
 	// Publisher: drains the log onto SEGMENTS_EVENTS.
 	ph := r.begin(ctx, "lag-publish", svc.name)
-	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.NC, b.JS), Location: loc, Logger: r.log})
+	stages := &stageLags{}
+	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.NC, b.JS), Location: loc, Logger: r.log, Metrics: pubMetrics{stages}})
 	pubStart := time.Now()
 	wg.Go(func() {
 		if err := pub.Run(workCtx); err != nil {
@@ -164,7 +165,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	r.add("lag", fmt.Sprintf("setup: publisher drains %s events onto SEGMENTS_EVENTS", grouped(float64(o.consumeEvents))), grouped(float64(o.consumeEvents)/pubTook.Seconds()), "events/s", "", "")
 
 	// Consume drains the published backlog.
-	pm := &projMetrics{}
+	pm := &projMetrics{stages: stages}
 	proj := projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm, ConsumeWorkers: o.consumeWorkers})
 	if _, err := proj.RegisterRules(ctx); err != nil {
 		return err
@@ -270,9 +271,11 @@ func (r *runner) runLag(ctx context.Context) error {
 			freeMemory()
 			windowPhase = r.begin(ctx, "lag-steady", svc.name)
 			svc.qc.startTiming()
+			stages.set(true)
 			projected0, commits0 = pm.events.Load(), pm.commits.Load()
 		}
 		if !now.Before(to) {
+			stages.set(false)
 			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
 			windowStats = windowPhase.end(ctx)
 			r.stmtReport("lag-steady", svc.qc.report(to.Sub(from), 16))
@@ -360,6 +363,20 @@ func (r *runner) runLag(ctx context.Context) error {
 	if len(appendLat) > 0 {
 		r.add("lag", "  Store.Append call (submit → committed), p50 / p99", f1(1000*percentile(appendLat, 0.5))+" / "+f1(1000*percentile(appendLat, 0.99)), "ms", "", "")
 	}
+	stages.mu.Lock()
+	for _, st := range []struct {
+		name string
+		v    []float64
+	}{
+		{"  stage: recorded_at → published on SEGMENTS_EVENTS (newest event of each batch), p50 / p99", stages.publish},
+		{"  stage: on SEGMENTS_EVENTS → projector committed (newest message of each batch), p50 / p99", stages.project},
+	} {
+		if len(st.v) > 0 {
+			slices.Sort(st.v)
+			r.add("lag", st.name, f1(1000*percentile(st.v, 0.5))+" / "+f1(1000*percentile(st.v, 0.99)), "ms", "", fmt.Sprintf("(%d batches)", len(st.v)))
+		}
+	}
+	stages.mu.Unlock()
 	r.cpuCost("lag", windowStats, windowAppended.Load())
 	r.add("lag", "  projector transactions in the window", grouped(float64(commitsW)/win), "tx/s", "", fmt.Sprintf("(%.0f events each)", float64(projectedW)/float64(max(commitsW, 1))))
 	r.note("lag: steady window: %d events appended (%d errors, %d not offered: more than %d calls in flight; max in flight %d), %d samples measured, %d never seen applied; poll interval p50 %.1f ms, p99 %.1f ms (the lag figures are upper bounds within one interval); %s",

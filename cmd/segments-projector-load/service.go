@@ -32,21 +32,58 @@ func (m *storeMetrics) AppendGroup(requests, events int, _ time.Duration) {
 // projMetrics counts what the projector reports after each commit.
 type projMetrics struct {
 	events, commits atomic.Int64
-	mu              sync.Mutex
-	commitTimes     []time.Time // when each Apply committed (only while recording)
-	recording       bool
+	stages          *stageLags // nil: not recorded
 }
 
 func (m *projMetrics) EventsProjected(n int) {
 	m.events.Add(int64(n))
 	m.commits.Add(1)
-	m.mu.Lock()
-	if m.recording {
-		m.commitTimes = append(m.commitTimes, time.Now())
-	}
-	m.mu.Unlock()
 }
-func (m *projMetrics) ProjectionLag(float64) {}
+
+// ProjectionLag is the time from the newest message of a committed batch
+// reaching SEGMENTS_EVENTS to the commit.
+func (m *projMetrics) ProjectionLag(seconds float64) {
+	if m.stages != nil {
+		m.stages.add(&m.stages.project, seconds)
+	}
+}
+
+// stageLags splits the lag between the pipeline's stages, per batch, while
+// on: each sample is the stage's time for the newest item of a batch (a
+// lower bound for the batch's older items).
+type stageLags struct {
+	mu               sync.Mutex
+	on               bool
+	publish, project []float64 // seconds
+}
+
+func (s *stageLags) add(to *[]float64, seconds float64) {
+	s.mu.Lock()
+	if s.on {
+		*to = append(*to, seconds)
+	}
+	s.mu.Unlock()
+}
+
+func (s *stageLags) set(on bool) {
+	s.mu.Lock()
+	s.on = on
+	s.mu.Unlock()
+}
+
+// pubMetrics records the publish stage: recorded_at of the newest event of
+// each published batch → the batch acknowledged by JetStream.
+type pubMetrics struct{ stages *stageLags }
+
+func (pubMetrics) Published(int)  {}
+func (pubMetrics) PublishFailed() {}
+func (m pubMetrics) PublishLag(events int64, seconds float64) {
+	// The publisher reports each batch with events = 0; its periodic
+	// backlog report (events behind, age of the oldest) is not a batch.
+	if events == 0 && seconds > 0 {
+		m.stages.add(&m.stages.publish, seconds)
+	}
+}
 
 // service is the part of segmentd a scenario needs: a fresh database and
 // the event store with group commit on it.
