@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type lagPoller struct {
 
 	mu      sync.Mutex
 	lags    []float64 // seconds
+	at      []float64 // when each lag's event was recorded, seconds after from
 	polls   []float64 // seconds between consecutive polls
 	pending int
 }
@@ -82,7 +84,7 @@ func (p *lagPoller) run(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		var done []float64
+		var done, doneAt []float64
 		for rows.Next() {
 			var id uuid.UUID
 			var v int64
@@ -94,6 +96,7 @@ func (p *lagPoller) run(ctx context.Context) {
 				if s.version <= v {
 					if !s.recorded.Before(p.from) && s.recorded.Before(p.to) {
 						done = append(done, t0.Sub(s.recorded).Seconds())
+						doneAt = append(doneAt, s.recorded.Sub(p.from).Seconds())
 					}
 				} else {
 					kept = append(kept, s)
@@ -108,6 +111,7 @@ func (p *lagPoller) run(ctx context.Context) {
 		rows.Close()
 		p.mu.Lock()
 		p.lags = append(p.lags, done...)
+		p.at = append(p.at, doneAt...)
 		p.mu.Unlock()
 	}
 }
@@ -341,6 +345,19 @@ func (r *runner) runLag(ctx context.Context) error {
 
 	poller.mu.Lock()
 	lags := slices.Clone(poller.lags)
+	// The tail over time: p99 per 10 s of the window (checkpoints, vacuums
+	// and the like show up as one bad bucket rather than a uniform tail).
+	buckets := map[int][]float64{}
+	for i, at := range poller.at {
+		buckets[int(at/10)] = append(buckets[int(at/10)], poller.lags[i])
+	}
+	var overTime []string
+	for b := 0; b < int(o.lagDuration.Seconds()/10)+1; b++ {
+		if v := buckets[b]; len(v) > 0 {
+			slices.Sort(v)
+			overTime = append(overTime, fmt.Sprintf("%d–%d s: %.0f", 10*b, 10*b+10, 1000*percentile(v, 0.99)))
+		}
+	}
 	polls := slices.Clone(poller.polls)
 	pending := poller.pending
 	poller.mu.Unlock()
@@ -382,6 +399,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	r.note("lag: steady window: %d events appended (%d errors, %d not offered: more than %d calls in flight; max in flight %d), %d samples measured, %d never seen applied; poll interval p50 %.1f ms, p99 %.1f ms (the lag figures are upper bounds within one interval); %s",
 		windowAppended.Load(), appendErrs.Load(), dropped.Load(), maxInflightCalls, maxInflight.Load(), len(lags), pending,
 		1000*percentile(polls, 0.5), 1000*percentile(polls, 0.99), windowStats.cpu)
+	r.note("lag: p99 (ms) per 10 s of the window: %s", strings.Join(overTime, ", "))
 	if e := firstErr.Load(); e != nil {
 		r.note("lag: first append error: %v", e)
 	}
