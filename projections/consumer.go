@@ -51,7 +51,10 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 		shards[i] = make(chan jetstream.Msg, 2*MaxBatch)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		shards[customerShard(m.Headers().Get(headerCustomer), len(shards))] <- m
+		select {
+		case shards[customerShard(m.Headers().Get(headerCustomer), len(shards))] <- m:
+		case <-ctx.Done(): // the workers are gone; unacknowledged, it comes again
+		}
 	}, jetstream.PullMaxMessages(MaxBatch))
 	if err != nil {
 		return fmt.Errorf("projector: subscribe: %w", err)
