@@ -352,7 +352,7 @@ func (r *runner) runLag(ctx context.Context) error {
 		buckets[int(at/10)] = append(buckets[int(at/10)], poller.lags[i])
 	}
 	var overTime []string
-	for b := 0; b < int(o.lagDuration.Seconds()/10)+1; b++ {
+	for b := range int(o.lagDuration.Seconds()/10) + 1 {
 		if v := buckets[b]; len(v) > 0 {
 			slices.Sort(v)
 			overTime = append(overTime, fmt.Sprintf("%d–%d s: %.0f", 10*b, 10*b+10, 1000*percentile(v, 0.99)))
