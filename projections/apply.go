@@ -350,7 +350,8 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) 
 	if w.proj.RuleVersion == 0 {
 		return projectionRow{}, false, nil
 	}
-	raw, err := encodeProjection(p.book, w.proj)
+	tags := tagNames(p.book, w.proj)
+	raw, err := encodeProjection(w.proj, tags)
 	if err != nil {
 		return projectionRow{}, false, err
 	}
@@ -359,7 +360,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) 
 		customer: string(w.proj.State.Customer), version: w.proj.State.Version, ruleVersion: w.proj.RuleVersion,
 		evaluatedAt: w.proj.EvaluatedAt, document: raw,
 		valueTier: l.ValueTier, activity: l.Activity, need: l.NeedOrientation, lifecycle: l.Lifecycle,
-		tags: tagNames(p.book, w.proj), netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
+		tags: tags, netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
 	}
 	if n := p.book.NextInstant(w.proj); !n.IsZero() {
 		r.nextAt = &n

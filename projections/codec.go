@@ -31,10 +31,12 @@ type storedProjection struct {
 	Alerts      []domain.Alert       `json:"alerts,omitzero"`
 }
 
-func encodeProjection(book *domain.RuleBook, p *domain.Projection) ([]byte, error) {
+// encodeProjection is the stored document of p, whose present tags are
+// tags (tagNames).
+func encodeProjection(p *domain.Projection, tags []string) ([]byte, error) {
 	sp := storedProjection{
 		State: p.State, ValueTier: p.Labels.ValueTier, Activity: p.Labels.Activity,
-		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tagNames(book, p),
+		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tags,
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
 		Alerts: p.Alerts,
 	}
@@ -82,6 +84,14 @@ func tagNames(book *domain.RuleBook, p *domain.Projection) []string {
 		}
 	}
 	return names
+}
+
+// optional is s, or nil for the empty string (a JSON null, an SQL NULL).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // pgUUID passes a uuid.UUID to pgx as a pgtype.UUID. uuid.UUID is a

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -68,17 +69,12 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 	return nil
 }
 
-// customerShard is the worker of a customer code among n (FNV-1a).
+// shardSeed keys customerShard for this process (shards are per process).
+var shardSeed = maphash.MakeSeed()
+
+// customerShard is the worker of a customer code among n.
 func customerShard(code string, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	h := uint32(2166136261)
-	for i := range len(code) {
-		h ^= uint32(code[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n)) //nolint:gosec // G115: n is a small positive worker count
+	return int(maphash.String(shardSeed, code) % uint64(n)) //nolint:gosec // G115: n is a small positive worker count
 }
 
 // consumeBatches applies batches of what is waiting in msgs until ctx is done.

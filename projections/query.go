@@ -173,17 +173,11 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 	ts := func(t time.Time) string { return t.In(loc).Format(time.RFC3339Nano) }
 	s := &proj.State
 	doc := &Document{Customer: string(code), Version: s.Version, AsOf: ts(at), Labels: map[string]LabelDocument{}, Tags: []TagDocument{}}
-	str := func(v string) *string {
-		if v == "" {
-			return nil
-		}
-		return &v
-	}
 	p := s.Profile
 	doc.Profile = Profile{
-		Name: str(p.Name), Kind: str(string(p.Kind)), Industry: str(p.Industry), Region: str(p.Region), Owner: str(p.Owner),
-		Employees: p.Employees, AnnualRevenue: p.AnnualRevenue, SourceChannel: str(p.SourceChannel),
-		Registered: p.Registered, Erased: p.Erased, Contact: ContactProfile{Title: str(p.Contact.Title)},
+		Name: optional(p.Name), Kind: optional(string(p.Kind)), Industry: optional(p.Industry), Region: optional(p.Region), Owner: optional(p.Owner),
+		Employees: p.Employees, AnnualRevenue: p.AnnualRevenue, SourceChannel: optional(p.SourceChannel),
+		Registered: p.Registered, Erased: p.Erased, Contact: ContactProfile{Title: optional(p.Contact.Title)},
 	}
 	if p.Contact.Name != "" || p.Contact.Phone != "" || p.Contact.Email != "" {
 		pd, err := q.pii.OpenPersonalData(ctx, []uuid.UUID{code.StreamID()})

@@ -413,9 +413,6 @@ func (s *projectionSource) Next() bool {
 			return false
 		}
 		if ok {
-			if r.tags == nil {
-				r.tags = []string{}
-			}
 			s.row = r.values(w.streamID)
 			return true
 		}
@@ -433,32 +430,22 @@ var changeColumns = []string{"id", "stream_id", "customer", "seq", "label", "fro
 
 // changeRow is a label change as a row of label_changes.
 func changeRow(stream uuid.UUID, c domain.LabelChange, seq int64) []any {
-	var from *string
-	if c.From != "" {
-		f := c.From
-		from = &f
-	}
 	evArg := pgtype.UUID{}
 	if c.Cause == domain.CauseEvent {
 		evArg = pgUUID(c.EventID)
 	}
-	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, from, c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}
+	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, optional(c.From), c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}
 }
 
 // changeMessage is a label change as its SEGMENTS_CHANGES message.
 func (p *Projector) changeMessage(c domain.LabelChange, seq int64) ([]byte, error) {
-	var from *string
-	if c.From != "" {
-		f := c.From
-		from = &f
-	}
 	var ev *uuid.UUID
 	if c.Cause == domain.CauseEvent {
 		e := c.EventID
 		ev = &e
 	}
 	msg := HistoryEntry{
-		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: from, To: c.To,
+		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: optional(c.From), To: c.To,
 		At: c.At.In(p.book.At(c.At).Location).Format(time.RFC3339Nano), Cause: causeJSON{Kind: string(c.Cause), EventID: ev},
 		RuleVersion: c.RuleVersion, Reason: c.ReasonZH, ReasonEN: c.ReasonEN, Seq: seq,
 	}

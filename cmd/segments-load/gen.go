@@ -113,15 +113,9 @@ func appendEnvelope(buf []byte, o *order) []byte {
 	buf = append(buf, customerCode(o.customer)...)
 	buf = append(buf, `","occurred_at":"`...)
 	buf = o.occurred.In(cst).AppendFormat(buf, time.RFC3339)
-	buf = append(buf, `","source":"segments-load","data":{"order_id":"`...)
-	buf = append(buf, o.orderID...)
-	buf = append(buf, `","amount":"`...)
-	buf = appendMoney(buf, o.fen)
-	buf = append(buf, `","category":"`...)
-	buf = append(buf, o.category...)
-	buf = append(buf, `","channel":"`...)
-	buf = append(buf, o.channel...)
-	return append(buf, `"}}`...)
+	buf = append(buf, `","source":"segments-load","data":`...)
+	buf = appendStoredData(buf, o)
+	return append(buf, '}')
 }
 
 // appendBatch writes {"events":[...]} with n events.

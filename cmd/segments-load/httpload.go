@@ -254,12 +254,12 @@ func (r *runner) drive(ctx context.Context, svc *service, b *loadkit.Bus, worker
 	s0 := p.take(ctx)
 	measuring.Store(true)
 	if svc != nil {
-		svc.trace.setOn(true)
+		svc.trace.Start()
 	}
 	sleepOrDone(ctx, done, r.o.duration)
 	measuring.Store(false)
 	if svc != nil {
-		svc.trace.setOn(false)
+		svc.trace.Stop()
 	}
 	s1 := p.take(ctx)
 	stop.Store(true)
@@ -362,7 +362,7 @@ func (r *runner) openLoop(ctx context.Context, svc *service, rate float64) (open
 		r.analyze(ctx, svc)
 		time.Sleep(time.Until(start.Add(r.o.warmup)))
 		s0 = p.take(ctx)
-		svc.trace.setOn(true)
+		svc.trace.Start()
 	}()
 	for i := range n {
 		at := start.Add(time.Duration(i) * interval)
@@ -401,7 +401,7 @@ func (r *runner) openLoop(ctx context.Context, svc *service, rate float64) (open
 	}
 	wg.Wait()
 	<-s0Done
-	svc.trace.setOn(false)
+	svc.trace.Stop()
 	s1 := p.take(ctx)
 	res := openResult{target: rate, shed: shed.Load(), errors: errs.Load(), firstErr: firstErr}
 	first := int(r.o.warmup / interval)

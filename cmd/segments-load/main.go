@@ -345,7 +345,7 @@ func (r *runner) printResults() {
 // addSQL keeps the SQL time breakdown of a service phase.
 func (r *runner) addSQL(id, what string, svc *service, w *window) {
 	r.sql = append(r.sql, fmt.Sprintf("SQL round trips of the service's pool, %s %s (wall time while the window ran):\n\n%s",
-		id, what, svc.trace.report(w.secs, w.groups)))
+		id, what, sqlReport(svc.trace.Stats(), w.secs, w.groups)))
 }
 
 func (r *runner) printTargets() {

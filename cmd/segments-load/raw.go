@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/domain"
-	"github.com/segments-dev/segments/eventstore"
 )
 
 // The raw limit: the same rows as the event store writes, written straight
@@ -96,13 +95,8 @@ func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
 		return nil, err
 	}
 	pool.Close()
-	cfg, err := pgxpool.ParseConfig(r.dbs.URLFor(name))
-	if err != nil {
-		return nil, err
-	}
-	cfg.MaxConns, cfg.MinConns = conns, conns
-	eventstore.TuneSession(cfg) // the same client-side encoding as the service
-	pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	// The same client-side encoding as the service.
+	pool, err = r.dbs.Pool(ctx, name, func(cfg *pgxpool.Config) { cfg.MaxConns, cfg.MinConns = conns, conns })
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ type service struct {
 	pool   *pgxpool.Pool
 	store  *eventstore.Store
 	stats  *storeStats
-	trace  *sqlTracer
+	trace  *loadkit.StatementTimer
 	srv    *http.Server
 	url    string
 }
@@ -74,14 +74,13 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 	// Reopen the pool as eventstore.Connect does (its pool size), with a
 	// tracer that times the store's round trips.
 	s.pool.Close()
-	cfg, err := pgxpool.ParseConfig(r.dbs.URLFor(s.dbName))
-	if err != nil {
-		return nil, err
-	}
-	cfg.MaxConns = eventstore.DefaultMaxConns
-	s.trace = newSQLTracer()
-	cfg.ConnConfig.Tracer = s.trace
-	if r.o.explain > 0 {
+	s.trace = &loadkit.StatementTimer{}
+	adjust := func(cfg *pgxpool.Config) {
+		cfg.MaxConns = eventstore.DefaultMaxConns
+		cfg.ConnConfig.Tracer = s.trace
+		if r.o.explain <= 0 {
+			return
+		}
 		// Diagnosis: PostgreSQL logs the plans of the service's slow
 		// statements (auto_explain, this pool's sessions only).
 		threshold := strconv.FormatInt(r.o.explain.Milliseconds(), 10)
@@ -95,8 +94,7 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 			return nil
 		}
 	}
-	eventstore.TuneSession(cfg) // as eventstore.Connect does
-	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+	if s.pool, err = r.dbs.Pool(ctx, s.dbName, adjust); err != nil {
 		return nil, err
 	}
 	raw := make([]byte, 32)

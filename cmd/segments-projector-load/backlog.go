@@ -91,7 +91,7 @@ func (r *runner) runBacklog(ctx context.Context, report bool) error {
 	order := slices.Clone(b.streams)
 	mrand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] }) //nolint:gosec // G404: a benchmark's order, not a secret
 	r.waitQuiet(ctx, svc.name)
-	svc.qc.startTiming()
+	svc.qc.Start()
 	ph = r.begin(ctx, scen+"-apply", svc.name)
 	var calls []float64
 	applied := 0
@@ -134,7 +134,7 @@ func (r *runner) runBacklog(ctx context.Context, report bool) error {
 	}
 	took = time.Since(start)
 	st = ph.end(ctx)
-	r.stmtReport(scen+"-apply", svc.qc.report(took, 12))
+	r.stmtReport(scen+"-apply", stmtLines(svc.qc, took, 12))
 	if applied != b.events {
 		return fmt.Errorf("applied %d events, want %d", applied, b.events)
 	}

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,22 +26,18 @@ func openDatabases(ctx context.Context, adminURL string, keep bool) (*databases,
 
 // create makes and migrates a fresh database. The pool is opened as
 // eventstore.Connect opens it (its pool size), with a statement counter.
-func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *queryCounter, error) {
+func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *loadkit.StatementTimer, error) {
 	name := d.NewName()
 	pool, err := eventstore.Connect(ctx, d.URLFor(name)) // creates the database
 	if err != nil {
 		return "", nil, nil, err
 	}
 	pool.Close()
-	cfg, err := pgxpool.ParseConfig(d.URLFor(name))
-	if err != nil {
-		return "", nil, nil, err
-	}
-	cfg.MaxConns = eventstore.DefaultMaxConns
-	qc := &queryCounter{}
-	cfg.ConnConfig.Tracer = qc
-	eventstore.TuneSession(cfg) // as eventstore.Connect does
-	if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+	qc := &loadkit.StatementTimer{}
+	if pool, err = d.Pool(ctx, name, func(cfg *pgxpool.Config) {
+		cfg.MaxConns = eventstore.DefaultMaxConns
+		cfg.ConnConfig.Tracer = qc
+	}); err != nil {
 		return "", nil, nil, err
 	}
 	if _, err := eventstore.Migrate(ctx, pool); err != nil {
@@ -59,15 +50,7 @@ func (d *databases) create(ctx context.Context) (string, *pgxpool.Pool, *queryCo
 // extraPool opens a small separate pool on a database (for measurement
 // queries that must not take connections from the service's pool).
 func (d *databases) extraPool(ctx context.Context, name string, conns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(d.URLFor(name))
-	if err != nil {
-		return nil, err
-	}
-	cfg.MaxConns = conns
-	// The service's own session setup (binary uuid codec, jit off), so the
-	// measuring queries cost what the product's would.
-	eventstore.TuneSession(cfg)
-	return pgxpool.NewWithConfig(ctx, cfg)
+	return d.Pool(ctx, name, func(cfg *pgxpool.Config) { cfg.MaxConns = conns })
 }
 
 // backends lists the PostgreSQL backend pids connected to a database.
@@ -101,110 +84,16 @@ func (d *databases) wal(ctx context.Context) walSnap {
 	return s
 }
 
-// queryCounter counts the statements a pool sends (a pgx tracer) and, while
-// timing is on, adds up the wall time of each kind of statement as the
-// client sees it: from the call (before its arguments are encoded) to the
-// end of the result (for a query, when its rows are closed, so the caller's
-// work on the rows counts too; for COPY, the encoding of the rows).
-type queryCounter struct {
-	n      atomic.Int64
-	timing atomic.Bool
-	mu     sync.Mutex
-	stats  map[string]*stmtStat
-}
-
-type stmtStat struct {
-	n     int64
-	total time.Duration
-}
-
-type traceKey struct{}
-
-func stmtName(sql string) string {
-	s := strings.Join(strings.Fields(sql), " ")
-	if len(s) > 72 {
-		s = s[:72] + "…"
-	}
-	return s
-}
-
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
-	if !q.timing.Load() {
-		return ctx
-	}
-	return context.WithValue(ctx, traceKey{}, traceStart{name: stmtName(d.SQL), at: time.Now()})
-}
-
-type traceStart struct {
-	name string
-	at   time.Time
-}
-
-func (q *queryCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	q.end(ctx)
-}
-
-func (q *queryCounter) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
-	if !q.timing.Load() {
-		return ctx
-	}
-	return context.WithValue(ctx, traceKey{}, traceStart{name: "COPY " + d.TableName.Sanitize(), at: time.Now()})
-}
-
-func (q *queryCounter) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromEndData) {
-	q.end(ctx)
-}
-
-func (q *queryCounter) end(ctx context.Context) {
-	s, ok := ctx.Value(traceKey{}).(traceStart)
-	if !ok {
-		return
-	}
-	took := time.Since(s.at)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.stats == nil {
-		q.stats = map[string]*stmtStat{}
-	}
-	st := q.stats[s.name]
-	if st == nil {
-		st = &stmtStat{}
-		q.stats[s.name] = st
-	}
-	st.n++
-	st.total += took
-}
-
-// startTiming clears the statement times and starts collecting them.
-func (q *queryCounter) startTiming() {
-	q.mu.Lock()
-	q.stats = nil
-	q.mu.Unlock()
-	q.timing.Store(true)
-}
-
-// report stops collecting and returns the statements by total time, as
+// stmtLines stops timer and returns its top statements by total time, as
 // lines, with their share of wall.
-func (q *queryCounter) report(wall time.Duration, top int) []string {
-	q.timing.Store(false)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	type kv struct {
-		name string
-		st   *stmtStat
-	}
-	all := make([]kv, 0, len(q.stats))
-	for k, v := range q.stats {
-		all = append(all, kv{k, v})
-	}
-	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(b.st.total, a.st.total) })
+func stmtLines(timer *loadkit.StatementTimer, wall time.Duration, top int) []string {
+	timer.Stop()
 	var out []string
-	for i, x := range all {
+	for i, st := range timer.Stats() {
 		if i == top {
 			break
 		}
-		out = append(out, fmt.Sprintf("%5.1f%% %8.1f s %7d× %s", 100*x.st.total.Seconds()/wall.Seconds(), x.st.total.Seconds(), x.st.n, x.name))
+		out = append(out, fmt.Sprintf("%5.1f%% %8.1f s %7d× %s", 100*st.Total.Seconds()/wall.Seconds(), st.Total.Seconds(), st.Calls, st.Name))
 	}
 	return out
 }

@@ -274,7 +274,7 @@ func (r *runner) runLag(ctx context.Context) error {
 			windowStarted = true
 			freeMemory()
 			windowPhase = r.begin(ctx, "lag-steady", svc.name)
-			svc.qc.startTiming()
+			svc.qc.Start()
 			stages.set(true)
 			projected0, commits0 = pm.events.Load(), pm.commits.Load()
 		}
@@ -282,7 +282,7 @@ func (r *runner) runLag(ctx context.Context) error {
 			stages.set(false)
 			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
 			windowStats = windowPhase.end(ctx)
-			r.stmtReport("lag-steady", svc.qc.report(to.Sub(from), 16))
+			r.stmtReport("lag-steady", stmtLines(svc.qc, to.Sub(from), 16))
 			break
 		}
 		due := int64(o.lagRate*now.Sub(start).Seconds()) - sent

@@ -124,11 +124,11 @@ func (r *runner) runRebuild(ctx context.Context) error {
 
 	freeMemory()
 	r.waitQuiet(ctx, b.svc.name)
-	b.svc.qc.startTiming()
+	b.svc.qc.Start()
 	ph = r.begin(ctx, "rebuild", b.svc.name)
 	st, err := rebuilder.Rebuild(ctx)
 	ps := ph.end(ctx)
-	r.stmtReport("rebuild", b.svc.qc.report(ps.took, 12))
+	r.stmtReport("rebuild", stmtLines(b.svc.qc, ps.took, 12))
 	if err != nil {
 		return err
 	}

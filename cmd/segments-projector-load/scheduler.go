@@ -368,13 +368,13 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 	}
 	label := grouped(float64(n))
 	if idleEnd := t0.Add(-500 * time.Millisecond); time.Until(idleEnd) > 2*time.Second {
-		q0 := svc.qc.n.Load()
+		q0 := svc.qc.Sent.Load()
 		ph := r.beginSampling(ctx, fmt.Sprintf("scheduler-%d-idle", n), svc.name, 0)
 		if !sleepUntil(ctx, idleEnd) {
 			return res, ctx.Err()
 		}
 		st := ph.end(ctx)
-		q := svc.qc.n.Load() - q0
+		q := svc.qc.Sent.Load() - q0
 		secs := st.cpu.secs
 		r.add("scheduler", fmt.Sprintf("%s customers: idle %.0f s before the first boundary, CPU of this process", label, secs),
 			f2(1000*st.cpu.selfSecs/secs), "ms CPU/s", "≈ 0", metIf(st.cpu.selfSecs/secs < 0.005, fmt.Sprintf("(%.3f s in %.0f s)", st.cpu.selfSecs, secs)))

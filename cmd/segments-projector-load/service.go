@@ -91,7 +91,7 @@ type service struct {
 	r      *runner
 	name   string
 	pool   *pgxpool.Pool
-	qc     *queryCounter
+	qc     *loadkit.StatementTimer
 	store  *eventstore.Store
 	sm     *storeMetrics
 	closed bool

@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/segments-dev/segments/eventstore"
 )
 
 // Databases hands out fresh database names (<prefix><random>) and drops
@@ -60,6 +62,22 @@ func (d *Databases) NewName() string {
 	d.created = append(d.created, name)
 	d.mu.Unlock()
 	return name
+}
+
+// Pool opens a pool on database name with the service's session setup
+// (eventstore.TuneSession), so the load tools' statements cost what the
+// service's would; adjust, when not nil, changes the configuration first
+// (pool size, tracer, an AfterConnect that TuneSession then chains to).
+func (d *Databases) Pool(ctx context.Context, name string, adjust func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(d.URLFor(name))
+	if err != nil {
+		return nil, err
+	}
+	if adjust != nil {
+		adjust(cfg)
+	}
+	eventstore.TuneSession(cfg)
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // URLFor is the maintenance URL pointed at another database.
