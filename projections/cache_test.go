@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/projections"
 )
@@ -49,19 +51,12 @@ func TestProjectionCacheChangesNothing(t *testing.T) {
 		}
 		e.clock.Set(sc.at.Add(400 * 24 * time.Hour))
 		e.catchUp(p)
-		var outbox []string
 		rows, err := e.db.Pool.Query(ctxT(t), "SELECT stream || ' ' || subject || ' ' || msg_id || ' ' || encode(payload, 'escape') FROM outbox ORDER BY id")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			outbox = append(outbox, s)
-		}
-		if err := rows.Err(); err != nil {
+		outbox, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			t.Fatal(err)
 		}
 		// Customers due at the same instant are advanced in no fixed order:
