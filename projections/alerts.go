@@ -75,10 +75,11 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// saveAlerts stores alert updates (the last state of each alert wins) and
-// queues newly raised alerts for SEGMENTS_ALERTS. known says which alert ids
+// queueAlerts queues on b the upsert of alert updates (the last state of
+// each alert wins) and returns the outbox messages of newly raised alerts
+// for SEGMENTS_ALERTS. known says which alert ids
 // existed before (a rebuild re-raises old alerts without publishing them).
-func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain.CustomerCode]uuid.UUID, updates []domain.Alert, known func(uuid.UUID) bool) ([][]any, error) {
+func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uuid.UUID, updates []domain.Alert, known func(uuid.UUID) bool) ([]outboxMessage, error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -106,7 +107,7 @@ func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain
 		dues, resolvedAts                                []*time.Time
 		ruleVersions                                     []int
 	)
-	var outbox [][]any
+	var outbox []outboxMessage
 	for _, id := range order {
 		a := updates[last[id]]
 		ids, streamIDs = append(ids, pgUUID(a.ID)), append(streamIDs, pgUUID(stream[a.Customer]))
@@ -124,20 +125,18 @@ func (p *Projector) saveAlerts(ctx context.Context, tx pgx.Tx, stream map[domain
 				if err != nil {
 					return nil, fmt.Errorf("encode alert: %w", err)
 				}
-				outbox = append(outbox, []any{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
+				outbox = append(outbox, outboxMessage{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
 			}
 		}
 	}
 	// One upsert from arrays (each alert id once: the last update wins).
-	if _, err := tx.Exec(ctx, `INSERT INTO alerts (`+strings.Join(alertColumns, ", ")+`)
+	b.Queue(`INSERT INTO alerts (`+strings.Join(alertColumns, ", ")+`)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[])
 		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
 			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`,
 		ids, streamIDs, customers, kinds, froms, tos, reasons, reasonsEN,
-		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates); err != nil {
-		return nil, fmt.Errorf("save alerts: %w", err)
-	}
+		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates)
 	return outbox, nil
 }
 

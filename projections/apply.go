@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -99,18 +100,27 @@ type customerWork struct {
 // Apply catches the given customers up with the log: every event recorded
 // for them and not yet applied is applied, in version order. It returns the
 // number of events applied.
+//
+// The transaction costs two round trips: BEGIN rides with the locks and the
+// reads, COMMIT with the writes. Every round trip a transaction waits for
+// holds its customers' locks and delays the batch behind it, and on a busy
+// machine each one also waits to be scheduled.
 func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error) {
 	if len(streams) == 0 {
 		return 0, nil
 	}
-	var applied int
-	var cached map[uuid.UUID]cacheEntry
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var err error
-		applied, cached, err = p.applyTx(ctx, tx, streams, time.Time{})
-		return err
-	})
+	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("project %d customers: %w", len(streams), err)
+	}
+	// A connection left inside a transaction (a cancelled round trip) is
+	// closed by the pool on release rather than reused.
+	defer conn.Release()
+	applied, cached, err := p.applyTx(ctx, conn.Conn(), streams, time.Time{}, true)
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' && ctx.Err() == nil {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
 		return 0, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	p.cache.put(cached)
@@ -120,10 +130,19 @@ func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error)
 	return applied, nil
 }
 
-// applyTx does Apply's work in tx. When until is not zero, each customer is
-// then advanced to until (the scheduler's boundary instant). The returned
-// cache entries are to be put in p.cache once tx has committed.
-func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID, until time.Time) (int, map[uuid.UUID]cacheEntry, error) {
+// batchSender is what a projector transaction needs from its connection: a
+// pgx.Tx (the scheduler's transaction) or a *pgx.Conn whose transaction the
+// batches open and commit themselves (Apply's).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// applyTx does Apply's work on db in two batches. With own, the first batch
+// begins the transaction and the second commits it; otherwise db is a
+// transaction the caller ends. When until is not zero, each customer is then
+// advanced to until (the scheduler's boundary instant). The returned cache
+// entries are to be put in p.cache once the transaction has committed.
+func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.UUID, until time.Time, own bool) (int, map[uuid.UUID]cacheEntry, error) {
 	work := make(map[uuid.UUID]*customerWork, len(streams))
 	order := make([]*customerWork, 0, len(streams))
 	for _, id := range streams {
@@ -148,8 +167,13 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 	for i, w := range order {
 		ids[i] = pgUUID(w.streamID)
 	}
-	// Lock and load in one round trip (executed in this order).
+	// Lock, load and read in one round trip, executed in this order: the
+	// reads come after the locks, so they see every commit of whoever held
+	// a customer before us.
 	var batch pgx.Batch
+	if own {
+		batch.Queue("BEGIN")
+	}
 	batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM
 		(SELECT DISTINCT hashtextextended(s::text, 5362) AS k FROM unnest($1::uuid[]) AS s ORDER BY 1) AS keys`, ids)
 	batch.Queue(`SELECT p.stream_id, p.xmin::text::bigint, p.changes,
@@ -157,84 +181,76 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 				THEN NULL ELSE p.projection END
 		FROM customer_projections p
 		LEFT JOIN unnest($2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[]) AS c(stream_id, xmin, version, changes) ON c.stream_id = p.stream_id
-		WHERE p.stream_id = ANY($1)`, ids, cIDs, cXmins, cVersions, cSeqs)
-	br := tx.SendBatch(ctx, &batch)
-	defer func() { _ = br.Close() }() // errors reach the caller through Exec and Query
-	if _, err := br.Exec(); err != nil {
-		return 0, nil, fmt.Errorf("lock customers: %w", err)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return 0, nil, fmt.Errorf("load projections: %w", err)
-	}
-	for rows.Next() {
-		var id uuid.UUID
-		var raw []byte
-		var xmin, seq int64
-		if err := rows.Scan((*uuidDst)(&id), &xmin, &seq, &raw); err != nil {
-			rows.Close()
-			return 0, nil, fmt.Errorf("load projections: %w", err)
-		}
-		var proj *domain.Projection
-		if raw == nil {
-			e, ok := taken[id]
-			if !ok {
-				rows.Close()
-				return 0, nil, fmt.Errorf("customer stream %s: no projection document", id)
+		WHERE p.stream_id = ANY($1)`, ids, cIDs, cXmins, cVersions, cSeqs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var raw []byte
+			var xmin, seq int64
+			if err := rows.Scan((*uuidDst)(&id), &xmin, &seq, &raw); err != nil {
+				return fmt.Errorf("load projections: %w", err)
 			}
-			proj = e.proj
-		} else if proj, err = decodeProjection(p.book, raw); err != nil {
-			rows.Close()
-			return 0, nil, fmt.Errorf("customer stream %s: %w", id, err)
+			var proj *domain.Projection
+			if raw == nil {
+				e, ok := taken[id]
+				if !ok {
+					return fmt.Errorf("customer stream %s: no projection document", id)
+				}
+				proj = e.proj
+			} else {
+				var err error
+				if proj, err = decodeProjection(p.book, raw); err != nil {
+					return fmt.Errorf("customer stream %s: %w", id, err)
+				}
+			}
+			w := work[id]
+			w.proj, w.existed, w.seq, w.xmin = proj, true, seq, xmin
 		}
-		w := work[id]
-		w.proj, w.existed, w.seq, w.xmin = proj, true, seq, xmin
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("load projections: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return 0, nil, fmt.Errorf("load projections: %w", err)
-	}
-	after := make([]int64, len(order))
-	for i, w := range order {
-		after[i] = w.proj.State.Version
-	}
-	// One index range scan per customer. As a plain join the planner, which
-	// cannot know how few events follow each customer's version, prefers a
-	// merge join over the whole (stream_id, version) index: a scan of the
-	// entire log per transaction. OFFSET 0 keeps the lateral subquery from
-	// being flattened into that join.
-	erows, err := tx.Query(ctx, `SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data
-		FROM unnest($1::uuid[], $2::bigint[]) AS k(stream_id, after)
-		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = k.stream_id AND e.version > k.after OFFSET 0) e
-		ORDER BY e.stream_id, e.version`, ids, after)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read new events: %w", err)
-	}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("load projections: %w", err)
+		}
+		return nil
+	})
+	// The events after each customer's stored version (the version of the
+	// projection just loaded), one index range scan per customer. As a plain
+	// join the planner, which cannot know how few events follow each
+	// customer's version, prefers a merge join over the whole
+	// (stream_id, version) index: a scan of the entire log per transaction.
+	// OFFSET 0 keeps the lateral subquery from being flattened into that join.
 	total := 0
-	for erows.Next() {
-		var rec domain.Recorded
-		var id uuid.UUID
-		var data []byte
-		if err := erows.Scan((*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
-			erows.Close()
-			return 0, nil, fmt.Errorf("read new events: %w", err)
+	batch.Queue(`SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data
+		FROM unnest($1::uuid[]) AS k(stream_id)
+		CROSS JOIN LATERAL (SELECT coalesce((SELECT p.version FROM customer_projections p WHERE p.stream_id = k.stream_id), 0) AS after) a
+		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = k.stream_id AND e.version > a.after OFFSET 0) e
+		ORDER BY e.stream_id, e.version`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var rec domain.Recorded
+			var id uuid.UUID
+			var data []byte
+			if err := rows.Scan((*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+				return fmt.Errorf("read new events: %w", err)
+			}
+			var err error
+			if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
+				return err
+			}
+			w := work[id]
+			if rec.Version != w.proj.State.Version+1 {
+				// The stored version and the loaded projection disagree:
+				// applying would skip or repeat events.
+				return fmt.Errorf("customer stream %s: event version %d follows projection version %d", id, rec.Version, w.proj.State.Version)
+			}
+			w.changes = append(w.changes, p.book.Advance(w.proj, rec.RecordedAt, &rec)...)
+			w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
+			w.applied++
+			total++
 		}
-		if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
-			erows.Close()
-			return 0, nil, err
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read new events: %w", err)
 		}
-		w := work[id]
-		w.changes = append(w.changes, p.book.Advance(w.proj, rec.RecordedAt, &rec)...)
-		w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
-		w.applied++
-		total++
-	}
-	erows.Close()
-	if err := erows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("read new events: %w", err)
+		return nil
+	})
+	if err := db.SendBatch(ctx, &batch).Close(); err != nil {
+		return 0, nil, fmt.Errorf("lock and read: %w", err)
 	}
 	if !until.IsZero() {
 		for _, w := range order {
@@ -247,7 +263,7 @@ func (p *Projector) applyTx(ctx context.Context, tx pgx.Tx, streams []uuid.UUID,
 			}
 		}
 	}
-	if err := p.save(ctx, tx, order); err != nil {
+	if err := p.save(ctx, db, order, own); err != nil {
 		return 0, nil, err
 	}
 	var cache map[uuid.UUID]cacheEntry
@@ -285,8 +301,12 @@ type causeJSON struct {
 	EventID *uuid.UUID `json:"event_id"`
 }
 
-func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) error {
-	var changeRows, outboxRows [][]any
+// save writes the batch's projections, label changes, alerts and outbox
+// messages in one round trip (with own, COMMIT rides in it too: a statement
+// that fails makes the server skip the rest, COMMIT included).
+func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, own bool) error {
+	var changes changeColumnsArrays
+	var out outboxArrays
 	var alerts []domain.Alert
 	streams := map[domain.CustomerCode]uuid.UUID{}
 	for _, w := range order {
@@ -298,32 +318,99 @@ func (p *Projector) save(ctx context.Context, tx pgx.Tx, order []*customerWork) 
 			if err != nil {
 				return err
 			}
-			changeRows = append(changeRows, changeRow(w.streamID, c, w.seq))
-			outboxRows = append(outboxRows, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
+			changes.add(w.streamID, c, w.seq)
+			out.add(StreamChanges, "segments.changed."+c.Label, c.ID.String(), msg)
 		}
 	}
-	if len(changeRows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(changeRows)); err != nil {
-			return fmt.Errorf("write label changes: %w", err)
-		}
+	var b pgx.Batch
+	if len(changes.ids) > 0 {
+		changes.queue(&b)
 	}
-	alertMsgs, err := p.saveAlerts(ctx, tx, streams, alerts, nil)
+	alertMsgs, err := p.queueAlerts(&b, streams, alerts, nil)
 	if err != nil {
 		return err
 	}
-	// Label changes, then the alerts they raised: one COPY, same order (and
-	// outbox ids) as queuing them one after the other.
-	outboxRows = append(outboxRows, alertMsgs...)
-	if len(outboxRows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(outboxRows)); err != nil {
-			return fmt.Errorf("queue label changes and alerts: %w", err)
-		}
+	// Label changes, then the alerts they raised: one INSERT, in that order
+	// (outbox ids are the relays' publication order).
+	for _, m := range alertMsgs {
+		out.add(m.stream, m.subject, m.msgID, m.payload)
 	}
-	return p.saveProjections(ctx, tx, order)
+	if len(out.streams) > 0 {
+		out.queue(&b)
+	}
+	if err := p.queueProjections(&b, order); err != nil {
+		return err
+	}
+	if own {
+		b.Queue("COMMIT")
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("write projections, label changes and alerts: %w", err)
+	}
+	return nil
 }
 
-// saveProjections upserts the customers' projections (w.seq already counts
-// their label changes).
+// changeColumnsArrays are label_changes rows as column arrays, for one
+// INSERT … SELECT FROM unnest (the same values COPY writes in a rebuild).
+type changeColumnsArrays struct {
+	ids, streamIDs, causeEvents                    []pgtype.UUID
+	customers, labels, tos, causes, reasons, rsnEN []string
+	froms                                          []*string
+	seqs                                           []int64
+	ats                                            []time.Time
+	ruleVersions                                   []int
+}
+
+func (a *changeColumnsArrays) add(stream uuid.UUID, c domain.LabelChange, seq int64) {
+	ev := pgtype.UUID{}
+	if c.Cause == domain.CauseEvent {
+		ev = pgUUID(c.EventID)
+	}
+	a.ids, a.streamIDs, a.causeEvents = append(a.ids, pgUUID(c.ID)), append(a.streamIDs, pgUUID(stream)), append(a.causeEvents, ev)
+	a.customers, a.labels, a.tos = append(a.customers, string(c.Customer)), append(a.labels, c.Label), append(a.tos, c.To)
+	a.causes, a.reasons, a.rsnEN = append(a.causes, string(c.Cause)), append(a.reasons, c.ReasonZH), append(a.rsnEN, c.ReasonEN)
+	a.froms, a.seqs, a.ats, a.ruleVersions = append(a.froms, optional(c.From)), append(a.seqs, seq), append(a.ats, c.At), append(a.ruleVersions, c.RuleVersion)
+}
+
+func (a *changeColumnsArrays) queue(b *pgx.Batch) {
+	b.Queue(`INSERT INTO label_changes (`+strings.Join(changeColumns, ", ")+`)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+			$8::timestamptz[], $9::text[], $10::uuid[], $11::int[], $12::text[], $13::text[])`,
+		a.ids, a.streamIDs, a.customers, a.seqs, a.labels, a.froms, a.tos, a.ats, a.causes, a.causeEvents, a.ruleVersions, a.reasons, a.rsnEN)
+}
+
+// outboxMessage is one outbox row.
+type outboxMessage struct {
+	stream, subject, msgID string
+	payload                []byte
+}
+
+// values is the row in outboxColumns order, for COPY.
+func (m outboxMessage) values() []any { return []any{m.stream, m.subject, m.msgID, m.payload} }
+
+// outboxArrays are outbox rows as column arrays.
+type outboxArrays struct {
+	streams, subjects, msgIDs []string
+	payloads                  [][]byte
+}
+
+func (a *outboxArrays) add(stream, subject, msgID string, payload []byte) {
+	a.streams, a.subjects, a.msgIDs, a.payloads = append(a.streams, stream), append(a.subjects, subject), append(a.msgIDs, msgID), append(a.payloads, payload)
+}
+
+// queue inserts the rows in their order: the identity column, which is the
+// relays' publication order, is drawn as the rows are inserted.
+func (a *outboxArrays) queue(b *pgx.Batch) {
+	b.Queue(`INSERT INTO outbox (`+strings.Join(outboxColumns, ", ")+`)
+		SELECT m.stream, m.subject, m.msg_id, m.payload
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(stream, subject, msg_id, payload, n)
+		ORDER BY m.n`,
+		a.streams, a.subjects, a.msgIDs, a.payloads)
+}
+
 // projectionRow is a customer_projections row.
 type projectionRow struct {
 	customer                             string
@@ -374,7 +461,10 @@ func (r *projectionRow) values(stream uuid.UUID) []any {
 		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes}
 }
 
-func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*customerWork) error {
+// queueProjections queues the upsert of the customers' projections (w.seq
+// already counts their label changes); each row's new xmin is set on its
+// customerWork when the batch's results are read.
+func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error {
 	var (
 		ids                                          []uuid.UUID
 		customers, tiers, acts, needs, lifes, owners []string
@@ -427,11 +517,14 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 	if earliest != nil {
 		// Wake sleeping schedulers: this boundary may be earlier than the one
 		// they wait for. Delivered at commit.
-		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyNextAt, earliest.UTC().Format(time.RFC3339Nano)); err != nil {
-			return fmt.Errorf("notify schedulers: %w", err)
-		}
+		b.Queue("SELECT pg_notify($1, $2)", NotifyNextAt, earliest.UTC().Format(time.RFC3339Nano))
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
+	// The rows' new xmin (for the projection cache).
+	byID := make(map[uuid.UUID]*customerWork, len(order))
+	for _, w := range order {
+		byID[w.streamID] = w
+	}
+	b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 			value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
 		SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::jsonb,
 			u.value_tier, u.activity, u.need_orientation, u.lifecycle, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.net_amount, u.owner, u.changes
@@ -445,30 +538,22 @@ func (p *Projector) saveProjections(ctx context.Context, tx pgx.Tx, order []*cus
 			lifecycle = EXCLUDED.lifecycle, tags = EXCLUDED.tags, net_amount = EXCLUDED.net_amount, owner = EXCLUDED.owner,
 			changes = EXCLUDED.changes
 		RETURNING stream_id, xmin::text::bigint`,
-		pgUUIDs(ids), customers, versions, ruleVersions, evaluated, nexts, projs, tiers, acts, needs, lifes, tagLists, nets, owners, seqs)
-	if err != nil {
-		return fmt.Errorf("save projections: %w", err)
-	}
-	// The rows' new xmin (for the projection cache).
-	byID := make(map[uuid.UUID]*customerWork, len(order))
-	for _, w := range order {
-		byID[w.streamID] = w
-	}
-	for rows.Next() {
-		var id uuid.UUID
-		var xmin int64
-		if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
-			rows.Close()
+		pgUUIDs(ids), customers, versions, ruleVersions, evaluated, nexts, projs, tiers, acts, needs, lifes, tagLists, nets, owners, seqs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id uuid.UUID
+			var xmin int64
+			if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
+				return fmt.Errorf("save projections: %w", err)
+			}
+			if w := byID[id]; w != nil {
+				w.xmin = xmin
+			}
+		}
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("save projections: %w", err)
 		}
-		if w := byID[id]; w != nil {
-			w.xmin = xmin
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("save projections: %w", err)
-	}
+		return nil
+	})
 	return nil
 }
 

@@ -359,12 +359,22 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 
 // writeRebuild writes one unit of the rebuild's rows in its transaction.
 func (p *Projector) writeRebuild(ctx context.Context, tx pgx.Tx, w rebuildWrite, known func(uuid.UUID) bool) error {
-	alertMsgs, err := p.saveAlerts(ctx, tx, w.streams, w.alerts, known)
+	var b pgx.Batch
+	alertMsgs, err := p.queueAlerts(&b, w.streams, w.alerts, known)
 	if err != nil {
 		return err
 	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("save alerts: %w", err)
+		}
+	}
 	if len(alertMsgs) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(alertMsgs)); err != nil {
+		rows := make([][]any, len(alertMsgs))
+		for i, m := range alertMsgs {
+			rows[i] = m.values()
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("queue alerts: %w", err)
 		}
 	}
