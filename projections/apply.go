@@ -99,35 +99,44 @@ type customerWork struct {
 
 // Apply catches the given customers up with the log: every event recorded
 // for them and not yet applied is applied, in version order. It returns the
-// number of events applied.
+// number of events applied, once their transaction is committed and durable.
+func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error) {
+	applied, _, err := p.apply(ctx, streams, false)
+	return applied, err
+}
+
+// apply is Apply. With async, the commit does not wait for PostgreSQL to
+// flush it to disk: the returned LSN is where the commit ends in the WAL, and
+// the work is durable once the WAL is flushed past it (see Consume).
 //
 // The transaction costs two round trips: BEGIN rides with the locks and the
 // reads, COMMIT with the writes. Every round trip a transaction waits for
 // holds its customers' locks and delays the batch behind it, and on a busy
 // machine each one also waits to be scheduled.
-func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error) {
+func (p *Projector) apply(ctx context.Context, streams []uuid.UUID, async bool) (int, int64, error) {
 	if len(streams) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("project %d customers: %w", len(streams), err)
+		return 0, 0, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	// A connection left inside a transaction (a cancelled round trip) is
 	// closed by the pool on release rather than reused.
 	defer conn.Release()
-	applied, cached, err := p.applyTx(ctx, conn.Conn(), streams, time.Time{}, true)
+	own := &ownTx{async: async}
+	applied, cached, err := p.applyTx(ctx, conn.Conn(), streams, time.Time{}, own)
 	if err != nil {
 		if conn.Conn().PgConn().TxStatus() != 'I' && ctx.Err() == nil {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 		}
-		return 0, fmt.Errorf("project %d customers: %w", len(streams), err)
+		return 0, 0, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	p.cache.put(cached)
 	if p.metrics != nil && applied > 0 {
 		p.metrics.EventsProjected(applied)
 	}
-	return applied, nil
+	return applied, own.commitEnd, nil
 }
 
 // batchSender is what a projector transaction needs from its connection: a
@@ -137,12 +146,23 @@ type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+// ownTx is a transaction applyTx opens and commits itself, in its batches.
+type ownTx struct {
+	// async: commit without waiting for the WAL flush (synchronous_commit
+	// off for this transaction only).
+	async bool
+	// commitEnd is set, for an async commit, to a WAL position at or after
+	// the end of its commit record: once the WAL is flushed that far, the
+	// transaction survives a crash.
+	commitEnd int64
+}
+
 // applyTx does Apply's work on db in two batches. With own, the first batch
-// begins the transaction and the second commits it; otherwise db is a
-// transaction the caller ends. When until is not zero, each customer is then
+// begins the transaction and the second commits it; otherwise (own nil) db
+// is a transaction the caller ends. When until is not zero, each customer is then
 // advanced to until (the scheduler's boundary instant). The returned cache
 // entries are to be put in p.cache once the transaction has committed.
-func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.UUID, until time.Time, own bool) (int, map[uuid.UUID]cacheEntry, error) {
+func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.UUID, until time.Time, own *ownTx) (int, map[uuid.UUID]cacheEntry, error) {
 	work := make(map[uuid.UUID]*customerWork, len(streams))
 	order := make([]*customerWork, 0, len(streams))
 	for _, id := range streams {
@@ -171,8 +191,11 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 	// reads come after the locks, so they see every commit of whoever held
 	// a customer before us.
 	var batch pgx.Batch
-	if own {
+	if own != nil {
 		batch.Queue("BEGIN")
+		if own.async {
+			batch.Queue("SET LOCAL synchronous_commit = off")
+		}
 	}
 	batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM
 		(SELECT DISTINCT hashtextextended(s::text, 5362) AS k FROM unnest($1::uuid[]) AS s ORDER BY 1) AS keys`, ids)
@@ -304,7 +327,7 @@ type causeJSON struct {
 // save writes the batch's projections, label changes, alerts and outbox
 // messages in one round trip (with own, COMMIT rides in it too: a statement
 // that fails makes the server skip the rest, COMMIT included).
-func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, own bool) error {
+func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, own *ownTx) error {
 	var changes changeColumnsArrays
 	var out outboxArrays
 	var alerts []domain.Alert
@@ -341,8 +364,15 @@ func (p *Projector) save(ctx context.Context, db batchSender, order []*customerW
 	if err := p.queueProjections(&b, order); err != nil {
 		return err
 	}
-	if own {
+	if own != nil {
 		b.Queue("COMMIT")
+		if own.async {
+			// Read after the commit: the insert position is then past
+			// the commit record.
+			b.Queue("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").QueryRow(func(row pgx.Row) error {
+				return row.Scan(&own.commitEnd)
+			})
+		}
 	}
 	if b.Len() == 0 {
 		return nil

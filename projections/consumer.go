@@ -27,7 +27,17 @@ const MaxBatch = 1000
 // until ctx is done. Each message only says "customer X has new events":
 // the projector reads X's stream from PostgreSQL after the version it has
 // applied, so redelivered, duplicated or reordered messages change nothing.
-// Messages are acknowledged after the transaction that applied them commits.
+//
+// Nothing is lost from the read models, because a message is acknowledged
+// only once the transaction that applied it is on disk. Those transactions
+// commit asynchronously (synchronous_commit off, for them only): the labels
+// are queryable at commit, without waiting for the WAL flush, which on a busy
+// disk is the slowest step of the commit. The acknowledgements wait instead
+// (ackWhenDurable): a crash of PostgreSQL before the flush loses the
+// transaction but not its messages, which come again and are applied again,
+// with the same results and the same ids. What such a transaction queued in
+// the outbox cannot have been published: a relay publishes rows only after
+// its claim commits synchronously, and the WAL is flushed in order.
 func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable string) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, streamEvents, jetstream.ConsumerConfig{
 		Durable:       durable,
@@ -61,12 +71,82 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 		return fmt.Errorf("projector: subscribe: %w", err)
 	}
 	defer cc.Stop()
+	acks := make(chan durableAck, 2*p.consumeWorkers)
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		ackWhenDurable(ctx, acks, p.walFlushed, consumeAckPoll)
+	}()
 	var workers sync.WaitGroup
 	for _, msgs := range shards {
-		workers.Go(func() { p.consumeBatches(ctx, msgs) })
+		workers.Go(func() { p.consumeBatches(ctx, msgs, acks) })
 	}
 	workers.Wait()
+	<-ackerDone
 	return nil
+}
+
+// consumeAckPoll is how often the WAL flush position is read while
+// acknowledgements wait for it. Under load the event store's synchronous
+// commits flush the WAL continuously; idle, PostgreSQL's WAL writer flushes
+// asynchronous commits within a few wal_writer_delay (200 ms by default).
+const consumeAckPoll = 10 * time.Millisecond
+
+// durableAck acknowledges a batch's messages once the WAL is flushed to lsn.
+type durableAck struct {
+	lsn int64
+	ack func()
+}
+
+// walFlushed returns how far PostgreSQL has flushed the WAL.
+func (p *Projector) walFlushed(ctx context.Context) (int64, error) {
+	var lsn int64
+	err := p.pool.QueryRow(ctx, "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint").Scan(&lsn)
+	return lsn, err
+}
+
+// ackWhenDurable runs each ack received on in once flushed reports the WAL
+// flushed to its LSN, until ctx is done (acks still waiting are dropped:
+// their messages come again).
+func ackWhenDurable(ctx context.Context, in <-chan durableAck, flushed func(context.Context) (int64, error), poll time.Duration) {
+	var waiting []durableAck
+	for {
+		if len(waiting) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case a := <-in:
+				waiting = append(waiting, a)
+			}
+		}
+		t := time.NewTimer(poll)
+	collect:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case a := <-in:
+				waiting = append(waiting, a)
+			case <-t.C:
+				break collect
+			}
+		}
+		lsn, err := flushed(ctx)
+		if err != nil {
+			continue // try again at the next poll; the acks wait
+		}
+		kept := waiting[:0]
+		for _, a := range waiting {
+			if a.lsn <= lsn {
+				a.ack()
+			} else {
+				kept = append(kept, a)
+			}
+		}
+		clear(waiting[len(kept):])
+		waiting = kept
+	}
 }
 
 // shardSeed keys customerShard for this process (shards are per process).
@@ -78,7 +158,7 @@ func customerShard(code string, n int) int {
 }
 
 // consumeBatches applies batches of what is waiting in msgs until ctx is done.
-func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg) {
+func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg, acks chan<- durableAck) {
 	wait := 100 * time.Millisecond
 	for {
 		var batch []jetstream.Msg
@@ -109,7 +189,8 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 				newest = md.Timestamp
 			}
 		}
-		if _, err := p.Apply(ctx, streams); err != nil {
+		_, lsn, err := p.apply(ctx, streams, true)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -121,8 +202,14 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 			continue
 		}
 		wait = 100 * time.Millisecond
-		for _, m := range batch {
-			_ = m.Ack()
+		select {
+		case acks <- durableAck{lsn: lsn, ack: func() {
+			for _, m := range batch {
+				_ = m.Ack()
+			}
+		}}:
+		case <-ctx.Done():
+			return
 		}
 		if p.metrics != nil && !newest.IsZero() {
 			p.metrics.ProjectionLag(time.Since(newest).Seconds())

@@ -463,6 +463,16 @@ func TestConsumeProjectsPublishedEvents(t *testing.T) {
 	if withNext == 0 {
 		t.Error("no customer has a next boundary; the check proved nothing")
 	}
+	// Every message is acknowledged once its transaction is on disk (the
+	// projector commits asynchronously and acknowledges after the flush).
+	cons, err := js.Consumer(ctx, "SEGMENTS_EVENTS", "projector-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, "every message acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream > 0
+	})
 	// What the consumer (and the scheduler) built is what a replay of the
 	// log builds.
 	cancel()

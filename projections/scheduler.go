@@ -200,7 +200,7 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 		if len(claimed) == 0 {
 			return nil
 		}
-		_, cached, err = s.proj.applyTx(ctx, tx, claimed, now, false)
+		_, cached, err = s.proj.applyTx(ctx, tx, claimed, now, nil)
 		return err
 	})
 	if err != nil {
