@@ -230,6 +230,10 @@ func (r *runner) runLag(ctx context.Context) error {
 		return err
 	}
 	defer mpool.Close()
+	// Collected before the load starts: a forced collection inside the
+	// window would stall the generator (it runs in this loop) and then
+	// release a burst.
+	freeMemory()
 	r.waitQuiet(ctx, svc.name)
 	start := time.Now().Add(100 * time.Millisecond)
 	from, to := start.Add(o.lagWarmup), start.Add(o.lagWarmup+o.lagDuration)
@@ -272,7 +276,6 @@ func (r *runner) runLag(ctx context.Context) error {
 		}
 		if !windowStarted && !now.Before(from) {
 			windowStarted = true
-			freeMemory()
 			windowPhase = r.begin(ctx, "lag-steady", svc.name)
 			svc.qc.Start()
 			stages.set(true)
