@@ -152,9 +152,10 @@ func (p *Publisher) run(ctx context.Context) error {
 	}
 	backoff := newBackoff()
 	// The checkpoint is only the fallback for a stream that lost its last
-	// message: it is saved at most once a second while busy, and whenever
-	// publication catches up, rather than after every batch.
+	// message: it is saved at most once a second, rather than after every
+	// batch (each save is a synchronous commit).
 	saved, savedAt := pos, time.Now()
+	idle := false // the last wait ended with nothing appended for an IdleWake
 	// The backlog gauges cost a query or two; refresh them at most once a
 	// second rather than after every batch.
 	var lagReportedAt time.Time
@@ -193,9 +194,13 @@ func (p *Publisher) run(ctx context.Context) error {
 				continue
 			}
 		}
-		if err == nil {
-			save() // caught up
+		if err == nil && (idle || time.Since(savedAt) >= time.Second) {
+			// Caught up. Under load that happens after most batches, so
+			// this too saves at most once a second, or once nothing has been
+			// appended for an IdleWake.
+			save()
 		}
+		idle = false
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -225,6 +230,7 @@ func (p *Publisher) run(ctx context.Context) error {
 		case <-notified:
 		case <-p.cfg.Store.Appended():
 		case <-time.After(p.cfg.IdleWake):
+			idle = true
 		}
 	}
 }

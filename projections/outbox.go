@@ -44,7 +44,7 @@ type Relay struct {
 // it, at most 1/RelayGap partial batches a second per stream, at the cost
 // of up to RelayGap more delay for a label change to reach the bus (the
 // read models are queryable at commit, before any of this).
-const RelayGap = 50 * time.Millisecond
+const RelayGap = 250 * time.Millisecond
 
 // RelayVacuumRows is how many rows a relay deletes between its vacuums of
 // the outbox. Every row of a queue table dies twice (claimed, deleted), and
