@@ -28,7 +28,60 @@ type storedProjection struct {
 	EvaluatedAt time.Time            `json:"evaluated_at"`
 	Next        time.Time            `json:"next,omitzero"`
 	Since       map[string]time.Time `json:"since,omitzero"`
-	Alerts      []domain.Alert       `json:"alerts,omitzero"`
+	Alerts      []storedAlert        `json:"alerts,omitzero"`
+}
+
+// storedAlert is an unresolved alert in the stored document: what the
+// domain decides on later (deadline, escalation, resolution). Its texts
+// (reasons, playbook) are not kept here: they go into the alerts table and
+// onto SEGMENTS_ALERTS when it is raised, from memory, and every later update
+// of an alert changes only its status (the alerts upsert leaves the texts of
+// an existing row alone). Together they were about 40 % of a document, and
+// the projector rewrites the document at every event of the customer.
+type storedAlert struct {
+	ID          uuid.UUID `json:"alert_id"`
+	Kind        string    `json:"kind"`
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	CreatedAt   time.Time `json:"created_at"`
+	DueAt       time.Time `json:"due_at,omitzero"`
+	Owner       string    `json:"owner"`
+	Status      string    `json:"status"`
+	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
+	ResolvedBy  uuid.UUID `json:"resolved_by,omitzero"`
+	RuleVersion int       `json:"rule_version"`
+	Escalates   uuid.UUID `json:"escalates,omitzero"`
+}
+
+// storedAlerts is alerts as stored (nil stays nil: the document says "no
+// alerts" by leaving the member out, and an empty list as []).
+func storedAlerts(alerts []domain.Alert) []storedAlert {
+	if alerts == nil {
+		return nil
+	}
+	out := make([]storedAlert, len(alerts))
+	for i := range alerts {
+		a := &alerts[i]
+		out[i] = storedAlert{ID: a.ID, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt, DueAt: a.DueAt,
+			Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates}
+	}
+	return out
+}
+
+// domainAlerts is the reverse of storedAlerts, for customer's alerts.
+func domainAlerts(customer domain.CustomerCode, alerts []storedAlert) []domain.Alert {
+	if alerts == nil {
+		return nil
+	}
+	out := make([]domain.Alert, len(alerts))
+	for i := range alerts {
+		a := &alerts[i]
+		out[i] = domain.Alert{ID: a.ID, Customer: customer, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt,
+			DueAt: a.DueAt, Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates}
+	}
+	return out
 }
 
 // encodeProjection is the stored document of p, whose present tags are
@@ -38,7 +91,7 @@ func encodeProjection(p *domain.Projection, tags []string) ([]byte, error) {
 		State: p.State, ValueTier: p.Labels.ValueTier, Activity: p.Labels.Activity,
 		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tags,
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
-		Alerts: p.Alerts,
+		Alerts: storedAlerts(p.Alerts),
 	}
 	if b, err := appendStoredProjection(make([]byte, 0, 4096), &sp); err == nil {
 		return b, nil
@@ -57,7 +110,7 @@ func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, erro
 	}
 	p := &domain.Projection{
 		State: sp.State, Facts: sp.Facts, RuleVersion: sp.RuleVersion, EvaluatedAt: sp.EvaluatedAt,
-		Next: sp.Next, Since: sp.Since, Alerts: sp.Alerts,
+		Next: sp.Next, Since: sp.Since, Alerts: domainAlerts(sp.State.Customer, sp.Alerts),
 		Labels: domain.LabelSet{ValueTier: sp.ValueTier, Activity: sp.Activity, NeedOrientation: sp.Need, Lifecycle: sp.Lifecycle},
 	}
 	if p.RuleVersion != 0 {

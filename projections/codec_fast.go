@@ -325,21 +325,15 @@ func (w *docWriter) facts(f *domain.Facts) {
 	w.raw("}")
 }
 
-func (w *docWriter) alert(a *domain.Alert) {
+func (w *docWriter) alert(a *storedAlert) {
 	w.raw(`{"alert_id":`)
 	w.uuid(a.ID)
-	w.raw(`,"customer":`)
-	w.str(string(a.Customer))
 	w.raw(`,"kind":`)
 	w.str(a.Kind)
 	w.raw(`,"from":`)
 	w.str(a.From)
 	w.raw(`,"to":`)
 	w.str(a.To)
-	w.raw(`,"reason":`)
-	w.str(a.ReasonZH)
-	w.raw(`,"reason_en":`)
-	w.str(a.ReasonEN)
 	w.raw(`,"created_at":`)
 	w.time(a.CreatedAt)
 	if !a.DueAt.IsZero() {
@@ -358,8 +352,6 @@ func (w *docWriter) alert(a *domain.Alert) {
 		w.raw(`,"resolved_by":`)
 		w.uuid(a.ResolvedBy)
 	}
-	w.raw(`,"playbook":`)
-	w.str(a.Playbook)
 	w.raw(`,"rule_version":`)
 	w.int(int64(a.RuleVersion))
 	if a.Escalates != uuid.Nil {
