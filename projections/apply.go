@@ -491,19 +491,19 @@ func (r *projectionRow) values(stream uuid.UUID) []any {
 		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes}
 }
 
-// queueProjections queues the upsert of the customers' projections (w.seq
+// queueProjections queues the writes of the customers' projections (w.seq
 // already counts their label changes); each row's new xmin is set on its
 // customerWork when the batch's results are read.
+//
+// Customers whose row the transaction loaded are updated, the others
+// inserted. An upsert (INSERT … ON CONFLICT DO UPDATE) would first try the
+// insert, find the conflict in the index and lock the row, writing a WAL
+// record for the lock, before updating it; the row cannot vanish in between
+// (the customers' advisory locks are held, and a rebuild's TRUNCATE waits
+// for this transaction).
 func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error {
-	var (
-		ids                                          []uuid.UUID
-		customers, tiers, acts, needs, lifes, owners []string
-		versions, nets, seqs                         []int64
-		ruleVersions                                 []int
-		evaluated                                    []time.Time
-		nexts                                        []*time.Time
-		projs, tagLists                              []string
-	)
+	var updates, inserts projectionArrays
+	var earliest *time.Time
 	for _, w := range order {
 		if w.applied == 0 && !w.advanced && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed {
 			continue
@@ -515,33 +515,16 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error 
 		if !ok {
 			continue
 		}
-		tags, err := json.Marshal(r.tags)
-		if err != nil {
-			return fmt.Errorf("encode tags: %w", err)
+		if r.nextAt != nil && (earliest == nil || r.nextAt.Before(*earliest)) {
+			earliest = r.nextAt
 		}
-		ids = append(ids, w.streamID)
-		customers = append(customers, r.customer)
-		versions = append(versions, r.version)
-		ruleVersions = append(ruleVersions, r.ruleVersion)
-		evaluated = append(evaluated, r.evaluatedAt)
-		nexts = append(nexts, r.nextAt)
-		projs = append(projs, string(r.document))
-		tiers = append(tiers, r.valueTier)
-		acts = append(acts, r.activity)
-		needs = append(needs, r.need)
-		lifes = append(lifes, r.lifecycle)
-		tagLists = append(tagLists, string(tags))
-		nets = append(nets, r.netAmount)
-		owners = append(owners, r.owner)
-		seqs = append(seqs, r.changes)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	var earliest *time.Time
-	for _, n := range nexts {
-		if n != nil && (earliest == nil || n.Before(*earliest)) {
-			earliest = n
+		if w.existed {
+			err = updates.add(w.streamID, &r)
+		} else {
+			err = inserts.add(w.streamID, &r)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if earliest != nil {
@@ -554,37 +537,84 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error 
 	for _, w := range order {
 		byID[w.streamID] = w
 	}
-	b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
-			value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
-		SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::jsonb,
-			u.value_tier, u.activity, u.need_orientation, u.lifecycle, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.net_amount, u.owner, u.changes
-		FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
-			AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
-				need_orientation, lifecycle, tags, net_amount, owner, changes)
-		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, rule_version = EXCLUDED.rule_version,
-			evaluated_at = EXCLUDED.evaluated_at, next_at = EXCLUDED.next_at, projection = EXCLUDED.projection,
-			value_tier = EXCLUDED.value_tier, activity = EXCLUDED.activity, need_orientation = EXCLUDED.need_orientation,
-			lifecycle = EXCLUDED.lifecycle, tags = EXCLUDED.tags, net_amount = EXCLUDED.net_amount, owner = EXCLUDED.owner,
-			changes = EXCLUDED.changes
-		RETURNING stream_id, xmin::text::bigint`,
-		pgUUIDs(ids), customers, versions, ruleVersions, evaluated, nexts, projs, tiers, acts, needs, lifes, tagLists, nets, owners, seqs).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id uuid.UUID
-			var xmin int64
-			if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
+	readXmins := func(want int) func(rows pgx.Rows) error {
+		return func(rows pgx.Rows) error {
+			n := 0
+			for rows.Next() {
+				var id uuid.UUID
+				var xmin int64
+				if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
+					return fmt.Errorf("save projections: %w", err)
+				}
+				if w := byID[id]; w != nil {
+					w.xmin = xmin
+				}
+				n++
+			}
+			if err := rows.Err(); err != nil {
 				return fmt.Errorf("save projections: %w", err)
 			}
-			if w := byID[id]; w != nil {
-				w.xmin = xmin
+			if n != want {
+				return fmt.Errorf("save projections: %d of %d rows written", n, want)
 			}
+			return nil
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("save projections: %w", err)
-		}
-		return nil
-	})
+	}
+	if n := len(updates.ids); n > 0 {
+		b.Queue(`UPDATE customer_projections p SET version = u.version, rule_version = u.rule_version,
+				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection::jsonb,
+				value_tier = u.value_tier, activity = u.activity, need_orientation = u.need_orientation,
+				lifecycle = u.lifecycle, tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),
+				net_amount = u.net_amount, owner = u.owner, changes = u.changes
+			FROM `+projectionArraysFrom+`
+			WHERE p.stream_id = u.stream_id
+			RETURNING p.stream_id, p.xmin::text::bigint`, updates.args()...).Query(readXmins(n))
+	}
+	if n := len(inserts.ids); n > 0 {
+		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
+				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
+			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::jsonb,
+				u.value_tier, u.activity, u.need_orientation, u.lifecycle, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.net_amount, u.owner, u.changes
+			FROM `+projectionArraysFrom+`
+			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
+	}
 	return nil
+}
+
+// projectionArraysFrom is the FROM item of projectionArrays.args.
+const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
+		AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
+			need_orientation, lifecycle, tags, net_amount, owner, changes)`
+
+// projectionArrays are customer_projections rows as column arrays.
+type projectionArrays struct {
+	ids                                          []pgtype.UUID
+	customers, tiers, acts, needs, lifes, owners []string
+	versions, nets, seqs                         []int64
+	ruleVersions                                 []int
+	evaluated                                    []time.Time
+	nexts                                        []*time.Time
+	projs, tagLists                              []string
+}
+
+func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) error {
+	tags, err := json.Marshal(r.tags)
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	a.ids, a.customers, a.versions = append(a.ids, pgUUID(stream)), append(a.customers, r.customer), append(a.versions, r.version)
+	a.ruleVersions, a.evaluated, a.nexts = append(a.ruleVersions, r.ruleVersion), append(a.evaluated, r.evaluatedAt), append(a.nexts, r.nextAt)
+	a.projs, a.tiers, a.acts = append(a.projs, string(r.document)), append(a.tiers, r.valueTier), append(a.acts, r.activity)
+	a.needs, a.lifes, a.tagLists = append(a.needs, r.need), append(a.lifes, r.lifecycle), append(a.tagLists, string(tags))
+	a.nets, a.owners, a.seqs = append(a.nets, r.netAmount), append(a.owners, r.owner), append(a.seqs, r.changes)
+	return nil
+}
+
+// args are the arrays in the order of projectionArraysFrom.
+func (a *projectionArrays) args() []any {
+	return []any{a.ids, a.customers, a.versions, a.ruleVersions, a.evaluated, a.nexts, a.projs, a.tiers, a.acts, a.needs, a.lifes,
+		a.tagLists, a.nets, a.owners, a.seqs}
 }
 
 // ErrNotFound: no projection for that customer.
