@@ -56,7 +56,18 @@ type PublisherConfig struct {
 	// IdleWake bounds how long the publisher sleeps without a signal; NOTIFY
 	// and the in-process signal normally wake it at once.
 	IdleWake time.Duration
+	// BatchGap is the least time from the start of one partial batch's
+	// publication to the next (default DefaultBatchGap; negative: none).
+	BatchGap time.Duration
 }
+
+// DefaultBatchGap bounds the event publisher to 50 partial batches a second.
+// JetStream stages every atomic batch in a file store of its own, created,
+// fsynced and removed on disk: about 3 ms of CPU per batch on the reference
+// machine whatever its size. Published back to back under a steady load the
+// batches come about every 14 ms; this makes them fewer and larger, for at
+// most that much more delay on the bus.
+const DefaultBatchGap = 20 * time.Millisecond
 
 // Publisher relays the event log to the bus. The log is the outbox: every
 // committed event is read back by position and published, in position order,
@@ -85,6 +96,9 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	}
 	if cfg.IdleWake <= 0 {
 		cfg.IdleWake = time.Second
+	}
+	if cfg.BatchGap == 0 {
+		cfg.BatchGap = DefaultBatchGap
 	}
 	return &Publisher{cfg: cfg}
 }
@@ -180,7 +194,12 @@ func (p *Publisher) run(ctx context.Context) error {
 		}
 		saved, savedAt = pos, time.Now()
 	}
+	var nextRead time.Time // a partial batch was published: not before then
 	for {
+		if wait := time.Until(nextRead); wait > 0 && !sleep(ctx, wait) {
+			return nil
+		}
+		readAt := time.Now()
 		events, err := p.cfg.Store.ReadAll(ctx, pos, p.cfg.Sink.MaxBatch())
 		if err == nil && len(events) > 0 {
 			err = p.publish(ctx, events)
@@ -191,6 +210,9 @@ func (p *Publisher) run(ctx context.Context) error {
 					save()
 				}
 				reportLag()
+				if len(events) < p.cfg.Sink.MaxBatch() && p.cfg.BatchGap > 0 {
+					nextRead = readAt.Add(p.cfg.BatchGap)
+				}
 				continue
 			}
 		}
