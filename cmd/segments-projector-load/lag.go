@@ -237,6 +237,8 @@ func (r *runner) runLag(ctx context.Context) error {
 	r.waitQuiet(ctx, svc.name)
 	start := time.Now().Add(100 * time.Millisecond)
 	from, to := start.Add(o.lagWarmup), start.Add(o.lagWarmup+o.lagDuration)
+	// For lining the window up with the server's logs (checkpoints).
+	fmt.Printf("  measured window: %s – %s UTC\n", from.UTC().Format("15:04:05.000"), to.UTC().Format("15:04:05.000"))
 	poller := &lagPoller{pool: mpool, every: o.lagPoll, in: make(chan lagSample, 1<<16), from: from, to: to}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
