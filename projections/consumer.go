@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
@@ -33,11 +35,14 @@ const MaxBatch = 1000
 // commit asynchronously (synchronous_commit off, for them only): the labels
 // are queryable at commit, without waiting for the WAL flush, which on a busy
 // disk is the slowest step of the commit. The acknowledgements wait instead
-// (ackWhenDurable): a crash of PostgreSQL before the flush loses the
-// transaction but not its messages, which come again and are applied again,
-// with the same results and the same ids. What such a transaction queued in
-// the outbox cannot have been published: a relay publishes rows only after
-// its claim commits synchronously, and the WAL is flushed in order.
+// (ackWhenDurable) until the WAL is flushed past the commit, read on a
+// connection held since before the transaction began (walWitness): a restart
+// or crash recovery of PostgreSQL ends that session, and the messages of
+// every transaction not yet known to be on disk are then rejected, come
+// again and are applied again, with the same results and the same ids. What
+// a lost transaction queued in the outbox cannot have been published: a
+// relay publishes rows only after its claim commits synchronously, and the
+// WAL is flushed in order.
 func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable string) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, streamEvents, jetstream.ConsumerConfig{
 		Durable:       durable,
@@ -71,15 +76,22 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 		return fmt.Errorf("projector: subscribe: %w", err)
 	}
 	defer cc.Stop()
+	// The witness's connection must be up before the first transaction
+	// starts: a transaction is judged by the epoch it began in.
+	witness := newWALWitness(p.pool)
+	if err := witness.connect(ctx); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
 	acks := make(chan durableAck, 2*p.consumeWorkers)
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
-		ackWhenDurable(ctx, acks, p.walFlushed, consumeAckPoll)
+		defer witness.close()
+		ackWhenDurable(ctx, acks, witness, consumeAckPoll)
 	}()
 	var workers sync.WaitGroup
 	for _, msgs := range shards {
-		workers.Go(func() { p.consumeBatches(ctx, msgs, acks) })
+		workers.Go(func() { p.consumeBatches(ctx, msgs, acks, witness) })
 	}
 	workers.Wait()
 	<-ackerDone
@@ -92,23 +104,88 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 // asynchronous commits within a few wal_writer_delay (200 ms by default).
 const consumeAckPoll = 10 * time.Millisecond
 
-// durableAck acknowledges a batch's messages once the WAL is flushed to lsn.
+// durableAck settles a batch's messages: acknowledged once the WAL is
+// flushed to lsn within the epoch in which the transaction began, otherwise
+// rejected for redelivery.
 type durableAck struct {
-	lsn int64
-	ack func()
+	lsn   int64
+	epoch uint64
+	done  func(durable bool)
 }
 
-// walFlushed returns how far PostgreSQL has flushed the WAL.
-func (p *Projector) walFlushed(ctx context.Context) (int64, error) {
+// walFlushSource tells how far the WAL is flushed, and in which epoch: an
+// epoch is a span in which the server certainly did not restart or go
+// through crash recovery. A flush position says nothing about a commit made
+// in an earlier epoch: after a crash the WAL goes on from the last record
+// on disk, and the positions of what was lost are written again.
+type walFlushSource interface {
+	// Epoch is the current epoch; odd while it is not known (no connection).
+	Epoch() uint64
+	// Flushed reads the flush position and the epoch it belongs to.
+	Flushed(ctx context.Context) (lsn int64, epoch uint64, err error)
+}
+
+// walWitness is a walFlushSource that holds one connection: a restart or a
+// crash recovery of PostgreSQL ends every session, so while the connection
+// lives the server has not restarted. The epoch changes when the connection
+// is lost (to odd) and again once a new one is up (to even).
+type walWitness struct {
+	pool  *pgxpool.Pool
+	epoch atomic.Uint64
+	conn  *pgxpool.Conn // used by one goroutine at a time: Consume, then the acknowledger
+}
+
+func newWALWitness(pool *pgxpool.Pool) *walWitness {
+	w := &walWitness{pool: pool}
+	w.epoch.Store(1)
+	return w
+}
+
+func (w *walWitness) connect(ctx context.Context) error {
+	c, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connection for WAL flush positions: %w", err)
+	}
+	w.conn = c
+	w.epoch.Add(1) // even: up
+	return nil
+}
+
+// Epoch implements walFlushSource.
+func (w *walWitness) Epoch() uint64 { return w.epoch.Load() }
+
+// Flushed implements walFlushSource.
+func (w *walWitness) Flushed(ctx context.Context) (int64, uint64, error) {
+	if w.conn == nil {
+		if err := w.connect(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
 	var lsn int64
-	err := p.pool.QueryRow(ctx, "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint").Scan(&lsn)
-	return lsn, err
+	if err := w.conn.QueryRow(ctx, "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint").Scan(&lsn); err != nil {
+		// Whatever the cause, this connection no longer vouches for the
+		// server: a new epoch begins with a new connection.
+		w.close()
+		return 0, 0, fmt.Errorf("read the WAL flush position: %w", err)
+	}
+	return lsn, w.epoch.Load(), nil
 }
 
-// ackWhenDurable runs each ack received on in once flushed reports the WAL
-// flushed to its LSN, until ctx is done (acks still waiting are dropped:
-// their messages come again).
-func ackWhenDurable(ctx context.Context, in <-chan durableAck, flushed func(context.Context) (int64, error), poll time.Duration) {
+func (w *walWitness) close() {
+	if w.conn != nil {
+		_ = w.conn.Conn().Close(context.Background())
+		w.conn.Release()
+		w.conn = nil
+		w.epoch.Add(1) // odd: down
+	}
+}
+
+// ackWhenDurable settles each ack received on in, until ctx is done (acks
+// still waiting are dropped: their messages come again after AckWait). An
+// ack is acknowledged once the WAL is flushed to its LSN in the epoch in
+// which its transaction began; one of another epoch is rejected at once,
+// and its messages are applied again (a no-op if the transaction survived).
+func ackWhenDurable(ctx context.Context, in <-chan durableAck, src walFlushSource, poll time.Duration) {
 	var waiting []durableAck
 	for {
 		if len(waiting) == 0 {
@@ -132,15 +209,22 @@ func ackWhenDurable(ctx context.Context, in <-chan durableAck, flushed func(cont
 				break collect
 			}
 		}
-		lsn, err := flushed(ctx)
+		lsn, epoch, err := src.Flushed(ctx)
 		if err != nil {
-			continue // try again at the next poll; the acks wait
+			if ctx.Err() != nil {
+				return
+			}
+			// The epoch the waiting acks began in is over.
+			lsn, epoch = -1, src.Epoch()
 		}
 		kept := waiting[:0]
 		for _, a := range waiting {
-			if a.lsn <= lsn {
-				a.ack()
-			} else {
+			switch {
+			case a.epoch%2 == 1 || a.epoch != epoch:
+				a.done(false)
+			case a.lsn <= lsn:
+				a.done(true)
+			default:
 				kept = append(kept, a)
 			}
 		}
@@ -158,7 +242,7 @@ func customerShard(code string, n int) int {
 }
 
 // consumeBatches applies batches of what is waiting in msgs until ctx is done.
-func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg, acks chan<- durableAck) {
+func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg, acks chan<- durableAck, wal walFlushSource) {
 	wait := 100 * time.Millisecond
 	for {
 		var batch []jetstream.Msg
@@ -189,6 +273,7 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 				newest = md.Timestamp
 			}
 		}
+		epoch := wal.Epoch() // before the transaction begins
 		_, lsn, err := p.apply(ctx, streams, true)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -203,9 +288,13 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 		}
 		wait = 100 * time.Millisecond
 		select {
-		case acks <- durableAck{lsn: lsn, ack: func() {
+		case acks <- durableAck{lsn: lsn, epoch: epoch, done: func(durable bool) {
 			for _, m := range batch {
-				_ = m.Ack()
+				if durable {
+					_ = m.Ack()
+				} else {
+					_ = m.Nak()
+				}
 			}
 		}}:
 		case <-ctx.Done():

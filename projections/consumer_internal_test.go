@@ -3,67 +3,164 @@ package projections
 import (
 	"context"
 	"errors"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/segments-dev/segments/internal/testenv"
 )
 
+// fakeWAL is a walFlushSource the test steers: each Flushed call announces
+// itself on calls and then reads the state the test set before receiving.
+type fakeWAL struct {
+	calls chan struct{}
+	mu    sync.Mutex
+	lsn   int64
+	epoch uint64
+	down  bool // the next Flushed fails and the epoch moves on
+}
+
+func (f *fakeWAL) set(lsn int64, epoch uint64, down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lsn, f.epoch, f.down = lsn, epoch, down
+}
+
+func (f *fakeWAL) Epoch() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch
+}
+
+func (f *fakeWAL) Flushed(ctx context.Context) (int64, uint64, error) {
+	select {
+	case f.calls <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, 0, errors.New("connection lost")
+	}
+	return f.lsn, f.epoch, nil
+}
+
 // A batch's messages are acknowledged only once the WAL is flushed past its
-// commit, and then all of them are.
-func TestAcksWaitForTheWALFlush(t *testing.T) {
+// commit within the epoch the transaction began in; acknowledgements of an
+// epoch that ended are rejected (the messages come again), never given.
+func TestAcksWaitForTheWALFlushWithinTheirEpoch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var flushedTo atomic.Int64
-	calls := make(chan struct{})
-	flushed := func(ctx context.Context) (int64, error) {
-		select {
-		case calls <- struct{}{}:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		if flushedTo.Load() < 0 {
-			return 0, errors.New("no connection")
-		}
-		return flushedTo.Load(), nil
+	wal := &fakeWAL{calls: make(chan struct{}), epoch: 2}
+	type outcome struct {
+		settled, durable bool
 	}
-	var acked [3]atomic.Bool
-	in := make(chan durableAck, 3)
-	for i, lsn := range []int64{100, 200, 300} {
-		in <- durableAck{lsn: lsn, ack: func() { acked[i].Store(true) }}
+	var mu sync.Mutex
+	outcomes := map[string]outcome{}
+	ack := func(name string, lsn int64, epoch uint64) durableAck {
+		return durableAck{lsn: lsn, epoch: epoch, done: func(durable bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if outcomes[name].settled {
+				t.Errorf("%s settled twice", name)
+			}
+			outcomes[name] = outcome{settled: true, durable: durable}
+		}}
 	}
+	state := func(names ...string) []outcome {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []outcome
+		for _, n := range names {
+			out = append(out, outcomes[n])
+		}
+		return out
+	}
+	in := make(chan durableAck, 8)
+	in <- ack("a", 100, 2)
+	in <- ack("b", 200, 2)
+	in <- ack("c", 300, 2)
 	done := make(chan struct{})
-	go func() { defer close(done); ackWhenDurable(ctx, in, flushed, time.Millisecond) }()
+	go func() { defer close(done); ackWhenDurable(ctx, in, wal, time.Millisecond) }()
 
-	// Each call to flushed begins after the previous call's acks ran, so
-	// after two calls the state reflects what the first one returned.
-	step := func(to int64) {
-		flushedTo.Store(to)
-		<-calls
-		<-calls
+	// Each call to Flushed begins after the previous call's settlements, so
+	// after two calls the outcomes reflect what the first one returned.
+	step := func(lsn int64, epoch uint64, down bool) {
+		wal.set(lsn, epoch, down)
+		<-wal.calls
+		<-wal.calls
 	}
-	state := func() [3]bool { return [3]bool{acked[0].Load(), acked[1].Load(), acked[2].Load()} }
-
-	step(50)
-	if s := state(); s != [3]bool{} {
-		t.Fatalf("WAL flushed to 50: acked %v, want none", s)
+	none, acked, rejected := outcome{}, outcome{true, true}, outcome{true, false}
+	step(50, 2, false)
+	if got := state("a", "b", "c"); got[0] != none || got[1] != none || got[2] != none {
+		t.Fatalf("WAL flushed to 50: %v, want nothing settled", got)
 	}
-	step(-1) // the flush position cannot be read: nothing is acknowledged
-	if s := state(); s != [3]bool{} {
-		t.Fatalf("flush position unknown: acked %v, want none", s)
+	step(200, 2, false)
+	if got := state("a", "b", "c"); got[0] != acked || got[1] != acked || got[2] != none {
+		t.Fatalf("WAL flushed to 200: %v, want a and b acknowledged", got)
 	}
-	step(200)
-	if s := state(); s != [3]bool{true, true, false} {
-		t.Fatalf("WAL flushed to 200: acked %v, want the first two", s)
+	// PostgreSQL restarted: the witness's connection is gone and the epoch
+	// moves on. c's commit may be lost even though the new WAL will pass
+	// 300 soon: it is rejected, not acknowledged.
+	in <- ack("d", 400, 3) // began while the epoch was unknown
+	wal.set(0, 3, true)
+	<-wal.calls
+	// That call's acks were fixed before it began: what is sent now waits
+	// for the next one. g stays beyond the flush and keeps the acknowledger
+	// polling (it reads the WAL only while acknowledgements wait).
+	in <- ack("e", 500, 3) // began while down, committed in the new epoch
+	in <- ack("f", 600, 4) // began in the new epoch
+	in <- ack("g", 2000, 4)
+	wal.set(1000, 4, false)
+	<-wal.calls
+	if got := state("c", "d"); got[0] != rejected || got[1] != rejected {
+		t.Fatalf("connection lost: %v, want c and d rejected", got)
 	}
-	// Once nothing waits the acker waits for work, not for the WAL: give it
-	// one more ack (beyond the flush) so that it calls flushed again.
-	flushedTo.Store(1000)
-	<-calls
-	in <- durableAck{lsn: 2000, ack: func() { t.Error("acked at LSN 2000 with the WAL flushed to 1000") }}
-	<-calls
-	if s := state(); s != [3]bool{true, true, true} {
-		t.Fatalf("WAL flushed to 1000: acked %v, want all", s)
+	for range 1000 { // e and f may reach the acknowledger one poll apart
+		if got := state("e", "f"); got[0].settled && got[1].settled {
+			break
+		}
+		<-wal.calls
+	}
+	<-wal.calls
+	if got := state("e", "f", "g"); got[0] != rejected || got[1] != acked || got[2] != none {
+		t.Fatalf("new epoch, WAL flushed to 1000: %v, want e rejected, f acknowledged, g waiting", got)
 	}
 	cancel()
 	<-done
+}
+
+// The witness's epoch ends when PostgreSQL ends its session (as a restart
+// or a crash recovery would), and a new even epoch begins with a new one.
+func TestWALWitnessEpochEndsWithItsSession(t *testing.T) {
+	t.Parallel()
+	db := testenv.Postgres(t)
+	ctx := context.Background()
+	w := newWALWitness(db.Pool)
+	if err := w.connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	lsn, epoch, err := w.Flushed(ctx)
+	if err != nil || lsn <= 0 || epoch%2 != 0 {
+		t.Fatalf("Flushed = %d, epoch %d, %v; want a position in an even epoch", lsn, epoch, err)
+	}
+	var pid int32
+	if err := w.conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Flushed(ctx); err == nil {
+		t.Fatal("Flushed on a terminated session succeeded")
+	}
+	if e := w.Epoch(); e != epoch+1 {
+		t.Fatalf("epoch after the session ended: %d, want %d (odd)", e, epoch+1)
+	}
+	later, e, err := w.Flushed(ctx)
+	if err != nil || e != epoch+2 || later < lsn {
+		t.Fatalf("Flushed after reconnecting = %d, epoch %d, %v; want >= %d in epoch %d", later, e, err, lsn, epoch+2)
+	}
 }
