@@ -86,7 +86,7 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
-		defer witness.close()
+		defer witness.close(context.WithoutCancel(ctx))
 		ackWhenDurable(ctx, acks, witness, consumeAckPoll)
 	}()
 	var workers sync.WaitGroup
@@ -165,15 +165,15 @@ func (w *walWitness) Flushed(ctx context.Context) (int64, uint64, error) {
 	if err := w.conn.QueryRow(ctx, "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint").Scan(&lsn); err != nil {
 		// Whatever the cause, this connection no longer vouches for the
 		// server: a new epoch begins with a new connection.
-		w.close()
+		w.close(context.WithoutCancel(ctx))
 		return 0, 0, fmt.Errorf("read the WAL flush position: %w", err)
 	}
 	return lsn, w.epoch.Load(), nil
 }
 
-func (w *walWitness) close() {
+func (w *walWitness) close(ctx context.Context) {
 	if w.conn != nil {
-		_ = w.conn.Conn().Close(context.Background())
+		_ = w.conn.Conn().Close(ctx)
 		w.conn.Release()
 		w.conn = nil
 		w.epoch.Add(1) // odd: down

@@ -141,7 +141,7 @@ func TestWALWitnessEpochEndsWithItsSession(t *testing.T) {
 	if err := w.connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	defer w.close(ctx)
 	lsn, epoch, err := w.Flushed(ctx)
 	if err != nil || lsn <= 0 || epoch%2 != 0 {
 		t.Fatalf("Flushed = %d, epoch %d, %v; want a position in an even epoch", lsn, epoch, err)
