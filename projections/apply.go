@@ -286,7 +286,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 			}
 		}
 	}
-	if err := p.save(ctx, db, order, own); err != nil {
+	if err := p.save(ctx, db, order, work, own); err != nil {
 		return 0, nil, err
 	}
 	var cache map[uuid.UUID]cacheEntry
@@ -327,7 +327,7 @@ type causeJSON struct {
 // save writes the batch's projections, label changes, alerts and outbox
 // messages in one round trip (with own, COMMIT rides in it too: a statement
 // that fails makes the server skip the rest, COMMIT included).
-func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, own *ownTx) error {
+func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, work map[uuid.UUID]*customerWork, own *ownTx) error {
 	var changes changeColumnsArrays
 	var out outboxArrays
 	var alerts []domain.Alert
@@ -342,7 +342,7 @@ func (p *Projector) save(ctx context.Context, db batchSender, order []*customerW
 				return err
 			}
 			changes.add(w.streamID, c, w.seq)
-			out.add(StreamChanges, "segments.changed."+c.Label, c.ID.String(), msg)
+			out.add(changeOutbox(c, msg))
 		}
 	}
 	var b pgx.Batch
@@ -356,12 +356,12 @@ func (p *Projector) save(ctx context.Context, db batchSender, order []*customerW
 	// Label changes, then the alerts they raised: one INSERT, in that order
 	// (outbox ids are the relays' publication order).
 	for _, m := range alertMsgs {
-		out.add(m.stream, m.subject, m.msgID, m.payload)
+		out.add(m)
 	}
 	if len(out.streams) > 0 {
 		out.queue(&b)
 	}
-	if err := p.queueProjections(&b, order); err != nil {
+	if err := p.queueProjections(&b, order, work); err != nil {
 		return err
 	}
 	if own != nil {
@@ -395,11 +395,7 @@ type changeColumnsArrays struct {
 }
 
 func (a *changeColumnsArrays) add(stream uuid.UUID, c domain.LabelChange, seq int64) {
-	ev := pgtype.UUID{}
-	if c.Cause == domain.CauseEvent {
-		ev = pgUUID(c.EventID)
-	}
-	a.ids, a.streamIDs, a.causeEvents = append(a.ids, pgUUID(c.ID)), append(a.streamIDs, pgUUID(stream)), append(a.causeEvents, ev)
+	a.ids, a.streamIDs, a.causeEvents = append(a.ids, pgUUID(c.ID)), append(a.streamIDs, pgUUID(stream)), append(a.causeEvents, causeEventArg(c))
 	a.customers, a.labels, a.tos = append(a.customers, string(c.Customer)), append(a.labels, c.Label), append(a.tos, c.To)
 	a.causes, a.reasons, a.rsnEN = append(a.causes, string(c.Cause)), append(a.reasons, c.ReasonZH), append(a.rsnEN, c.ReasonEN)
 	a.froms, a.seqs, a.ats, a.ruleVersions = append(a.froms, optional(c.From)), append(a.seqs, seq), append(a.ats, c.At), append(a.ruleVersions, c.RuleVersion)
@@ -421,14 +417,20 @@ type outboxMessage struct {
 // values is the row in outboxColumns order, for COPY.
 func (m outboxMessage) values() []any { return []any{m.stream, m.subject, m.msgID, m.payload} }
 
+// changeOutbox is the outbox message of a label change whose
+// SEGMENTS_CHANGES body is msg.
+func changeOutbox(c domain.LabelChange, msg []byte) outboxMessage {
+	return outboxMessage{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg}
+}
+
 // outboxArrays are outbox rows as column arrays.
 type outboxArrays struct {
 	streams, subjects, msgIDs []string
 	payloads                  [][]byte
 }
 
-func (a *outboxArrays) add(stream, subject, msgID string, payload []byte) {
-	a.streams, a.subjects, a.msgIDs, a.payloads = append(a.streams, stream), append(a.subjects, subject), append(a.msgIDs, msgID), append(a.payloads, payload)
+func (a *outboxArrays) add(m outboxMessage) {
+	a.streams, a.subjects, a.msgIDs, a.payloads = append(a.streams, m.stream), append(a.subjects, m.subject), append(a.msgIDs, m.msgID), append(a.payloads, m.payload)
 }
 
 // queue inserts the rows in their order: the identity column, which is the
@@ -501,7 +503,7 @@ func (r *projectionRow) values(stream uuid.UUID) []any {
 // record for the lock, before updating it; the row cannot vanish in between
 // (the customers' advisory locks are held, and a rebuild's TRUNCATE waits
 // for this transaction).
-func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error {
+func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work map[uuid.UUID]*customerWork) error {
 	var updates, inserts projectionArrays
 	var earliest *time.Time
 	for _, w := range order {
@@ -533,10 +535,6 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error 
 		b.Queue("SELECT pg_notify($1, $2)", NotifyNextAt, earliest.UTC().Format(time.RFC3339Nano))
 	}
 	// The rows' new xmin (for the projection cache).
-	byID := make(map[uuid.UUID]*customerWork, len(order))
-	for _, w := range order {
-		byID[w.streamID] = w
-	}
 	readXmins := func(want int) func(rows pgx.Rows) error {
 		return func(rows pgx.Rows) error {
 			n := 0
@@ -546,7 +544,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork) error 
 				if err := rows.Scan((*uuidDst)(&id), &xmin); err != nil {
 					return fmt.Errorf("save projections: %w", err)
 				}
-				if w := byID[id]; w != nil {
+				if w := work[id]; w != nil {
 					w.xmin = xmin
 				}
 				n++

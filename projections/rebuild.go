@@ -291,7 +291,7 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 				if err != nil {
 					return err
 				}
-				cur.outbox = append(cur.outbox, []any{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg})
+				cur.outbox = append(cur.outbox, changeOutbox(c, msg).values())
 				st.NewChanges++
 			}
 		}
@@ -440,11 +440,16 @@ var changeColumns = []string{"id", "stream_id", "customer", "seq", "label", "fro
 
 // changeRow is a label change as a row of label_changes.
 func changeRow(stream uuid.UUID, c domain.LabelChange, seq int64) []any {
-	evArg := pgtype.UUID{}
-	if c.Cause == domain.CauseEvent {
-		evArg = pgUUID(c.EventID)
+	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, optional(c.From), c.To, c.At, string(c.Cause), causeEventArg(c), c.RuleVersion, c.ReasonZH, c.ReasonEN}
+}
+
+// causeEventArg is a change's cause_event_id: its event, or NULL for a
+// change caused by time or rules.
+func causeEventArg(c domain.LabelChange) pgtype.UUID {
+	if c.Cause != domain.CauseEvent {
+		return pgtype.UUID{}
 	}
-	return []any{pgUUID(c.ID), pgUUID(stream), string(c.Customer), seq, c.Label, optional(c.From), c.To, c.At, string(c.Cause), evArg, c.RuleVersion, c.ReasonZH, c.ReasonEN}
+	return pgUUID(c.EventID)
 }
 
 // changeMessage is a label change as its SEGMENTS_CHANGES message.
