@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -450,7 +449,7 @@ type projectionRow struct {
 	ruleVersion                          int
 	evaluatedAt                          time.Time
 	nextAt                               *time.Time
-	document                             []byte // jsonb
+	document                             []byte // JSON text (customer_projections.projection is json)
 	valueTier, activity, need, lifecycle string
 	tags                                 []string
 	netAmount                            int64
@@ -521,12 +520,9 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 			earliest = r.nextAt
 		}
 		if w.existed {
-			err = updates.add(w.streamID, &r)
+			updates.add(w.streamID, &r)
 		} else {
-			err = inserts.add(w.streamID, &r)
-		}
-		if err != nil {
-			return err
+			inserts.add(w.streamID, &r)
 		}
 	}
 	if earliest != nil {
@@ -560,9 +556,9 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	}
 	if n := len(updates.ids); n > 0 {
 		b.Queue(`UPDATE customer_projections p SET version = u.version, rule_version = u.rule_version,
-				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection::jsonb,
+				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection::json,
 				value_tier = u.value_tier, activity = u.activity, need_orientation = u.need_orientation,
-				lifecycle = u.lifecycle, tags = ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),
+				lifecycle = u.lifecycle, tags = string_to_array(u.tags, ','),
 				net_amount = u.net_amount, owner = u.owner, changes = u.changes
 			FROM `+projectionArraysFrom+`
 			WHERE p.stream_id = u.stream_id
@@ -571,8 +567,8 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	if n := len(inserts.ids); n > 0 {
 		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
-			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::jsonb,
-				u.value_tier, u.activity, u.need_orientation, u.lifecycle, ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.net_amount, u.owner, u.changes
+			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::json,
+				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes
 			FROM `+projectionArraysFrom+`
 			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
 	}
@@ -596,17 +592,16 @@ type projectionArrays struct {
 	projs, tagLists                              []string
 }
 
-func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) error {
-	tags, err := json.Marshal(r.tags)
-	if err != nil {
-		return fmt.Errorf("encode tags: %w", err)
-	}
+func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
+	// Tag names are [A-Za-z0-9_.-] (domain.ValidCustomerCode, checked when
+	// a rule set is loaded), so a comma separates them; SQL splits the list
+	// with string_to_array, which gives {} for the empty string.
+	tags := strings.Join(r.tags, ",")
 	a.ids, a.customers, a.versions = append(a.ids, pgUUID(stream)), append(a.customers, r.customer), append(a.versions, r.version)
 	a.ruleVersions, a.evaluated, a.nexts = append(a.ruleVersions, r.ruleVersion), append(a.evaluated, r.evaluatedAt), append(a.nexts, r.nextAt)
 	a.projs, a.tiers, a.acts = append(a.projs, string(r.document)), append(a.tiers, r.valueTier), append(a.acts, r.activity)
-	a.needs, a.lifes, a.tagLists = append(a.needs, r.need), append(a.lifes, r.lifecycle), append(a.tagLists, string(tags))
+	a.needs, a.lifes, a.tagLists = append(a.needs, r.need), append(a.lifes, r.lifecycle), append(a.tagLists, tags)
 	a.nets, a.owners, a.seqs = append(a.nets, r.netAmount), append(a.owners, r.owner), append(a.seqs, r.changes)
-	return nil
 }
 
 // args are the arrays in the order of projectionArraysFrom.

@@ -292,7 +292,7 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 		}
 		c := tmpl.clone(code, d, &sb)
 		var same, sameCols bool
-		err = svc.pool.QueryRow(ctx, `SELECT (p.projection #- '{state,profile,contact}') = ($1::jsonb #- '{state,profile,contact}'),
+		err = svc.pool.QueryRow(ctx, `SELECT (p.projection::jsonb #- '{state,profile,contact}') = ($1::jsonb #- '{state,profile,contact}'),
 				p.evaluated_at = $2 AND p.next_at = $3 AND p.version = $4 AND p.value_tier = $5 AND p.activity = $6 AND p.tags = $7 AND p.changes = $8
 			FROM customer_projections p WHERE stream_id = $9`, c[6], c[4], c[5], c[2], c[7], c[8], c[11], c[14], c[0]).Scan(&same, &sameCols)
 		if err != nil {
