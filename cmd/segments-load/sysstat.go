@@ -40,6 +40,7 @@ func takeCPU() cpuSnap {
 // cpuUse is the use of the machine's cores over a window, in cores.
 type cpuUse struct {
 	self, pg, other float64
+	steal           float64 // part of other: the hypervisor ran someone else
 	idlePct, iowait float64
 	ok              bool
 }
@@ -61,6 +62,7 @@ func cpuBetween(a, b cpuSnap) cpuUse {
 	var busy float64
 	busy, u.idlePct, u.iowait = b.m.Since(a.m, secs)
 	u.other = max(0, busy-u.self-u.pg)
+	u.steal = b.m.StealSince(a.m, secs)
 	return u
 }
 
@@ -68,8 +70,8 @@ func (u cpuUse) String() string {
 	if !u.ok {
 		return "cpu: n/a"
 	}
-	s := fmt.Sprintf("cpu cores: load process %.2f, postgres %.2f, other %.2f; idle %.0f%%, iowait %.0f%%",
-		u.self, u.pg, u.other, u.idlePct, u.iowait)
+	s := fmt.Sprintf("cpu cores: load process %.2f, postgres %.2f, other %.2f (of which stolen by the hypervisor %.2f); idle %.0f%%, iowait %.0f%%",
+		u.self, u.pg, u.other, u.steal, u.idlePct, u.iowait)
 	if u.other > busyOther {
 		s += " " + notQuiet
 	}

@@ -59,6 +59,7 @@ func takeCPU(backends []int) cpuSnap {
 type cpuUse struct {
 	secs                    float64
 	self, pg, pgMine, other float64
+	steal                   float64 // part of other: the hypervisor ran someone else
 	selfSecs, pgMineSecs    float64
 	idlePct, iowaitPct      float64
 	ok                      bool
@@ -95,6 +96,7 @@ func cpuBetween(a, b cpuSnap) cpuUse {
 	var busy float64
 	busy, u.idlePct, u.iowaitPct = b.m.Since(a.m, secs)
 	u.other = max(0, busy-u.self-u.pg)
+	u.steal = b.m.StealSince(a.m, secs)
 	return u
 }
 
@@ -106,10 +108,14 @@ func (u cpuUse) String() string {
 	if !u.ok {
 		return "cpu: n/a"
 	}
-	s := fmt.Sprintf("cores: this process %.2f, postgres %.2f (this run's backends %.2f), other processes %.2f; idle %.0f%%, iowait %.0f%%",
-		u.self, u.pg, u.pgMine, u.other, u.idlePct, u.iowaitPct)
+	s := fmt.Sprintf("cores: this process %.2f, postgres %.2f (this run's backends %.2f), other processes %.2f (of which stolen by the hypervisor %.2f); idle %.0f%%, iowait %.0f%%",
+		u.self, u.pg, u.pgMine, u.other, u.steal, u.idlePct, u.iowaitPct)
 	if u.other > busyOther {
-		s += " [NOT QUIET: other processes used the machine]"
+		if u.steal > u.other/2 {
+			s += " [NOT QUIET: the hypervisor gave our CPUs to others]"
+		} else {
+			s += " [NOT QUIET: other processes used the machine]"
+		}
 	}
 	return s
 }

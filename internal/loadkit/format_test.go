@@ -27,3 +27,24 @@ func TestMachineTicksSince(t *testing.T) {
 		t.Errorf("an empty window gave %v cores, %v%% idle", busy, idle)
 	}
 }
+
+func TestMachineTicksStealSince(t *testing.T) {
+	a := MachineTicks{Busy: 1000, Steal: 40}
+	b := MachineTicks{Busy: 1300, Steal: 100} // 2 s: 0.3 cores stolen
+	if got := b.StealSince(a, 2); got != 0.3 {
+		t.Errorf("StealSince = %v cores, want 0.3", got)
+	}
+	if got := b.StealSince(a, 0); got != 0 {
+		t.Errorf("an empty window gave %v cores", got)
+	}
+}
+
+func TestReadMachineTicksReadsSteal(t *testing.T) {
+	m, ok := ReadMachineTicks()
+	if !ok {
+		t.Fatal("cannot read /proc/stat")
+	}
+	if m.Steal > m.Busy || m.Busy == 0 {
+		t.Errorf("steal %d of busy %d ticks", m.Steal, m.Busy)
+	}
+}

@@ -16,6 +16,9 @@ type MachineTicks struct {
 	Busy   uint64 // user+nice+system+irq+softirq+steal
 	Idle   uint64
 	IOWait uint64
+	// Steal is the part of Busy during which the hypervisor ran someone
+	// else on our virtual CPUs (seen here: a third of a core under load).
+	Steal uint64
 }
 
 // ReadMachineTicks reads /proc/stat; false when it cannot (not Linux).
@@ -34,7 +37,7 @@ func ReadMachineTicks() (MachineTicks, bool) {
 		v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
 	}
 	// user nice system idle iowait irq softirq steal
-	return MachineTicks{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3], IOWait: v[4]}, true
+	return MachineTicks{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3], IOWait: v[4], Steal: v[7]}, true
 }
 
 // ProcessTicks returns utime+stime and the command name from a
@@ -85,4 +88,13 @@ func (m MachineTicks) Since(a MachineTicks, secs float64) (busyCores, idlePct, i
 		iowaitPct = 100 * float64(m.IOWait-a.IOWait) / all
 	}
 	return busyCores, idlePct, iowaitPct
+}
+
+// StealSince is the CPU (cores) the hypervisor took from this machine
+// between an earlier reading a and this one, taken secs apart.
+func (m MachineTicks) StealSince(a MachineTicks, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return float64(m.Steal-a.Steal) / ClockTicks / secs
 }
