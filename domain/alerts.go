@@ -42,7 +42,11 @@ var alertNamespace = uuid.MustParse("4e7a1c2b-9d3f-5a6e-8b0c-1f2e3d4c5b6a")
 
 // AlertID is the id of the alert of a kind raised for a customer at an instant.
 func AlertID(customer CustomerCode, kind string, at time.Time) uuid.UUID {
-	return uuid.NewSHA1(alertNamespace, []byte(string(customer)+"\x00"+kind+"\x00"+strconv.FormatInt(at.UnixNano(), 10)))
+	var buf nameBuf
+	k := nameKey(&buf, alertNamespace)
+	k = append(append(k, customer...), 0)
+	k = append(append(k, kind...), 0)
+	return nameUUID(strconv.AppendInt(k, at.UnixNano(), 10))
 }
 
 // AddBusinessDays returns t plus n business days (the rule set's working

@@ -37,5 +37,6 @@ func ValidCustomerCode(s string) bool {
 // StreamID is the id of the customer's event stream: a UUIDv5 of the code,
 // so the same code always maps to the same stream.
 func (c CustomerCode) StreamID() uuid.UUID {
-	return uuid.NewSHA1(customerStreamNamespace, []byte(c))
+	var buf nameBuf
+	return nameUUID(append(nameKey(&buf, customerStreamNamespace), c...))
 }

@@ -50,9 +50,16 @@ func changeID(c *LabelChange) uuid.UUID {
 	// The rule version and the new value are part of the identity: the same
 	// event judged by a different rule version (a rebuild under a changed
 	// rules file) is a different change and must not reuse the old id.
-	key := string(c.Customer) + "\x00" + c.Label + "\x00" + string(c.Cause) + "\x00" + c.EventID.String() +
-		"\x00" + strconv.Itoa(c.RuleVersion) + "\x00" + c.To + "\x00" + strconv.FormatInt(c.At.UnixNano(), 10)
-	return uuid.NewSHA1(changeNamespace, []byte(key))
+	var buf nameBuf
+	k := nameKey(&buf, changeNamespace)
+	k = append(append(k, c.Customer...), 0)
+	k = append(append(k, c.Label...), 0)
+	k = append(append(k, c.Cause...), 0)
+	k = append(appendUUIDText(k, c.EventID), 0)
+	k = append(strconv.AppendInt(k, int64(c.RuleVersion), 10), 0)
+	k = append(append(k, c.To...), 0)
+	k = strconv.AppendInt(k, c.At.UnixNano(), 10)
+	return nameUUID(k)
 }
 
 // Projection is a customer's projected state: the folded events, the labels
