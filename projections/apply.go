@@ -589,7 +589,8 @@ type projectionArrays struct {
 	ruleVersions                                 []int
 	evaluated                                    []time.Time
 	nexts                                        []*time.Time
-	projs, tagLists                              []string
+	tagLists                                     []string
+	projs                                        [][]byte // documents as encoded, not copied into strings
 }
 
 func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
@@ -599,7 +600,7 @@ func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
 	tags := strings.Join(r.tags, ",")
 	a.ids, a.customers, a.versions = append(a.ids, pgUUID(stream)), append(a.customers, r.customer), append(a.versions, r.version)
 	a.ruleVersions, a.evaluated, a.nexts = append(a.ruleVersions, r.ruleVersion), append(a.evaluated, r.evaluatedAt), append(a.nexts, r.nextAt)
-	a.projs, a.tiers, a.acts = append(a.projs, string(r.document)), append(a.tiers, r.valueTier), append(a.acts, r.activity)
+	a.projs, a.tiers, a.acts = append(a.projs, r.document), append(a.tiers, r.valueTier), append(a.acts, r.activity)
 	a.needs, a.lifes, a.tagLists = append(a.needs, r.need), append(a.lifes, r.lifecycle), append(a.tagLists, tags)
 	a.nets, a.owners, a.seqs = append(a.nets, r.netAmount), append(a.owners, r.owner), append(a.seqs, r.changes)
 }
