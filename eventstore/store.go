@@ -487,7 +487,11 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	}
 	position := head.position
 	outs := make([]callOutcome, len(reqs))
-	var rows []eventRow
+	events := 0
+	for _, req := range reqs {
+		events += len(req.Events)
+	}
+	rows := make([]eventRow, 0, events)
 	newIDs := map[uuid.UUID]Result{}
 	for ri, req := range reqs {
 		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, position, recordedAt)
@@ -564,7 +568,7 @@ func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*st
 			return nil, nil, &VersionConflictError{Customer: customer, Expected: expected, Actual: w.state.Version}
 		}
 	}
-	var rows []eventRow
+	rows := make([]eventRow, 0, len(req.Events))
 	for i, e := range req.Events {
 		if _, repeated := dupOf[i]; repeated || results[i].Duplicate {
 			continue
