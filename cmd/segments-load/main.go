@@ -306,9 +306,7 @@ func (r *runner) printEnvironment(ctx context.Context) {
 	fmt.Printf("- started: %s\n", time.Now().Format(time.RFC3339))
 	fmt.Printf("- Go: %s, GOMAXPROCS=%d, NumCPU=%d, %s/%s\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("- CPU: %s; memory: %s; kernel: %s\n", cpuModel(), memTotal(), readTrim("/proc/sys/kernel/osrelease"))
-	ns := loadkit.CalibrateEvaluate()
-	fmt.Printf("- Calibration: one domain evaluation (100 events) %.0f ns on one core; %.2f× the reference machine's %d ns (higher is slower)\n",
-		ns, ns/loadkit.ReferenceEvaluateNs, loadkit.ReferenceEvaluateNs)
+	fmt.Printf("- Calibration: %s\n", loadkit.Calibration())
 	fmt.Printf("- PostgreSQL: %s; synchronous_commit=%s, fsync=%s, wal_sync_method=%s, shared_buffers=%s, max_wal_size=%s, commit_delay=%s\n",
 		r.dbs.Setting(ctx, "server_version"), r.dbs.Setting(ctx, "synchronous_commit"), r.dbs.Setting(ctx, "fsync"),
 		r.dbs.Setting(ctx, "wal_sync_method"), r.dbs.Setting(ctx, "shared_buffers"), r.dbs.Setting(ctx, "max_wal_size"),

@@ -360,9 +360,7 @@ func (r *runner) printEnvironment(ctx context.Context) {
 	fmt.Println("segments-projector-load")
 	fmt.Printf("  go %s, GOOS/GOARCH %s/%s, GOMAXPROCS %d, NumCPU %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Printf("  cpu: %s; memory: %s\n", cpuModel(), memTotal())
-	ns := loadkit.CalibrateEvaluate()
-	fmt.Printf("  calibration: one domain evaluation (100 events) %.0f ns on one core; %.2f× the reference machine's %d ns (higher is slower)\n",
-		ns, ns/loadkit.ReferenceEvaluateNs, loadkit.ReferenceEvaluateNs)
+	fmt.Printf("  calibration: %s\n", loadkit.Calibration())
 	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		fmt.Printf("  commit: %s\n", strings.TrimSpace(string(out)))
 	}
