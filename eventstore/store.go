@@ -831,9 +831,13 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 
 // copyMinRows is the group size above which events go in by COPY. Smaller
 // groups (the single-event requests of many clients) insert with the rest of
-// the write batch: COPY is a round trip of its own, and for a few rows the
-// round trip costs more than COPY saves.
-const copyMinRows = 64
+// the write batch: COPY is a round trip of its own, and below a few hundred
+// rows the round trip costs more than COPY saves. It was 64; at a steady
+// 5,000 single-event appends a second, groups of 65–256 form after every
+// stall, and inserting them in the write batch took the append's p99 from
+// 102–138 to 82–95 ms over three runs each (docs/BENCHMARKS.md, session 6).
+// Batch requests (hundreds of events each) still go by COPY.
+const copyMinRows = 256
 
 // queueInsertEvents queues the rows as one INSERT … SELECT FROM unnest.
 // data and metadata travel as text and become json unchanged: json keeps

@@ -452,7 +452,7 @@ func TestSmallAndLargeGroupsStoreTheSameRows(t *testing.T) {
 		}
 		return evs
 	}
-	const n = 150 // above the COPY threshold in one request
+	const n = 300 // above the COPY threshold (256 rows) in one request
 	if _, err := s.Append(ctx, domain.AppendRequest{Events: build("KHBIG", n), Batch: true}); err != nil {
 		t.Fatal(err)
 	}
