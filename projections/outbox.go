@@ -25,7 +25,8 @@ import (
 // position, and deletes them once acknowledged. After a crash it reads the
 // position in the stream's last message, deletes what that covers and
 // publishes the rest: nothing twice, nothing skipped, however long it was
-// down (JetStream's Nats-Msg-Id window only covers two minutes).
+// down (JetStream's Nats-Msg-Id window on these streams is only
+// natsbus.PublishedDuplicates, seconds).
 type Relay struct {
 	pool   *pgxpool.Pool
 	sink   eventstore.Sink
