@@ -89,6 +89,9 @@ type Store struct {
 	// appended is signalled (non-blocking) after every commit, so an
 	// in-process publisher wakes without waiting for NOTIFY.
 	appended chan struct{}
+	// committed carries, after every commit, the streams that received new
+	// events in it (see Committed).
+	committed chan []uuid.UUID
 }
 
 type appendCall struct {
@@ -118,6 +121,9 @@ func New(cfg Config) (*Store, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		appended: make(chan struct{}, 1),
+		// Room for a burst of small groups; a reader that falls further
+		// behind loses hints, not events.
+		committed: make(chan []uuid.UUID, 256),
 	}
 	var writers sync.WaitGroup
 	for range cfg.Writers {
@@ -142,6 +148,14 @@ func (s *Store) Close() {
 
 // Appended is signalled after each commit made by this process.
 func (s *Store) Appended() <-chan struct{} { return s.appended }
+
+// Committed delivers, after each group transaction commits, the streams that
+// received new events in it (duplicates of stored events do not count). It is
+// a hint for a reader in this process, such as the projector, that wants to
+// act before the events reach SEGMENTS_EVENTS: sends never block the writer,
+// so when the reader falls behind (or nobody reads) hints are dropped. A
+// reader must learn of every event another way too.
+func (s *Store) Committed() <-chan []uuid.UUID { return s.committed }
 
 // Pool returns the connection pool (for callers that join transactions).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -225,6 +239,25 @@ func (s *Store) collect(first *appendCall) []*appendCall {
 	return group
 }
 
+// newStreams lists, once each, the streams of a committed group's newly
+// stored events.
+func newStreams(outs []callOutcome) []uuid.UUID {
+	var streams []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	for _, o := range outs {
+		if o.err != nil {
+			continue
+		}
+		for _, r := range o.results {
+			if id := r.Customer.StreamID(); !r.Duplicate && !seen[id] {
+				seen[id] = true
+				streams = append(streams, id)
+			}
+		}
+	}
+	return streams
+}
+
 func (s *Store) commitGroup(group []*appendCall) {
 	live := group[:0]
 	for _, c := range group {
@@ -263,6 +296,12 @@ func (s *Store) commitGroup(group []*appendCall) {
 		select {
 		case s.appended <- struct{}{}:
 		default:
+		}
+		if streams := newStreams(outs); len(streams) > 0 {
+			select {
+			case s.committed <- streams:
+			default: // the reader is behind: it learns of these from the bus
+			}
 		}
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.EventsAppended(events)

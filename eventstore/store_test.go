@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -488,5 +489,51 @@ func TestSmallAndLargeGroupsStoreTheSameRows(t *testing.T) {
 		if err != nil || brk != nil {
 			t.Fatalf("verify %s: break %+v, err %v", c, brk, err)
 		}
+	}
+}
+
+// nextCommitted waits for the store's next commit hint.
+func nextCommitted(ctx context.Context, t *testing.T, s *eventstore.Store) []uuid.UUID {
+	t.Helper()
+	select {
+	case streams := <-s.Committed():
+		return streams
+	case <-ctx.Done():
+		t.Fatal("no commit hint")
+		return nil
+	}
+}
+
+func TestCommittedNamesEachCommitsNewStreamsOnceAfterTheCommit(t *testing.T) {
+	t.Parallel()
+	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	id := uuid.New()
+	if _, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id), order("KH2", "o1", "5"), order("KH1", "o2", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	got := nextCommitted(ctx, t, s)
+	want := []uuid.UUID{domain.CustomerCode("KH1").StreamID(), domain.CustomerCode("KH2").StreamID()}
+	if !slices.Equal(got, want) {
+		t.Fatalf("hint %v, want KH1 then KH2 once each %v", got, want)
+	}
+	// The hint follows the commit: what it names is already readable.
+	if v, err := s.StreamVersion(ctx, "KH1"); err != nil || v != 2 {
+		t.Fatalf("KH1 at the hint: version %d, %v; want 2", v, err)
+	}
+	// A request that stores nothing new (a re-sent event, a version
+	// conflict) names nothing: the writer is serial and the hints are in
+	// commit order, so the next hint is the next request's.
+	if res, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id))); err != nil || !res[0].Duplicate {
+		t.Fatalf("re-send: %+v, %v", res, err)
+	}
+	if _, err := s.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{order("KH2", "o2", "1")}, Expected: map[domain.CustomerCode]int64{"KH2": 0}}); !errors.Is(err, eventstore.ErrVersionConflict) {
+		t.Fatalf("err = %v, want a version conflict", err)
+	}
+	if _, err := s.Append(ctx, req(order("KH3", "o1", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextCommitted(ctx, t, s); !slices.Equal(got, []uuid.UUID{domain.CustomerCode("KH3").StreamID()}) {
+		t.Fatalf("hint after a duplicate and a conflict: %v, want only KH3", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,9 @@ type Projector struct {
 	cache   *projCache
 	// consumeWorkers is how many transactions Consume keeps in flight.
 	consumeWorkers int
+	// busWaiting counts the messages Consume has received and not yet
+	// taken into a transaction: FollowCommits stands aside while it is high.
+	busWaiting atomic.Int64
 }
 
 // Config configures a Projector.

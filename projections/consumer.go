@@ -69,6 +69,7 @@ func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case shards[customerShard(m.Headers().Get(headerCustomer), len(shards))] <- m:
+			p.busWaiting.Add(1)
 		case <-ctx.Done(): // the workers are gone; unacknowledged, it comes again
 		}
 	}, jetstream.PullMaxMessages(MaxBatch))
@@ -261,6 +262,7 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 				break fill
 			}
 		}
+		p.busWaiting.Add(-int64(len(batch)))
 		streams := make([]uuid.UUID, 0, len(batch))
 		var newest time.Time
 		for _, m := range batch {

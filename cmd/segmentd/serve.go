@@ -272,6 +272,10 @@ func (a *app) run(ctx context.Context) error {
 	}
 	if a.cfg.has("projector") {
 		a.supervise(workCtx, &wg, "projector", func(ctx context.Context) error { return a.proj.Consume(ctx, a.js, "segments-projector") })
+		// Appends made by this process (api, ingest roles) reach the read
+		// models without waiting for SEGMENTS_EVENTS; Consume stays the
+		// path that guarantees every event.
+		a.supervise(workCtx, &wg, "projector-follow", func(ctx context.Context) error { return a.proj.FollowCommits(ctx, a.store.Committed()) })
 		for _, stream := range []string{natsbus.StreamChanges, natsbus.StreamAlerts} {
 			relay := projections.NewRelay(a.pool, natsbus.NewStreamSink(a.nc, a.js, stream), stream, a.log)
 			a.supervise(workCtx, &wg, "relay-"+stream, relay.Run)
