@@ -297,10 +297,14 @@ func (s *Store) commitGroup(group []*appendCall) {
 		case s.appended <- struct{}{}:
 		default:
 		}
-		if streams := newStreams(outs); len(streams) > 0 {
-			select {
-			case s.committed <- streams:
-			default: // the reader is behind: it learns of these from the bus
+		// A full channel means no reader or a lagging one: the hint would be
+		// dropped, so the writer does not compute it.
+		if len(s.committed) < cap(s.committed) {
+			if streams := newStreams(outs); len(streams) > 0 {
+				select {
+				case s.committed <- streams:
+				default: // the reader is behind: it learns of these from the bus
+				}
 			}
 		}
 		if s.cfg.Metrics != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
 )
@@ -20,15 +22,8 @@ func labelHistory(t *testing.T, e *env) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, s)
-	}
-	if err := rows.Err(); err != nil {
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	return all

@@ -21,12 +21,12 @@ import (
 	"log"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/natsbus"
 )
 
@@ -66,14 +66,14 @@ func run(total, size int) error {
 			name    string
 			publish func(context.Context, int) error
 		}{{"atomic", b.atomic}, {"chained", b.chained}} {
-			c0, t0 := cpuTime(), time.Now()
+			c0, t0 := loadkit.ProcessCPU(), time.Now()
 			n := 0
 			for ; n < total; n += k {
 				if err := c.publish(ctx, k); err != nil {
 					return fmt.Errorf("%s, batches of %d: %w", c.name, k, err)
 				}
 			}
-			wall, cpu := time.Since(t0), cpuTime()-c0
+			wall, cpu := time.Since(t0), loadkit.ProcessCPU()-c0
 			fmt.Printf("%-7s batches of %3d: %7.0f messages/s  %7.1f µs CPU per message  %7.2f ms per batch\n",
 				c.name, k, float64(n)/wall.Seconds(), float64(cpu.Microseconds())/float64(n), wall.Seconds()*1000/float64(n/k))
 		}
@@ -141,13 +141,4 @@ func (b *bench) chained(ctx context.Context, k int) error {
 		}
 	}
 	return nil
-}
-
-// cpuTime is this process's user + system CPU so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/segments-dev/segments/internal/loadkit"
@@ -31,16 +30,8 @@ type cpuSnap struct {
 	ok   bool
 }
 
-func rusageSelf() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func takeCPU(backends []int) cpuSnap {
-	s := cpuSnap{at: time.Now(), self: rusageSelf(), mine: map[int]bool{}}
+	s := cpuSnap{at: time.Now(), self: loadkit.ProcessCPU(), mine: map[int]bool{}}
 	m, ok := loadkit.ReadMachineTicks()
 	if !ok {
 		return s

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // ClockTicks is USER_HZ on Linux: the unit of the /proc CPU counters.
@@ -38,6 +40,16 @@ func ReadMachineTicks() (MachineTicks, bool) {
 	}
 	// user nice system idle iowait irq softirq steal
 	return MachineTicks{Busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7], Idle: v[3], IOWait: v[4], Steal: v[7]}, true
+}
+
+// ProcessCPU is this process's user + system CPU so far (getrusage), 0 when
+// it cannot be read.
+func ProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ProcessTicks returns utime+stime and the command name from a
