@@ -25,6 +25,7 @@ type Registry struct {
 	publishLagEvents prometheus.Gauge
 	publishLagSecs   prometheus.Gauge
 	projected        prometheus.Counter
+	alreadyApplied   prometheus.Counter
 	projectionLag    prometheus.Histogram
 	lateness         prometheus.Histogram
 }
@@ -65,6 +66,10 @@ func New() *Registry {
 		projected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "segments_events_projected_total", Help: "Events applied to customer projections.",
 		}),
+		alreadyApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "segments_projector_messages_already_applied_total",
+			Help: "SEGMENTS_EVENTS messages acknowledged without a transaction: this process had already stored their events durably.",
+		}),
 		projectionLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "segments_projection_lag_seconds", Help: "Time from publication to the projection committing.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
@@ -74,7 +79,7 @@ func New() *Registry {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	r.reg.MustRegister(r.lateness, r.projected, r.projectionLag, r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
+	r.reg.MustRegister(r.lateness, r.projected, r.alreadyApplied, r.projectionLag, r.appended, r.ingested, r.rejected, r.groupSize, r.groupDuration,
 		r.published, r.publishFailures, r.publishLagEvents, r.publishLagSecs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
@@ -121,6 +126,10 @@ func (r *Registry) EventsProjected(n int) { r.projected.Add(float64(n)) }
 
 // ProjectionLag observes how long after publication a batch was projected.
 func (r *Registry) ProjectionLag(seconds float64) { r.projectionLag.Observe(seconds) }
+
+// MessagesAlreadyApplied counts messages the projector acknowledged without
+// a transaction.
+func (r *Registry) MessagesAlreadyApplied(n int) { r.alreadyApplied.Add(float64(n)) }
 
 // BoundaryLateness observes how late the scheduler processed a boundary.
 func (r *Registry) BoundaryLateness(seconds float64) { r.lateness.Observe(seconds) }

@@ -25,6 +25,9 @@ const StreamChanges = "SEGMENTS_CHANGES"
 type Metrics interface {
 	EventsProjected(n int)
 	ProjectionLag(seconds float64)
+	// MessagesAlreadyApplied counts SEGMENTS_EVENTS messages Consume
+	// acknowledged without a transaction (see Consume).
+	MessagesAlreadyApplied(n int)
 }
 
 // Projector folds recorded events into customer projections. Every call
@@ -46,6 +49,11 @@ type Projector struct {
 	// busWaiting counts the messages Consume has received and not yet
 	// taken into a transaction: FollowCommits stands aside while it is high.
 	busWaiting atomic.Int64
+	// durable are versions this process's own transactions stored durably:
+	// Consume acknowledges messages they cover without a transaction.
+	durable *durableVersions
+	// ackedApplied counts those messages.
+	ackedApplied atomic.Int64
 }
 
 // Config configures a Projector.
@@ -81,7 +89,8 @@ func New(cfg Config) *Projector {
 		cfg.ConsumeWorkers = 2
 	}
 	return &Projector{pool: cfg.Pool, book: cfg.Rules, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		cache: newProjCache(cfg.ProjectionCache), consumeWorkers: cfg.ConsumeWorkers}
+		cache: newProjCache(cfg.ProjectionCache), consumeWorkers: cfg.ConsumeWorkers,
+		durable: newDurableVersions(durableVersionsLimit)}
 }
 
 // Rules returns the rule book.
@@ -104,42 +113,47 @@ type customerWork struct {
 // for them and not yet applied is applied, in version order. It returns the
 // number of events applied, once their transaction is committed and durable.
 func (p *Projector) Apply(ctx context.Context, streams []uuid.UUID) (int, error) {
-	applied, _, err := p.apply(ctx, streams, false)
+	applied, own, err := p.apply(ctx, streams, false)
+	if err == nil {
+		// The commit was synchronous: what it wrote is on disk.
+		p.durable.raise(own.written)
+	}
 	return applied, err
 }
 
 // apply is Apply. With async, the commit does not wait for PostgreSQL to
-// flush it to disk: the returned LSN is where the commit ends in the WAL, and
-// the work is durable once the WAL is flushed past it (see Consume).
+// flush it to disk: the returned transaction's commitEnd is where the commit
+// ends in the WAL, and the work is durable once the WAL is flushed past it
+// (see Consume). Its written lists the customers it advanced.
 //
 // The transaction costs two round trips: BEGIN rides with the locks and the
 // reads, COMMIT with the writes. Every round trip a transaction waits for
 // holds its customers' locks and delays the batch behind it, and on a busy
 // machine each one also waits to be scheduled.
-func (p *Projector) apply(ctx context.Context, streams []uuid.UUID, async bool) (int, int64, error) {
+func (p *Projector) apply(ctx context.Context, streams []uuid.UUID, async bool) (int, *ownTx, error) {
+	own := &ownTx{async: async}
 	if len(streams) == 0 {
-		return 0, 0, nil
+		return 0, own, nil
 	}
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("project %d customers: %w", len(streams), err)
+		return 0, nil, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	// A connection left inside a transaction (a cancelled round trip) is
 	// closed by the pool on release rather than reused.
 	defer conn.Release()
-	own := &ownTx{async: async}
 	applied, cached, err := p.applyTx(ctx, conn.Conn(), streams, time.Time{}, own)
 	if err != nil {
 		if conn.Conn().PgConn().TxStatus() != 'I' && ctx.Err() == nil {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 		}
-		return 0, 0, fmt.Errorf("project %d customers: %w", len(streams), err)
+		return 0, nil, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	p.cache.put(cached)
 	if p.metrics != nil && applied > 0 {
 		p.metrics.EventsProjected(applied)
 	}
-	return applied, own.commitEnd, nil
+	return applied, own, nil
 }
 
 // batchSender is what a projector transaction needs from its connection: a
@@ -158,6 +172,9 @@ type ownTx struct {
 	// the end of its commit record: once the WAL is flushed that far, the
 	// transaction survives a crash.
 	commitEnd int64
+	// written are the customers to which the transaction applied events,
+	// with the version it stored: durable once the commit is.
+	written []streamVersion
 }
 
 // applyTx does Apply's work on db in two batches. With own, the first batch
@@ -291,6 +308,13 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 	}
 	if err := p.save(ctx, db, order, work, own); err != nil {
 		return 0, nil, err
+	}
+	if own != nil {
+		for _, w := range order {
+			if w.applied > 0 && w.proj.RuleVersion != 0 {
+				own.written = append(own.written, streamVersion{w.streamID, w.proj.State.Version})
+			}
+		}
 	}
 	var cache map[uuid.UUID]cacheEntry
 	if p.cache != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 const (
 	streamEvents   = "SEGMENTS_EVENTS"
 	headerCustomer = "Segments-Customer"
+	headerVersion  = "Segments-Version"
 )
 
 // MaxBatch bounds the messages folded into one projector transaction.
@@ -43,6 +45,14 @@ const MaxBatch = 1000
 // a lost transaction queued in the outbox cannot have been published: a
 // relay publishes rows only after its claim commits synchronously, and the
 // WAL is flushed in order.
+//
+// A message whose event this process has already stored is acknowledged
+// without a transaction: its Segments-Version is at or below the version a
+// transaction of this process wrote for the customer and saw durable (a
+// synchronous Apply, such as FollowCommits', or one of Consume's own once
+// the WAL is flushed past it). Nothing lowers a stored version, so the event
+// stays applied; without this, the message's transaction would find nothing
+// new and write nothing.
 func (p *Projector) Consume(ctx context.Context, js jetstream.JetStream, durable string) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, streamEvents, jetstream.ConsumerConfig{
 		Durable:       durable,
@@ -265,18 +275,38 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 		p.busWaiting.Add(-int64(len(batch)))
 		streams := make([]uuid.UUID, 0, len(batch))
 		var newest time.Time
+		kept := batch[:0]
 		for _, m := range batch {
 			code := m.Headers().Get(headerCustomer)
 			if !domain.ValidCustomerCode(code) {
+				kept = append(kept, m) // acknowledged with the batch, as before
 				continue
 			}
-			streams = append(streams, domain.CustomerCode(code).StreamID())
+			stream := domain.CustomerCode(code).StreamID()
+			if v, err := strconv.ParseInt(m.Headers().Get(headerVersion), 10, 64); err == nil && p.durable.covers(stream, v) {
+				// A transaction of this process already stored this event's
+				// customer at or past its version, and that commit is on
+				// disk: the message is settled without a transaction.
+				_ = m.Ack()
+				p.ackedApplied.Add(1)
+				continue
+			}
+			kept = append(kept, m)
+			streams = append(streams, stream)
 			if md, err := m.Metadata(); err == nil && md.Timestamp.After(newest) {
 				newest = md.Timestamp
 			}
 		}
+		if skipped := len(batch) - len(kept); skipped > 0 && p.metrics != nil {
+			p.metrics.MessagesAlreadyApplied(skipped)
+		}
+		clear(batch[len(kept):])
+		batch = kept
+		if len(batch) == 0 {
+			continue
+		}
 		epoch := wal.Epoch() // before the transaction begins
-		_, lsn, err := p.apply(ctx, streams, true)
+		_, own, err := p.apply(ctx, streams, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -290,7 +320,10 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 		}
 		wait = 100 * time.Millisecond
 		select {
-		case acks <- durableAck{lsn: lsn, epoch: epoch, done: func(durable bool) {
+		case acks <- durableAck{lsn: own.commitEnd, epoch: epoch, done: func(durable bool) {
+			if durable {
+				p.durable.raise(own.written)
+			}
 			for _, m := range batch {
 				if durable {
 					_ = m.Ack()

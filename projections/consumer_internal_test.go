@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/segments-dev/segments/internal/testenv"
 )
 
@@ -162,5 +164,42 @@ func TestWALWitnessEpochEndsWithItsSession(t *testing.T) {
 	later, e, err := w.Flushed(ctx)
 	if err != nil || e != epoch+2 || later < lsn {
 		t.Fatalf("Flushed after reconnecting = %d, epoch %d, %v; want >= %d in epoch %d", later, e, err, lsn, epoch+2)
+	}
+}
+
+func TestDurableVersionsCoverUpToTheHighestVersionAndForgetTheOldestGeneration(t *testing.T) {
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	d := newDurableVersions(2)
+	d.raise([]streamVersion{{a, 3}, {b, 1}})
+	d.raise([]streamVersion{{a, 2}}) // lower: ignored
+	cases := []struct {
+		stream  uuid.UUID
+		version int64
+		want    bool
+	}{
+		{a, 1, true}, {a, 3, true}, {a, 4, false}, {b, 1, true}, {b, 2, false}, {c, 1, false},
+	}
+	for _, tc := range cases {
+		if got := d.covers(tc.stream, tc.version); got != tc.want {
+			t.Errorf("covers(%v, %d) = %v, want %v", tc.stream == a, tc.version, got, tc.want)
+		}
+	}
+	// The current generation is full: c starts a new one, a and b stay
+	// known in the previous one until the next turn.
+	d.raise([]streamVersion{{c, 5}})
+	if !d.covers(a, 3) || !d.covers(c, 5) {
+		t.Fatal("one turn forgot what it should keep")
+	}
+	d.raise([]streamVersion{{a, 4}}) // a in the current generation too
+	d.raise([]streamVersion{{uuid.New(), 1}})
+	if d.covers(b, 1) {
+		t.Error("b is still known two generations later")
+	}
+	if !d.covers(a, 4) || !d.covers(c, 5) {
+		t.Error("a or c forgotten although raised in the last two generations")
+	}
+	var none *durableVersions
+	if none.covers(a, 1) {
+		t.Error("a nil durableVersions covers something")
 	}
 }

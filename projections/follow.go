@@ -21,7 +21,9 @@ import (
 // version already applied, under the customer's advisory lock, so whichever
 // of the two comes second finds nothing new and writes nothing. The commits
 // here are synchronous (Apply), so nothing Consume acknowledges depends on a
-// transaction of this path that could still be lost.
+// transaction of this path that could still be lost; and when the message
+// comes after the commit, as it usually does, Consume acknowledges it
+// without a transaction (see Consume).
 func (p *Projector) FollowCommits(ctx context.Context, commits <-chan []uuid.UUID) error {
 	// Shards by stream, like Consume's workers: one customer's hints always
 	// go to the same worker, so two of them never wait on each other's locks.

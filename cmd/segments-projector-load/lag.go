@@ -272,6 +272,7 @@ func (r *runner) runLag(ctx context.Context) error {
 		loadWG               sync.WaitGroup
 		projected0, commits0 int64
 		projectedW, commitsW int64
+		already0, alreadyW   int64
 		windowPhase          *phase
 		windowStats          phaseStats
 		windowStarted        bool
@@ -297,10 +298,12 @@ func (r *runner) runLag(ctx context.Context) error {
 			svc.qc.Start()
 			stages.set(true)
 			projected0, commits0 = pm.events.Load(), pm.commits.Load()
+			already0 = pm.alreadyApplied.Load()
 		}
 		if !now.Before(to) {
 			stages.set(false)
 			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
+			alreadyW = pm.alreadyApplied.Load() - already0
 			windowStats = windowPhase.end(ctx)
 			r.stmtReport("lag-steady", stmtLines(svc.qc, to.Sub(from), 16))
 			break
@@ -416,6 +419,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	stages.mu.Unlock()
 	r.cpuCost("lag", windowStats, windowAppended.Load())
 	r.add("lag", "  projector transactions in the window", grouped(float64(commitsW)/win), "tx/s", "", fmt.Sprintf("(%.0f events each)", float64(projectedW)/float64(max(commitsW, 1))))
+	r.add("lag", "  SEGMENTS_EVENTS messages acknowledged as already applied", grouped(float64(alreadyW)/win), "msg/s", "", "(no transaction: FollowCommits or an earlier batch stored them)")
 	r.note("lag: steady window: %d events appended (%d errors, %d not offered: more than %d calls in flight; max in flight %d), %d samples measured, %d never seen applied; poll interval p50 %.1f ms, p99 %.1f ms (the lag figures are upper bounds within one interval); %s",
 		windowAppended.Load(), appendErrs.Load(), dropped.Load(), maxInflightCalls, maxInflight.Load(), len(lags), pending,
 		1000*percentile(polls, 0.5), 1000*percentile(polls, 0.99), windowStats.cpu)

@@ -32,6 +32,7 @@ func (m *storeMetrics) AppendGroup(requests, events int, _ time.Duration) {
 // projMetrics counts what the projector reports after each commit.
 type projMetrics struct {
 	events, commits atomic.Int64
+	alreadyApplied  atomic.Int64
 	stages          *stageLags // nil: not recorded
 }
 
@@ -39,6 +40,10 @@ func (m *projMetrics) EventsProjected(n int) {
 	m.events.Add(int64(n))
 	m.commits.Add(1)
 }
+
+// MessagesAlreadyApplied counts messages Consume settled without a
+// transaction.
+func (m *projMetrics) MessagesAlreadyApplied(n int) { m.alreadyApplied.Add(int64(n)) }
 
 // ProjectionLag is the time from the newest message of a committed batch
 // reaching SEGMENTS_EVENTS to the commit.
