@@ -477,7 +477,7 @@ type projectionRow struct {
 	ruleVersion                          int
 	evaluatedAt                          time.Time
 	nextAt                               *time.Time
-	document                             []byte // JSON text (customer_projections.projection is json)
+	document                             []byte // binary document (codec_binary.go)
 	valueTier, activity, need, lifecycle string
 	tags                                 []string
 	netAmount                            int64
@@ -497,10 +497,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) 
 		return projectionRow{}, false, nil
 	}
 	tags := tagNames(p.book, w.proj)
-	raw, err := encodeProjection(w.proj, tags)
-	if err != nil {
-		return projectionRow{}, false, err
-	}
+	raw := encodeProjection(w.proj, tags)
 	l := &w.proj.Labels
 	r := projectionRow{
 		customer: string(w.proj.State.Customer), version: w.proj.State.Version, ruleVersion: w.proj.RuleVersion,
@@ -584,7 +581,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	}
 	if n := len(updates.ids); n > 0 {
 		b.Queue(`UPDATE customer_projections p SET version = u.version, rule_version = u.rule_version,
-				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection::json,
+				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection,
 				value_tier = u.value_tier, activity = u.activity, need_orientation = u.need_orientation,
 				lifecycle = u.lifecycle, tags = string_to_array(u.tags, ','),
 				net_amount = u.net_amount, owner = u.owner, changes = u.changes
@@ -595,7 +592,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	if n := len(inserts.ids); n > 0 {
 		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
-			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection::json,
+			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection,
 				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes
 			FROM `+projectionArraysFrom+`
 			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
@@ -604,7 +601,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 }
 
 // projectionArraysFrom is the FROM item of projectionArrays.args.
-const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::text[],
+const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
 		AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
 			need_orientation, lifecycle, tags, net_amount, owner, changes)`

@@ -84,29 +84,31 @@ func domainAlerts(customer domain.CustomerCode, alerts []storedAlert) []domain.A
 	return out
 }
 
-// encodeProjection is the stored document of p, whose present tags are
-// tags (tagNames).
-func encodeProjection(p *domain.Projection, tags []string) ([]byte, error) {
+// encodeProjection is the stored document of p (codec_binary.go), whose
+// present tags are tags (tagNames).
+func encodeProjection(p *domain.Projection, tags []string) []byte {
 	sp := storedProjection{
 		State: p.State, ValueTier: p.Labels.ValueTier, Activity: p.Labels.Activity,
 		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tags,
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
 		Alerts: storedAlerts(p.Alerts),
 	}
-	if b, err := appendStoredProjection(make([]byte, 0, 4096), &sp); err == nil {
-		return b, nil
-	}
-	b, err := json.Marshal(&sp, json.Deterministic(true))
-	if err != nil {
-		return nil, fmt.Errorf("encode projection of %s: %w", p.State.Customer, err)
-	}
-	return b, nil
+	return appendBinaryProjection(make([]byte, 0, 1024), &sp)
 }
 
+// decodeProjection reads a stored document: binary, or JSON as earlier
+// versions stored it (a JSON document begins with '{').
 func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, error) {
 	var sp storedProjection
-	if err := json.Unmarshal(b, &sp); err != nil {
-		return nil, fmt.Errorf("decode projection: %w", err)
+	if len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, &sp); err != nil {
+			return nil, fmt.Errorf("decode projection: %w", err)
+		}
+	} else {
+		var err error
+		if sp, err = decodeBinaryProjection(b); err != nil {
+			return nil, fmt.Errorf("decode projection: %w", err)
+		}
 	}
 	p := &domain.Projection{
 		State: sp.State, Facts: sp.Facts, RuleVersion: sp.RuleVersion, EvaluatedAt: sp.EvaluatedAt,

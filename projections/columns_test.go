@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/projections"
 )
 
 // TestStoredColumnsFollowTheDocument: the tags column (sent as one
 // comma-separated list and split in SQL) holds exactly the document's tags,
 // in order, whether the row is inserted or updated, and none as an empty
-// array; the document column is JSON that SQL can still read.
+// array; the document column holds the binary document.
 func TestStoredColumnsFollowTheDocument(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, tNow)
@@ -28,9 +29,9 @@ func TestStoredColumnsFollowTheDocument(t *testing.T) {
 	check := func(when string, code domain.CustomerCode, want []string) {
 		t.Helper()
 		var tags []string
-		var kind, name string
-		if err := e.db.Pool.QueryRow(ctxT(t), `SELECT tags, json_typeof(projection), projection->'state'->>'customer'
-			FROM customer_projections WHERE customer = $1`, string(code)).Scan(&tags, &kind, &name); err != nil {
+		var format, size int
+		if err := e.db.Pool.QueryRow(ctxT(t), `SELECT tags, get_byte(projection, 0), octet_length(projection)
+			FROM customer_projections WHERE customer = $1`, string(code)).Scan(&tags, &format, &size); err != nil {
 			t.Fatal(err)
 		}
 		var docTags []string
@@ -40,8 +41,8 @@ func TestStoredColumnsFollowTheDocument(t *testing.T) {
 		if tags == nil || !slices.Equal(tags, want) || !slices.Equal(tags, docTags) {
 			t.Errorf("%s, %s: tags column %#v, document %v, want %v", when, code, tags, docTags, want)
 		}
-		if kind != "object" || name != string(code) {
-			t.Errorf("%s, %s: the stored document reads in SQL as %s with customer %q", when, code, kind, name)
+		if format != 1 || size > 1024 {
+			t.Errorf("%s, %s: stored document of format %d and %d bytes, want the binary format 1 in under 1 KiB", when, code, format, size)
 		}
 	}
 	check("inserted", twoTags, []string{"strategic_partner", "needs_completion"})
@@ -53,4 +54,52 @@ func TestStoredColumnsFollowTheDocument(t *testing.T) {
 	}
 	check("updated", twoTags, []string{"strategic_partner", "needs_completion"})
 	check("updated", noTags, []string{})
+}
+
+// Documents stored as JSON by earlier versions (migration 0007 keeps them as
+// their text) are still read, and the next update writes the binary form with
+// the same content.
+func TestJSONDocumentsOfEarlierVersionsAreReadAndRewritten(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, tNow)
+	const code domain.CustomerCode = "KT-JSON-1"
+	e.record(tNow.Add(-time.Hour),
+		ev(code, tNow.Add(-90*day), fullProfile("无锡星河贸易有限公司", "周经理", "吴磊", "13600002222", "wu.lei@example.com")),
+		ev(code, tNow.Add(-40*day), order("SO-J-1", "700000")),
+		ev(code, tNow.Add(-20*day), order("SO-J-2", "500000")),
+	)
+	e.apply(code)
+	before := mustJSON(t, e.doc(code))
+	var raw []byte
+	if err := e.db.Pool.QueryRow(ctxT(t), "SELECT projection FROM customer_projections WHERE customer = $1", string(code)).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	asJSON, err := projections.DocumentAsJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Pool.Exec(ctxT(t), "UPDATE customer_projections SET projection = $2 WHERE customer = $1", string(code), asJSON); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(t, e.doc(code)); got != before {
+		t.Fatalf("read from its JSON document:\n%s\nwant\n%s", got, before)
+	}
+	// The projector decodes the JSON document (a fresh projector: no cache)
+	// and writes the binary form.
+	fresh, _ := e.withRules(domain.DefaultRuleBook())
+	e.record(tNow, ev(code, tNow.Add(-time.Minute), rated(5)))
+	if n, err := fresh.Apply(ctxT(t), streamIDs(code)); err != nil || n != 1 {
+		t.Fatalf("apply after the JSON document: %d, %v", n, err)
+	}
+	var format int
+	if err := e.db.Pool.QueryRow(ctxT(t), "SELECT get_byte(projection, 0) FROM customer_projections WHERE customer = $1", string(code)).Scan(&format); err != nil {
+		t.Fatal(err)
+	}
+	if format != 1 {
+		t.Errorf("document format %d after the update, want binary (1)", format)
+	}
+	d := e.doc(code)
+	if d.Version != 4 || d.Labels[domain.LabelValueTier].Value != "strategic" {
+		t.Errorf("after the update: %s", mustJSON(t, d))
+	}
 }

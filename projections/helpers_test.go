@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -158,6 +159,7 @@ func (e *env) count(table string) int {
 // columns) by stream, label_changes (all columns) by stream and seq.
 type snapshot struct {
 	projections []string
+	documents   []string // the stored documents' bytes, in hex: compared byte for byte
 	changes     []string
 	alerts      []string // when the alerts read model exists
 }
@@ -204,8 +206,29 @@ func (e *env) snapshot() snapshot {
 		sql string
 		dst *[]string
 	}{
-		{"SELECT (c.*)::text FROM customer_projections c ORDER BY stream_id", &s.projections},
 		{"SELECT (l.*)::text FROM label_changes l ORDER BY stream_id, seq", &s.changes},
+	}
+	// Projections with their binary documents as JSON, so that they read
+	// (and their ciphertexts can be told apart for normalising).
+	rows, err := e.db.Pool.Query(ctx, "SELECT (to_jsonb(c) - 'projection')::text, projection FROM customer_projections c ORDER BY stream_id")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for rows.Next() {
+		var cols string
+		var raw []byte
+		if err := rows.Scan(&cols, &raw); err != nil {
+			e.t.Fatal(err)
+		}
+		doc, err := projections.DocumentAsJSON(raw)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		s.projections = append(s.projections, cols+" "+string(doc))
+		s.documents = append(s.documents, hex.EncodeToString(raw))
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
 	}
 	if e.hasTable("alerts") {
 		queries = append(queries, struct {
@@ -248,6 +271,7 @@ func sameRows(t testing.TB, what string, got, want []string) {
 func sameSnapshot(t testing.TB, got, want snapshot) {
 	t.Helper()
 	sameRows(t, "customer_projections", got.projections, want.projections)
+	sameRows(t, "customer_projections.projection", got.documents, want.documents)
 	sameRows(t, "label_changes", got.changes, want.changes)
 	sameRows(t, "alerts", got.alerts, want.alerts)
 }

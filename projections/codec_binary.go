@@ -1,0 +1,470 @@
+package projections
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/segments-dev/segments/domain"
+)
+
+// The stored projection document in a compact binary form. The projector
+// rewrites a customer's document at every event of the customer, so its
+// size is paid again and again: encoding it, copying it through the driver,
+// and in PostgreSQL, where a row over ~2 KB goes through the TOAST path
+// (compression and an extra WAL record at each update). As JSON a typical
+// document was ~2.5 KB; in this form it is well under half that, and
+// encoding it is a few appends per field (docs/BENCHMARKS.md, session 8).
+//
+// The layout is storedProjection's fields in declaration order: integers as
+// varints, strings and lists length-prefixed, times as (offset kind, Unix
+// seconds, nanoseconds) so that they come back with the offset they had, as
+// from JSON. A list or map of length 0 decodes as nil: the domain never
+// tells an empty one from nil, and this keeps documents byte-identical
+// however they were produced. Maps are written in key order.
+//
+// The first byte is the format: docBinaryV1. Documents stored as JSON by
+// earlier versions begin with '{' and are still read (decodeProjection).
+const docBinaryV1 = 0x01
+
+// errBadDocument: a binary document that is truncated or malformed.
+var errBadDocument = errors.New("malformed binary projection document")
+
+// appendBinaryProjection appends sp's binary document to b.
+func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
+	w := binWriter{b: append(b, docBinaryV1)}
+	w.state(&sp.State)
+	w.str(sp.ValueTier)
+	w.str(sp.Activity)
+	w.str(sp.Need)
+	w.str(sp.Lifecycle)
+	w.strings(sp.Tags)
+	f := &sp.Facts
+	w.varint(int64(f.NetAmount))
+	w.varint(f.OrderCount)
+	w.varint(f.Orders3m)
+	w.varint(f.Orders6m)
+	w.varint(f.Inquiries3m)
+	w.varint(f.InquiryCount)
+	w.varint(f.LatestSatisfaction)
+	w.bool(f.HasSatisfaction)
+	w.b = append(w.b, f.ProfileMissing)
+	w.varint(int64(sp.RuleVersion))
+	w.time(sp.EvaluatedAt)
+	w.time(sp.Next)
+	w.uvarint(uint64(len(sp.Since)))
+	if len(sp.Since) > 0 {
+		keys := make([]string, 0, len(sp.Since))
+		for k := range sp.Since {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			w.str(k)
+			w.time(sp.Since[k])
+		}
+	}
+	w.uvarint(uint64(len(sp.Alerts)))
+	for i := range sp.Alerts {
+		a := &sp.Alerts[i]
+		w.uuid(a.ID)
+		w.str(a.Kind)
+		w.str(a.From)
+		w.str(a.To)
+		w.time(a.CreatedAt)
+		w.time(a.DueAt)
+		w.str(a.Owner)
+		w.str(a.Status)
+		w.time(a.ResolvedAt)
+		w.uuid(a.ResolvedBy)
+		w.varint(int64(a.RuleVersion))
+		w.uuid(a.Escalates)
+	}
+	return w.b
+}
+
+type binWriter struct{ b []byte }
+
+func (w *binWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *binWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *binWriter) uuid(u uuid.UUID) { w.b = append(w.b, u[:]...) }
+
+func (w *binWriter) str(s string) {
+	w.uvarint(uint64(len(s)))
+	w.b = append(w.b, s...)
+}
+
+func (w *binWriter) bool(v bool) {
+	if v {
+		w.b = append(w.b, 1)
+	} else {
+		w.b = append(w.b, 0)
+	}
+}
+
+func (w *binWriter) strings(v []string) {
+	w.uvarint(uint64(len(v)))
+	for _, s := range v {
+		w.str(s)
+	}
+}
+
+// Offset kinds of a time.
+const (
+	timeZero   = 0 // the zero time.Time
+	timeUTC    = 1 // offset 0, read back in UTC (as RFC 3339's "Z")
+	timeOffset = 2 // followed by the offset east of UTC in seconds
+)
+
+func (w *binWriter) time(t time.Time) {
+	if t.IsZero() {
+		w.b = append(w.b, timeZero)
+		return
+	}
+	if _, off := t.Zone(); off == 0 {
+		w.b = append(w.b, timeUTC)
+	} else {
+		w.b = append(w.b, timeOffset)
+		w.varint(int64(off))
+	}
+	w.varint(t.Unix())
+	w.uvarint(uint64(t.Nanosecond())) //nolint:gosec // G115: 0 ≤ nanoseconds < 1e9
+}
+
+func (w *binWriter) state(s *domain.CustomerState) {
+	w.str(string(s.Customer))
+	w.varint(s.Version)
+	p := &s.Profile
+	w.bool(p.Registered)
+	w.str(p.Name)
+	w.str(string(p.Kind))
+	w.str(p.Industry)
+	w.str(p.Region)
+	w.bool(p.Employees != nil)
+	if p.Employees != nil {
+		w.varint(*p.Employees)
+	}
+	w.bool(p.AnnualRevenue != nil)
+	if p.AnnualRevenue != nil {
+		w.varint(int64(*p.AnnualRevenue))
+	}
+	w.str(p.SourceChannel)
+	w.str(p.Owner)
+	w.str(p.Contact.Name)
+	w.str(p.Contact.Title)
+	w.str(p.Contact.Phone)
+	w.str(p.Contact.Email)
+	w.bool(p.Erased)
+	w.uvarint(uint64(len(s.Orders)))
+	for i := range s.Orders {
+		o := &s.Orders[i]
+		w.str(o.ID)
+		w.varint(int64(o.Amount))
+		w.varint(int64(o.Refunded))
+		w.time(o.At)
+	}
+	w.varint(int64(s.NetAmount))
+	w.time(s.LastOrderAt)
+	w.uvarint(uint64(len(s.Inquiries)))
+	for _, t := range s.Inquiries {
+		w.time(t)
+	}
+	w.bool(s.Satisfaction != nil)
+	if t := s.Satisfaction; t != nil {
+		w.varint(int64(t.Value))
+		w.time(t.At)
+	}
+	w.bool(s.CoreNeeds != nil)
+	if t := s.CoreNeeds; t != nil {
+		w.strings(t.Value)
+		w.time(t.At)
+	}
+	w.bool(s.Preference != nil)
+	if t := s.Preference; t != nil {
+		w.str(t.Value)
+		w.time(t.At)
+	}
+	w.bool(s.Sensitivity != nil)
+	if t := s.Sensitivity; t != nil {
+		w.str(t.Value)
+		w.time(t.At)
+	}
+	w.bool(s.LastFollowUp != nil)
+	if t := s.LastFollowUp; t != nil {
+		w.uuid(t.Value)
+		w.time(t.At)
+	}
+}
+
+// decodeBinaryProjection reads a document appendBinaryProjection wrote.
+func decodeBinaryProjection(b []byte) (storedProjection, error) {
+	var sp storedProjection
+	if len(b) == 0 || b[0] != docBinaryV1 {
+		return sp, fmt.Errorf("%w: unknown format", errBadDocument)
+	}
+	r := binReader{b: b[1:]}
+	r.state(&sp.State)
+	sp.ValueTier = r.str()
+	sp.Activity = r.str()
+	sp.Need = r.str()
+	sp.Lifecycle = r.str()
+	sp.Tags = r.strings()
+	f := &sp.Facts
+	f.NetAmount = domain.Money(r.varint())
+	f.OrderCount = r.varint()
+	f.Orders3m = r.varint()
+	f.Orders6m = r.varint()
+	f.Inquiries3m = r.varint()
+	f.InquiryCount = r.varint()
+	f.LatestSatisfaction = r.varint()
+	f.HasSatisfaction = r.bool()
+	f.ProfileMissing = r.byte()
+	sp.RuleVersion = r.int()
+	sp.EvaluatedAt = r.time()
+	sp.Next = r.time()
+	if n := r.count(2); n > 0 {
+		sp.Since = make(map[string]time.Time, n)
+		for range n {
+			k := r.str()
+			sp.Since[k] = r.time()
+		}
+	}
+	if n := r.count(16 + 9); n > 0 {
+		sp.Alerts = make([]storedAlert, n)
+		for i := range sp.Alerts {
+			a := &sp.Alerts[i]
+			a.ID = r.uuid()
+			a.Kind = r.str()
+			a.From = r.str()
+			a.To = r.str()
+			a.CreatedAt = r.time()
+			a.DueAt = r.time()
+			a.Owner = r.str()
+			a.Status = r.str()
+			a.ResolvedAt = r.time()
+			a.ResolvedBy = r.uuid()
+			a.RuleVersion = r.int()
+			a.Escalates = r.uuid()
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return storedProjection{}, r.err
+	}
+	return sp, nil
+}
+
+// binReader reads a binary document; the first error sticks and every later
+// read returns a zero value.
+type binReader struct {
+	b   []byte
+	err error
+}
+
+func (r *binReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", errBadDocument, what)
+	}
+	r.b = nil
+}
+
+func (r *binReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad unsigned varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// int is a varint that must fit an int.
+func (r *binReader) int() int {
+	v := r.varint()
+	if v < math.MinInt || v > math.MaxInt {
+		r.fail("integer out of range")
+		return 0
+	}
+	return int(v)
+}
+
+func (r *binReader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail("truncated")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *binReader) bool() bool {
+	switch r.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		r.fail("bad boolean")
+		return false
+	}
+}
+
+// count reads a length of items at least minSize bytes each, refused when
+// the rest of the document cannot hold them (no huge allocation on bad input).
+func (r *binReader) count(minSize int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)/minSize) {
+		r.fail("length beyond the document")
+		return 0
+	}
+	return int(n) //nolint:gosec // G115: bounded by len(r.b) above
+}
+
+func (r *binReader) str() string {
+	n := r.count(1)
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *binReader) strings() []string {
+	n := r.count(1)
+	if n == 0 {
+		return nil
+	}
+	v := make([]string, n)
+	for i := range v {
+		v[i] = r.str()
+	}
+	return v
+}
+
+func (r *binReader) uuid() uuid.UUID {
+	var u uuid.UUID
+	if len(r.b) < len(u) {
+		r.fail("truncated")
+		return u
+	}
+	copy(u[:], r.b)
+	r.b = r.b[len(u):]
+	return u
+}
+
+func (r *binReader) time() time.Time {
+	var loc *time.Location
+	switch r.byte() {
+	case timeZero:
+		return time.Time{}
+	case timeUTC:
+		loc = time.UTC
+	case timeOffset:
+		off := r.varint()
+		if off == 0 || off <= -24*3600 || off >= 24*3600 {
+			r.fail("bad time offset")
+			return time.Time{}
+		}
+		loc = fixedZone(int(off))
+	default:
+		r.fail("bad time kind")
+		return time.Time{}
+	}
+	sec, nsec := r.varint(), r.uvarint()
+	if nsec >= 1e9 {
+		r.fail("bad nanoseconds")
+		return time.Time{}
+	}
+	if r.err != nil {
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).In(loc) //nolint:gosec // G115: nsec < 1e9
+}
+
+// fixedZones holds one *time.Location per offset met (a document has a few
+// times in each of very few offsets; time.FixedZone allocates).
+var fixedZones sync.Map // int → *time.Location
+
+func fixedZone(off int) *time.Location {
+	if l, ok := fixedZones.Load(off); ok {
+		return l.(*time.Location) //nolint:forcetypeassert // only *time.Location is stored
+	}
+	l, _ := fixedZones.LoadOrStore(off, time.FixedZone("", off))
+	return l.(*time.Location) //nolint:forcetypeassert // only *time.Location is stored
+}
+
+func (r *binReader) state(s *domain.CustomerState) {
+	s.Customer = domain.CustomerCode(r.str())
+	s.Version = r.varint()
+	p := &s.Profile
+	p.Registered = r.bool()
+	p.Name = r.str()
+	p.Kind = domain.CustomerKind(r.str())
+	p.Industry = r.str()
+	p.Region = r.str()
+	if r.bool() {
+		v := r.varint()
+		p.Employees = &v
+	}
+	if r.bool() {
+		v := domain.Money(r.varint())
+		p.AnnualRevenue = &v
+	}
+	p.SourceChannel = r.str()
+	p.Owner = r.str()
+	p.Contact.Name = r.str()
+	p.Contact.Title = r.str()
+	p.Contact.Phone = r.str()
+	p.Contact.Email = r.str()
+	p.Erased = r.bool()
+	if n := r.count(4); n > 0 {
+		s.Orders = make([]domain.OrderRecord, n)
+		for i := range s.Orders {
+			o := &s.Orders[i]
+			o.ID = r.str()
+			o.Amount = domain.Money(r.varint())
+			o.Refunded = domain.Money(r.varint())
+			o.At = r.time()
+		}
+	}
+	s.NetAmount = domain.Money(r.varint())
+	s.LastOrderAt = r.time()
+	if n := r.count(1); n > 0 {
+		s.Inquiries = make([]time.Time, n)
+		for i := range s.Inquiries {
+			s.Inquiries[i] = r.time()
+		}
+	}
+	if r.bool() {
+		s.Satisfaction = &domain.Timed[int]{Value: r.int(), At: r.time()}
+	}
+	if r.bool() {
+		s.CoreNeeds = &domain.Timed[[]string]{Value: r.strings(), At: r.time()}
+	}
+	if r.bool() {
+		s.Preference = &domain.Timed[string]{Value: r.str(), At: r.time()}
+	}
+	if r.bool() {
+		s.Sensitivity = &domain.Timed[string]{Value: r.str(), At: r.time()}
+	}
+	if r.bool() {
+		s.LastFollowUp = &domain.Timed[uuid.UUID]{Value: r.uuid(), At: r.time()}
+	}
+}
