@@ -96,6 +96,34 @@ func encodeProjection(p *domain.Projection, tags []string) []byte {
 	return appendBinaryProjection(make([]byte, 0, 1024), &sp)
 }
 
+// DocumentJSON is a stored projection document (customer_projections'
+// projection column, binary or an earlier version's JSON) as JSON: for
+// inspecting a row and for tools.
+func DocumentJSON(raw []byte) ([]byte, error) {
+	if len(raw) > 0 && raw[0] == '{' {
+		return raw, nil
+	}
+	sp, err := decodeBinaryProjection(raw)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(&sp, json.Deterministic(true))
+	if err != nil {
+		return nil, fmt.Errorf("projection document as JSON: %w", err)
+	}
+	return b, nil
+}
+
+// DocumentFromJSON is the stored (binary) form of a document given as JSON,
+// as DocumentJSON writes it: for tools that make rows without the projector.
+func DocumentFromJSON(doc []byte) ([]byte, error) {
+	var sp storedProjection
+	if err := json.Unmarshal(doc, &sp); err != nil {
+		return nil, fmt.Errorf("projection document from JSON: %w", err)
+	}
+	return appendBinaryProjection(nil, &sp), nil
+}
+
 // decodeProjection reads a stored document: binary, or JSON as earlier
 // versions stored it (a JSON document begins with '{').
 func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, error) {

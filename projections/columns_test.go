@@ -74,7 +74,7 @@ func TestJSONDocumentsOfEarlierVersionsAreReadAndRewritten(t *testing.T) {
 	if err := e.db.Pool.QueryRow(ctxT(t), "SELECT projection FROM customer_projections WHERE customer = $1", string(code)).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	asJSON, err := projections.DocumentAsJSON(raw)
+	asJSON, err := projections.DocumentJSON(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,7 +220,7 @@ func (e *env) snapshot() snapshot {
 		if err := rows.Scan(&cols, &raw); err != nil {
 			e.t.Fatal(err)
 		}
-		doc, err := projections.DocumentAsJSON(raw)
+		doc, err := projections.DocumentJSON(raw)
 		if err != nil {
 			e.t.Fatal(err)
 		}

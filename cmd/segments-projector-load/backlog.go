@@ -147,12 +147,12 @@ func (r *runner) runBacklog(ctx context.Context, report bool) error {
 		r.cpuCost(scen, st, int64(applied))
 	}
 	var changes, alerts, outbox int64
-	var avgText, avgStored float64
+	var avgLen, avgStored float64
 	if err := svc.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM label_changes), (SELECT count(*) FROM alerts), (SELECT count(*) FROM outbox),
-		(SELECT avg(length(projection::text)) FROM customer_projections), (SELECT avg(pg_column_size(projection)) FROM customer_projections)`).
-		Scan(&changes, &alerts, &outbox, &avgText, &avgStored); err == nil {
-		r.note("%s: Apply wrote %d customers, %d label changes, %d alerts, %d outbox rows in %.1f s (%d transactions); projection document: %.0f bytes of JSON on average (%.0f stored, compressed); %s",
-			scen, len(order), changes, alerts, outbox, took.Seconds(), len(calls), avgText, avgStored, st.cpu)
+		(SELECT avg(octet_length(projection)) FROM customer_projections), (SELECT avg(pg_column_size(projection)) FROM customer_projections)`).
+		Scan(&changes, &alerts, &outbox, &avgLen, &avgStored); err == nil {
+		r.note("%s: Apply wrote %d customers, %d label changes, %d alerts, %d outbox rows in %.1f s (%d transactions); projection document: %.0f bytes on average (%.0f stored); %s",
+			scen, len(order), changes, alerts, outbox, took.Seconds(), len(calls), avgLen, avgStored, st.cpu)
 	}
 	keep = true
 	r.backlog = b

@@ -34,7 +34,9 @@ import (
 //   - clone i: the template's row with every instant in the projection
 //     document (and evaluated_at, next_at) shifted by d_i ∈ [0, N/300 s)
 //     and the customer code replaced: the row the projector would have
-//     written for the same events d_i later. Rows are inserted with COPY;
+//     written for the same events d_i later. The document is edited as
+//     JSON (projections.DocumentJSON) and stored in its binary form
+//     (projections.DocumentFromJSON). Rows are inserted with COPY;
 //   - check: three customers are also created through the store and the
 //     projector at known shifts and compared with their clones (documents
 //     equal except the encrypted contact fields, which depend on the
@@ -65,21 +67,26 @@ type projRow struct {
 	ruleVersion                            int32
 	evaluatedAt                            time.Time
 	nextAt                                 *time.Time
-	projection                             string
+	projection                             string // the document as JSON
 	valueTier, activity, need, life, owner string
 	tags                                   []string
 	net, changes                           int64
 }
 
-const projCols = "customer, version, rule_version, evaluated_at, next_at, projection::text, value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes"
+const projCols = "customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes"
 
 var copyCols = []string{"stream_id", "customer", "version", "rule_version", "evaluated_at", "next_at", "projection", "value_tier",
 	"activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes"}
 
 func scanProjRow(row pgx.Row) (projRow, error) {
 	var p projRow
-	err := row.Scan(&p.customer, &p.version, &p.ruleVersion, &p.evaluatedAt, &p.nextAt, &p.projection, &p.valueTier, &p.activity,
-		&p.need, &p.life, &p.tags, &p.net, &p.owner, &p.changes)
+	var raw []byte
+	if err := row.Scan(&p.customer, &p.version, &p.ruleVersion, &p.evaluatedAt, &p.nextAt, &raw, &p.valueTier, &p.activity,
+		&p.need, &p.life, &p.tags, &p.net, &p.owner, &p.changes); err != nil {
+		return p, err
+	}
+	doc, err := projections.DocumentJSON(raw)
+	p.projection = string(doc)
 	return p, err
 }
 
@@ -138,8 +145,9 @@ func newTemplate(row projRow) (*template, error) {
 	return t, nil
 }
 
-// clone returns the row of customer code shifted by d.
-func (t *template) clone(code string, d time.Duration, buf *strings.Builder) []any {
+// clone returns the row of customer code shifted by d, and its document as
+// JSON.
+func (t *template) clone(code string, d time.Duration, buf *strings.Builder) ([]any, string, error) {
 	buf.Reset()
 	for _, p := range t.parts {
 		switch {
@@ -151,10 +159,14 @@ func (t *template) clone(code string, d time.Duration, buf *strings.Builder) []a
 			buf.WriteString(p.text)
 		}
 	}
+	doc, err := projections.DocumentFromJSON([]byte(buf.String()))
+	if err != nil {
+		return nil, "", err
+	}
 	r := &t.row
 	next := r.nextAt.Add(d)
-	return []any{domain.CustomerCode(code).StreamID(), code, r.version, r.ruleVersion, r.evaluatedAt.Add(d), next, buf.String(),
-		r.valueTier, r.activity, r.need, r.life, r.tags, r.net, r.owner, r.changes}
+	return []any{domain.CustomerCode(code).StreamID(), code, r.version, r.ruleVersion, r.evaluatedAt.Add(d), next, doc,
+		r.valueTier, r.activity, r.need, r.life, r.tags, r.net, r.owner, r.changes}, buf.String(), nil
 }
 
 // latenessRecorder is the scheduler's metrics: per-customer lateness.
@@ -290,17 +302,20 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 		if err != nil {
 			return res, fmt.Errorf("check customer: %w", err)
 		}
-		c := tmpl.clone(code, d, &sb)
+		c, cloneDoc, err := tmpl.clone(code, d, &sb)
+		if err != nil {
+			return res, err
+		}
 		var same, sameCols bool
-		err = svc.pool.QueryRow(ctx, `SELECT (p.projection::jsonb #- '{state,profile,contact}') = ($1::jsonb #- '{state,profile,contact}'),
+		err = svc.pool.QueryRow(ctx, `SELECT ($10::jsonb #- '{state,profile,contact}') = ($1::jsonb #- '{state,profile,contact}'),
 				p.evaluated_at = $2 AND p.next_at = $3 AND p.version = $4 AND p.value_tier = $5 AND p.activity = $6 AND p.tags = $7 AND p.changes = $8
-			FROM customer_projections p WHERE stream_id = $9`, c[6], c[4], c[5], c[2], c[7], c[8], c[11], c[14], c[0]).Scan(&same, &sameCols)
+			FROM customer_projections p WHERE stream_id = $9`, cloneDoc, c[4], c[5], c[2], c[7], c[8], c[11], c[14], c[0], built.projection).Scan(&same, &sameCols)
 		if err != nil {
 			return res, err
 		}
 		if !same || !sameCols {
 			return res, fmt.Errorf("a clone differs from the projector's own row for %s (document equal: %v, columns equal: %v)\n projector: %s\n clone:     %s",
-				code, same, sameCols, built.projection, c[6])
+				code, same, sameCols, built.projection, cloneDoc)
 		}
 	}
 	fmt.Printf("  template checked: clones equal the projector's own rows for 3 customers (document without the encrypted contact, and columns)\n")
@@ -321,9 +336,9 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 					return nil, nil
 				}
 				d := time.Duration(rng.Int64N(int64(window))).Truncate(time.Microsecond)
-				row := tmpl.clone(fmt.Sprintf("SC%07d", i), d, &buf)
+				row, _, err := tmpl.clone(fmt.Sprintf("SC%07d", i), d, &buf)
 				i++
-				return row, nil
+				return row, err
 			}))
 		})
 	}
