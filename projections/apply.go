@@ -52,8 +52,6 @@ type Projector struct {
 	// durable are versions this process's own transactions stored durably:
 	// Consume acknowledges messages they cover without a transaction.
 	durable *durableVersions
-	// ackedApplied counts those messages.
-	ackedApplied atomic.Int64
 }
 
 // Config configures a Projector.

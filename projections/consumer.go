@@ -288,7 +288,6 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 				// customer at or past its version, and that commit is on
 				// disk: the message is settled without a transaction.
 				_ = m.Ack()
-				p.ackedApplied.Add(1)
 				continue
 			}
 			kept = append(kept, m)

@@ -61,7 +61,10 @@ func (p *Projector) FollowCommits(ctx context.Context, commits <-chan []uuid.UUI
 // shortcut saves the trip through the publisher and JetStream; above it the
 // machine is saturated, the shortcut doubles the projector's transactions,
 // and measured at 5,000 events/s on two cores it made the lag ten times
-// worse (docs/BENCHMARKS.md, session 7).
+// worse (docs/BENCHMARKS.md, session 7). Since Consume acknowledges what
+// this path already stored without a transaction, the rule matters less:
+// without it the p99 stayed within the spread of runs with it (session 8,
+// before the binary document), so it stays until measured otherwise.
 const followYieldAbove = 256
 
 // followMaxBatch is the most customers FollowCommits applies at once: more
