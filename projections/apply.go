@@ -490,9 +490,9 @@ var projectionColumns = []string{"stream_id", "customer", "version", "rule_versi
 
 // projectionRow is w's row; ok is false for a customer never evaluated
 // (no row is stored for it).
-func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) {
+func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 	if w.proj.RuleVersion == 0 {
-		return projectionRow{}, false, nil
+		return projectionRow{}, false
 	}
 	tags := tagNames(p.book, w.proj)
 	raw := encodeProjection(w.proj, tags)
@@ -506,7 +506,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool, error) 
 	if n := p.book.NextInstant(w.proj); !n.IsZero() {
 		r.nextAt = &n
 	}
-	return r, true, nil
+	return r, true
 }
 
 // values is the row in projectionColumns order, for COPY.
@@ -532,10 +532,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 		if w.applied == 0 && !w.advanced && len(w.changes) == 0 && len(w.alerts) == 0 && w.existed {
 			continue
 		}
-		r, ok, err := p.projectionRow(w)
-		if err != nil {
-			return err
-		}
+		r, ok := p.projectionRow(w)
 		if !ok {
 			continue
 		}

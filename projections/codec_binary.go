@@ -332,7 +332,7 @@ func (r *binReader) bool() bool {
 // the rest of the document cannot hold them (no huge allocation on bad input).
 func (r *binReader) count(minSize int) int {
 	n := r.uvarint()
-	if n > uint64(len(r.b)/minSize) {
+	if n > uint64(len(r.b)/minSize) { //nolint:gosec // G115: a length is never negative
 		r.fail("length beyond the document")
 		return 0
 	}
@@ -395,7 +395,7 @@ func (r *binReader) time() time.Time {
 	if r.err != nil {
 		return time.Time{}
 	}
-	return time.Unix(sec, int64(nsec)).In(loc) //nolint:gosec // G115: nsec < 1e9
+	return time.Unix(sec, int64(nsec)).In(loc)
 }
 
 // fixedZones holds one *time.Location per offset met (a document has a few
@@ -404,10 +404,13 @@ var fixedZones sync.Map // int → *time.Location
 
 func fixedZone(off int) *time.Location {
 	if l, ok := fixedZones.Load(off); ok {
-		return l.(*time.Location) //nolint:forcetypeassert // only *time.Location is stored
+		if loc, ok := l.(*time.Location); ok {
+			return loc
+		}
 	}
-	l, _ := fixedZones.LoadOrStore(off, time.FixedZone("", off))
-	return l.(*time.Location) //nolint:forcetypeassert // only *time.Location is stored
+	loc := time.FixedZone("", off)
+	fixedZones.Store(off, loc)
+	return loc
 }
 
 func (r *binReader) state(s *domain.CustomerState) {

@@ -255,7 +255,7 @@ func TestBinaryProjectionReadsBackWhatWasWritten(t *testing.T) {
 		}
 		// Every proper prefix is refused, never misread.
 		if i%50 == 0 {
-			for n := range len(b) {
+			for n := range b {
 				if _, err := decodeBinaryProjection(b[:n]); !errors.Is(err, errBadDocument) {
 					t.Fatalf("document %d cut at %d of %d bytes: %v", i, n, len(b), err)
 				}

@@ -417,12 +417,7 @@ func (s *projectionSource) Next() bool {
 	for len(s.work) > 0 {
 		w := s.work[0]
 		s.work = s.work[1:]
-		r, ok, err := s.p.projectionRow(w)
-		if err != nil {
-			s.err = err
-			return false
-		}
-		if ok {
+		if r, ok := s.p.projectionRow(w); ok {
 			s.row = r.values(w.streamID)
 			return true
 		}
