@@ -175,31 +175,28 @@ func (w *binWriter) state(s *domain.CustomerState) {
 	for _, t := range s.Inquiries {
 		w.time(t)
 	}
-	w.bool(s.Satisfaction != nil)
-	if t := s.Satisfaction; t != nil {
-		w.varint(int64(t.Value))
+	writeTimed(w, s.Satisfaction, func(v int) { w.varint(int64(v)) })
+	writeTimed(w, s.CoreNeeds, w.strings)
+	writeTimed(w, s.Preference, w.str)
+	writeTimed(w, s.Sensitivity, w.str)
+	writeTimed(w, s.LastFollowUp, w.uuid)
+}
+
+// writeTimed writes whether t is present and, if so, its value and instant.
+func writeTimed[T any](w *binWriter, t *domain.Timed[T], value func(T)) {
+	w.bool(t != nil)
+	if t != nil {
+		value(t.Value)
 		w.time(t.At)
 	}
-	w.bool(s.CoreNeeds != nil)
-	if t := s.CoreNeeds; t != nil {
-		w.strings(t.Value)
-		w.time(t.At)
+}
+
+// readTimed reads what writeTimed wrote.
+func readTimed[T any](r *binReader, value func() T) *domain.Timed[T] {
+	if !r.bool() {
+		return nil
 	}
-	w.bool(s.Preference != nil)
-	if t := s.Preference; t != nil {
-		w.str(t.Value)
-		w.time(t.At)
-	}
-	w.bool(s.Sensitivity != nil)
-	if t := s.Sensitivity; t != nil {
-		w.str(t.Value)
-		w.time(t.At)
-	}
-	w.bool(s.LastFollowUp != nil)
-	if t := s.LastFollowUp; t != nil {
-		w.uuid(t.Value)
-		w.time(t.At)
-	}
+	return &domain.Timed[T]{Value: value(), At: r.time()}
 }
 
 // decodeBinaryProjection reads a document appendBinaryProjection wrote.
@@ -455,19 +452,9 @@ func (r *binReader) state(s *domain.CustomerState) {
 			s.Inquiries[i] = r.time()
 		}
 	}
-	if r.bool() {
-		s.Satisfaction = &domain.Timed[int]{Value: r.int(), At: r.time()}
-	}
-	if r.bool() {
-		s.CoreNeeds = &domain.Timed[[]string]{Value: r.strings(), At: r.time()}
-	}
-	if r.bool() {
-		s.Preference = &domain.Timed[string]{Value: r.str(), At: r.time()}
-	}
-	if r.bool() {
-		s.Sensitivity = &domain.Timed[string]{Value: r.str(), At: r.time()}
-	}
-	if r.bool() {
-		s.LastFollowUp = &domain.Timed[uuid.UUID]{Value: r.uuid(), At: r.time()}
-	}
+	s.Satisfaction = readTimed(r, r.int)
+	s.CoreNeeds = readTimed(r, r.strings)
+	s.Preference = readTimed(r, r.str)
+	s.Sensitivity = readTimed(r, r.str)
+	s.LastFollowUp = readTimed(r, r.uuid)
 }
