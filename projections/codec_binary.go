@@ -273,18 +273,12 @@ func (r *binReader) fail(what string) {
 	r.b = nil
 }
 
-func (r *binReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad unsigned varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *binReader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
+func (r *binReader) varint() int64   { return readVarint(r, binary.Varint) }
 
-func (r *binReader) varint() int64 {
-	v, n := binary.Varint(r.b)
+// readVarint reads one value with decode (binary.Uvarint or binary.Varint).
+func readVarint[T int64 | uint64](r *binReader, decode func([]byte) (T, int)) T {
+	v, n := decode(r.b)
 	if n <= 0 {
 		r.fail("bad varint")
 		return 0

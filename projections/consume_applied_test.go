@@ -1,14 +1,11 @@
 package projections_test
 
 import (
-	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segments-dev/segments/domain"
-	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/projections"
@@ -30,7 +27,7 @@ func TestConsumeAcknowledgesWithoutATransactionWhatThisProcessAlreadyStored(t *t
 	e := newEnv(t, start)
 	metrics := &countingMetrics{}
 	proj := projections.New(projections.Config{Pool: e.db.Pool, Logger: testenv.Logger(t), Now: e.clock.Now, Metrics: metrics})
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx := ctxT(t)
 
 	// Phase 1: recorded and applied here, synchronously, before the bus
 	// carries anything.
@@ -59,23 +56,8 @@ func TestConsumeAcknowledgesWithoutATransactionWhatThisProcessAlreadyStored(t *t
 	}
 	phase2 := len(e.record(at, more...))
 
-	n := testenv.StartNATS(t)
-	nc, js := n.Connect(t)
-	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: e.store, Sink: natsbus.NewEventSink(nc, js), Location: cst,
-		Logger: testenv.Logger(t), IdleWake: 20 * time.Millisecond})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := pub.Run(ctx); err != nil {
-			t.Errorf("publisher: %v", err)
-		}
-	})
 	const durable = "projector-applied-test"
-	wg.Go(func() {
-		if err := proj.Consume(ctx, js, durable); err != nil {
-			t.Errorf("consume: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	js, _ := e.publishAndConsume(proj, durable)
 
 	// Every message delivered and acknowledged.
 	total := phase1 + phase2

@@ -13,10 +13,12 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
+	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -498,4 +500,30 @@ func chunks(rng *rand.Rand, codes []domain.CustomerCode, maxSize int) [][]domain
 		codes = codes[n:]
 	}
 	return out
+}
+
+// publishAndConsume runs the store's publisher onto an in-process JetStream
+// and proj.Consume on it with the durable consumer durable, until stop is
+// called or the test ends; it returns that JetStream.
+func (e *env) publishAndConsume(proj *projections.Projector, durable string) (js jetstream.JetStream, stop func()) {
+	e.t.Helper()
+	n := testenv.StartNATS(e.t)
+	nc, js := n.Connect(e.t)
+	ctx, cancel := context.WithCancel(ctxT(e.t))
+	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: e.store, Sink: natsbus.NewEventSink(nc, js), Location: cst,
+		Logger: testenv.Logger(e.t), IdleWake: 20 * time.Millisecond})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := pub.Run(ctx); err != nil {
+			e.t.Errorf("publisher: %v", err)
+		}
+	})
+	wg.Go(func() {
+		if err := proj.Consume(ctx, js, durable); err != nil {
+			e.t.Errorf("consume: %v", err)
+		}
+	})
+	stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
+	e.t.Cleanup(stop)
+	return js, stop
 }

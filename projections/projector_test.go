@@ -1,7 +1,6 @@
 package projections_test
 
 import (
-	"context"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
-	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -377,26 +375,8 @@ func TestConsumeProjectsPublishedEvents(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2025, 3, 3, 9, 0, 0, 0, cst)
 	e := newEnv(t, start)
-	n := testenv.StartNATS(t)
-	nc, js := n.Connect(t)
-	ctx, cancel := context.WithCancel(ctxT(t))
-	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: e.store, Sink: natsbus.NewEventSink(nc, js), Location: cst,
-		Logger: testenv.Logger(t), IdleWake: 20 * time.Millisecond})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := pub.Run(ctx); err != nil {
-			t.Errorf("publisher: %v", err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := e.proj.Consume(ctx, js, "projector-test"); err != nil {
-			t.Errorf("consume: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	ctx := ctxT(t)
+	js, stop := e.publishAndConsume(e.proj, "projector-test")
 
 	sc := newScript(21, "KHN", 40, start)
 	for range 30 {
@@ -475,8 +455,7 @@ func TestConsumeProjectsPublishedEvents(t *testing.T) {
 	})
 	// What the consumer (and the scheduler) built is what a replay of the
 	// log builds.
-	cancel()
-	wg.Wait()
+	stop()
 	e.catchUp(e.proj)
 	live := e.snapshot()
 	if _, err := e.proj.Rebuild(ctxT(t)); err != nil {
