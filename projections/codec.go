@@ -100,7 +100,7 @@ func encodeProjection(p *domain.Projection, tags []string) []byte {
 // projection column, binary or an earlier version's JSON) as JSON: for
 // inspecting a row and for tools.
 func DocumentJSON(raw []byte) ([]byte, error) {
-	if len(raw) > 0 && raw[0] == '{' {
+	if isJSONDocument(raw) {
 		return raw, nil
 	}
 	sp, err := decodeBinaryProjection(raw)
@@ -124,19 +124,26 @@ func DocumentFromJSON(doc []byte) ([]byte, error) {
 	return appendBinaryProjection(nil, &sp), nil
 }
 
-// decodeProjection reads a stored document: binary, or JSON as earlier
-// versions stored it (a JSON document begins with '{').
-func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, error) {
+// isJSONDocument reports whether a stored document is JSON, as versions
+// before migration 0007 stored it: a binary one begins with its format byte.
+func isJSONDocument(b []byte) bool { return len(b) > 0 && b[0] == '{' }
+
+// decodeStored reads a stored document in either form.
+func decodeStored(b []byte) (storedProjection, error) {
+	if !isJSONDocument(b) {
+		return decodeBinaryProjection(b)
+	}
 	var sp storedProjection
-	if len(b) > 0 && b[0] == '{' {
-		if err := json.Unmarshal(b, &sp); err != nil {
-			return nil, fmt.Errorf("decode projection: %w", err)
-		}
-	} else {
-		var err error
-		if sp, err = decodeBinaryProjection(b); err != nil {
-			return nil, fmt.Errorf("decode projection: %w", err)
-		}
+	err := json.Unmarshal(b, &sp)
+	return sp, err
+}
+
+// decodeProjection reads a stored document: binary, or JSON as earlier
+// versions stored it.
+func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, error) {
+	sp, err := decodeStored(b)
+	if err != nil {
+		return nil, fmt.Errorf("decode projection: %w", err)
 	}
 	p := &domain.Projection{
 		State: sp.State, Facts: sp.Facts, RuleVersion: sp.RuleVersion, EvaluatedAt: sp.EvaluatedAt,
