@@ -15,6 +15,9 @@ type StreamState struct {
 	Version    int64
 	Registered bool
 	Erased     bool
+	// Individual: the customer is a person (kind individual), so its name
+	// and region are personal data too (see personalFields).
+	Individual bool
 	// Orders holds the loaded orders by order_id; an order_id that is not a
 	// key here was not loaded and is treated as unknown.
 	Orders map[string]OrderBalance
@@ -35,16 +38,16 @@ func (s *StreamState) Apply(e *Envelope) error {
 		if s.Registered {
 			return &RuleError{Field: "type", Err: ErrAlreadyRegistered}
 		}
-		if s.Erased && d.Contact.HasPersonalData() {
-			return &RuleError{Field: "data.contact", Err: ErrCustomerErased}
+		if err := s.applyProfile(d); err != nil {
+			return err
 		}
 		s.Registered = true
 	case *CustomerProfileUpdated:
 		if !s.Exists() {
 			return &RuleError{Field: "customer", Err: ErrCustomerNotFound}
 		}
-		if s.Erased && d.Contact.HasPersonalData() {
-			return &RuleError{Field: "data.contact", Err: ErrCustomerErased}
+		if err := s.applyProfile(d); err != nil {
+			return err
 		}
 	case *OwnerAssigned:
 		if !s.Exists() {
@@ -78,6 +81,27 @@ func (s *StreamState) Apply(e *Envelope) error {
 		s.Erased = true
 	}
 	s.Version++
+	return nil
+}
+
+// applyProfile refuses personal data for an erased customer (its key is
+// destroyed, nothing could seal it) and follows the customer's kind.
+func (s *StreamState) applyProfile(e Event) error {
+	individual := s.Individual
+	if p := profileOf(e); p != nil && p.Kind != nil {
+		individual = *p.Kind == KindIndividual
+	}
+	if s.Erased && HasPersonalData(e, individual) {
+		field := "data.contact"
+		if p := profileOf(e); p.Contact == nil || !p.Contact.HasPersonalData() {
+			field = "data.name"
+			if p.Name == nil {
+				field = "data.region"
+			}
+		}
+		return &RuleError{Field: field, Err: ErrCustomerErased}
+	}
+	s.Individual = individual
 	return nil
 }
 

@@ -324,7 +324,8 @@ func (p *Publisher) reportLag(ctx context.Context, pos int64) {
 }
 
 // EventBody is the JSON body of a published event: the envelope plus
-// version, position and recorded_at (SPEC §3). Personal data is masked.
+// version, position and recorded_at (SPEC §3). It carries no personal data,
+// not even masked: consumers that need it ask the API with an admin token.
 type EventBody struct {
 	EventID       uuid.UUID      `json:"event_id"`
 	Type          string         `json:"type"`
@@ -338,15 +339,15 @@ type EventBody struct {
 	RecordedAt    string         `json:"recorded_at"`
 }
 
-// Messages turns recorded events into bus messages with masked personal data.
+// Messages turns recorded events into bus messages without personal data.
 func (s *Store) Messages(ctx context.Context, events []RecordedEvent, loc *time.Location) ([]Message, error) {
-	var withPII []uuid.UUID
+	var profiles []uuid.UUID
 	for _, e := range events {
 		if e.Type == domain.TypeCustomerRegistered || e.Type == domain.TypeCustomerProfileUpdated {
-			withPII = append(withPII, e.StreamID)
+			profiles = append(profiles, e.StreamID)
 		}
 	}
-	pd, err := s.OpenPersonalData(ctx, withPII)
+	individual, err := s.individualStreams(ctx, profiles)
 	if err != nil {
 		return nil, err
 	}
@@ -354,11 +355,7 @@ func (s *Store) Messages(ctx context.Context, events []RecordedEvent, loc *time.
 	for i, e := range events {
 		data := jsontext.Value(e.Data)
 		if e.Type == domain.TypeCustomerRegistered || e.Type == domain.TypeCustomerProfileUpdated {
-			revealed, err := pd.Reveal(e, Masked)
-			if err != nil {
-				return nil, err
-			}
-			if data, err = domain.EncodeData(revealed); err != nil {
+			if data, err = withoutPersonalData(e, individual[e.StreamID]); err != nil {
 				return nil, err
 			}
 		}

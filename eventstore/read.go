@@ -143,6 +143,8 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 type PersonalData struct {
 	ciphers map[uuid.UUID]*privacy.Cipher
 	erased  map[uuid.UUID]bool
+	// individual: streams of persons, whose name and region are personal.
+	individual map[uuid.UUID]bool
 }
 
 // OpenPersonalData loads and unwraps the data keys of the given streams.
@@ -150,6 +152,10 @@ func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*Per
 	pd := &PersonalData{ciphers: map[uuid.UUID]*privacy.Cipher{}, erased: map[uuid.UUID]bool{}}
 	if len(streams) == 0 {
 		return pd, nil
+	}
+	var err error
+	if pd.individual, err = s.individualStreams(ctx, streams); err != nil {
+		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, "SELECT stream_id, wrapped_key FROM customer_keys WHERE stream_id = ANY($1)", streams)
 	if err != nil {
@@ -194,74 +200,6 @@ const (
 	// Plaintext shows the decrypted values (admin only).
 	Plaintext
 )
-
-// Reveal decodes a recorded event's data with its personal fields decrypted
-// and masked (or in plaintext). Fields of an erased customer become absent.
-func (pd *PersonalData) Reveal(e RecordedEvent, how Disclosure) (domain.Event, error) {
-	data, err := domain.DecodeData(e.Type, e.Data)
-	if err != nil {
-		return nil, err
-	}
-	contact := domain.PersonalContact(data)
-	if !contact.HasPersonalData() {
-		return data, nil
-	}
-	c := pd.ciphers[e.StreamID]
-	for _, f := range []struct {
-		name string
-		ptr  **string
-		mask func(string) string
-	}{
-		{"contact.name", &contact.Name, privacy.MaskName},
-		{"contact.phone", &contact.Phone, privacy.MaskPhone},
-		{"contact.email", &contact.Email, privacy.MaskEmail},
-	} {
-		if *f.ptr == nil {
-			continue
-		}
-		if c == nil {
-			*f.ptr = nil // erased: the data is gone for good
-			continue
-		}
-		plain, err := c.Open(f.name, **f.ptr)
-		if err != nil {
-			return nil, fmt.Errorf("event %s %s: %w", e.EventID, f.name, err)
-		}
-		if how == Masked {
-			plain = f.mask(plain)
-		}
-		*f.ptr = &plain
-	}
-	return data, nil
-}
-
-// Field opens one sealed personal field of a customer (field is
-// "contact.name", "contact.phone" or "contact.email") and returns it masked
-// or in plaintext; nil when the value is absent or the customer was erased.
-func (pd *PersonalData) Field(stream uuid.UUID, field, sealed string, how Disclosure) (*string, error) {
-	if sealed == "" {
-		return nil, nil
-	}
-	c := pd.ciphers[stream]
-	if c == nil {
-		return nil, nil
-	}
-	plain, err := c.Open(field, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", field, err)
-	}
-	if how == Masked {
-		switch field {
-		case "contact.name":
-			plain = privacy.MaskName(plain)
-		case "contact.phone":
-			plain = privacy.MaskPhone(plain)
-		case "contact.email":
-			plain = privacy.MaskEmail(plain)
-		}
-	}
-	return &plain, nil
-}
 
 // RewrapKeys re-wraps every live data key from the old master key to the new
 // one in one transaction; events are not touched (rotation changes nothing in

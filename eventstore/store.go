@@ -440,7 +440,9 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 				orderStreams = append(orderStreams, id)
 				orderIDs = append(orderIDs, oid)
 			}
-			if (domain.PersonalContact(e.Data).HasPersonalData() || e.Type == domain.TypeCustomerErased) && !keyWanted[id] {
+			// Whether the customer is an individual is known only after the
+			// read below, so any profile event with a name or region loads the key.
+			if (domain.HasPersonalData(e.Data, true) || e.Type == domain.TypeCustomerErased) && !keyWanted[id] {
 				keyWanted[id] = true
 				keyStreams = append(keyStreams, id)
 			}
@@ -459,12 +461,12 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	b.Queue("SELECT position, recorded_at FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.position, &head.recordedAt)
 	})
-	b.Queue("SELECT stream_id, version, last_hash, registered, erased FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
+	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
 			var st domain.StreamState
 			var last []byte
-			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased); err != nil {
+			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased, &st.Individual); err != nil {
 				return err
 			}
 			w := streams[id]
@@ -658,12 +660,12 @@ func (s *Store) buildRow(e domain.Envelope, w *streamWork, position int64, recor
 		eventID = id
 	}
 	data := e.Data
-	if contact := domain.PersonalContact(data); contact.HasPersonalData() {
+	if domain.HasPersonalData(data, w.state.Individual) {
 		c, err := s.cipherFor(w)
 		if err != nil {
 			return eventRow{}, err
 		}
-		data, err = sealContact(data, c)
+		data, err = sealPersonal(data, w.state.Individual, c)
 		if err != nil {
 			return eventRow{}, err
 		}
@@ -735,37 +737,17 @@ func (s *Store) cipherFor(w *streamWork) (*privacy.Cipher, error) {
 	return k.cipher, nil
 }
 
-// sealContact returns a copy of data whose contact name, phone and email are
-// encrypted; the caller's event is not modified (it may be retried).
-func sealContact(data domain.Event, c *privacy.Cipher) (domain.Event, error) {
-	var profile domain.Profile
-	switch d := data.(type) {
-	case *domain.CustomerRegistered:
-		profile = d.Profile
-	case *domain.CustomerProfileUpdated:
-		profile = d.Profile
-	default:
-		return data, nil
-	}
-	contact := *profile.Contact
-	for _, f := range []struct {
-		name string
-		ptr  **string
-	}{{"contact.name", &contact.Name}, {"contact.phone", &contact.Phone}, {"contact.email", &contact.Email}} {
-		if *f.ptr == nil {
-			continue
-		}
-		sealed, err := c.Seal(f.name, **f.ptr)
+// sealPersonal returns a copy of data whose personal fields (domain's
+// table) are encrypted; the caller's event is not modified (it may be
+// retried).
+func sealPersonal(data domain.Event, individual bool, c *privacy.Cipher) (domain.Event, error) {
+	return domain.MapPersonal(data, individual, func(field domain.PersonalField, value string) (*string, error) {
+		sealed, err := c.Seal(string(field), value)
 		if err != nil {
-			return nil, fmt.Errorf("seal %s: %w", f.name, err)
+			return nil, fmt.Errorf("seal %s: %w", field, err)
 		}
-		*f.ptr = &sealed
-	}
-	profile.Contact = &contact
-	if _, ok := data.(*domain.CustomerRegistered); ok {
-		return &domain.CustomerRegistered{Profile: profile}, nil
-	}
-	return &domain.CustomerProfileUpdated{Profile: profile}, nil
+		return &sealed, nil
+	})
 }
 
 // write stores the group's rows and the updated write model, then signals
@@ -792,6 +774,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		sVersions            []int64
 		sHashes              [][]byte
 		sRegistered, sErased []bool
+		sIndividual          []bool
 		oStreams             []uuid.UUID
 		oIDs                 []string
 		oAmounts, oRefunded  []int64
@@ -809,6 +792,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		sHashes = append(sHashes, w.lastHash)
 		sRegistered = append(sRegistered, w.state.Registered)
 		sErased = append(sErased, w.state.Erased)
+		sIndividual = append(sIndividual, w.state.Individual)
 		for _, oid := range w.state.Touched {
 			ob := w.state.Orders[oid]
 			oStreams = append(oStreams, w.id)
@@ -826,11 +810,11 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 			}
 		}
 	}
-	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[])
+	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased, individual)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[], $7::bool[])
 		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
-			registered = EXCLUDED.registered, erased = EXCLUDED.erased`,
-		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased)
+			registered = EXCLUDED.registered, erased = EXCLUDED.erased, individual = EXCLUDED.individual`,
+		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased, sIndividual)
 	if len(oIDs) > 0 {
 		// Touched may name an order twice (placed then refunded in one group):
 		// DISTINCT ON keeps one row, and both carry the final balance.

@@ -42,3 +42,19 @@ func MaskEmail(s string) string {
 	r, _ := utf8.DecodeRuneInString(s)
 	return string(r) + "***" + s[at:]
 }
+
+// MaskRegion keeps the first two characters (the province or municipality
+// at most) and hides the rest: "北京市朝阳区" → "北京****", "Zhejiang" →
+// "Zh****"; two characters or fewer are hidden whole.
+func MaskRegion(s string) string {
+	n := utf8.RuneCountInString(s)
+	if n <= 2 {
+		return strings.Repeat("*", n)
+	}
+	i := 0
+	for range 2 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i] + "****"
+}

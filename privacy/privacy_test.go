@@ -447,3 +447,11 @@ func TestMaskEmail(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskRegionKeepsTheFirstTwoCharacters(t *testing.T) {
+	for in, want := range map[string]string{"北京市朝阳区": "北京****", "Zhejiang": "Zh****", "上海": "**", "": "", "浙江省杭州市西湖区": "浙江****"} {
+		if got := privacy.MaskRegion(in); got != want {
+			t.Errorf("MaskRegion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

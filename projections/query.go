@@ -179,22 +179,22 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 		Employees: p.Employees, AnnualRevenue: p.AnnualRevenue, SourceChannel: optional(p.SourceChannel),
 		Registered: p.Registered, Erased: p.Erased, Contact: ContactProfile{Title: optional(p.Contact.Title)},
 	}
-	if p.Contact.Name != "" || p.Contact.Phone != "" || p.Contact.Email != "" {
+	if personal := p.Personal(); len(personal) > 0 {
 		pd, err := q.pii.OpenPersonalData(ctx, []uuid.UUID{code.StreamID()})
 		if err != nil {
 			return nil, err
 		}
 		doc.Profile.Erased = doc.Profile.Erased || pd.Erased(code.StreamID())
-		for _, f := range []struct {
-			name   string
-			sealed string
-			dst    **string
-		}{{"contact.name", p.Contact.Name, &doc.Profile.Contact.Name}, {"contact.phone", p.Contact.Phone, &doc.Profile.Contact.Phone}, {"contact.email", p.Contact.Email, &doc.Profile.Contact.Email}} {
-			v, err := pd.Field(code.StreamID(), f.name, f.sealed, how)
+		shown := map[domain.PersonalField]**string{
+			domain.PersonalContactName: &doc.Profile.Contact.Name, domain.PersonalContactPhone: &doc.Profile.Contact.Phone,
+			domain.PersonalContactEmail: &doc.Profile.Contact.Email, domain.PersonalName: &doc.Profile.Name, domain.PersonalRegion: &doc.Profile.Region,
+		}
+		for field, value := range personal {
+			v, err := pd.Field(code.StreamID(), field, *value, how)
 			if err != nil {
 				return nil, err
 			}
-			*f.dst = v
+			*shown[field] = v
 		}
 	}
 	f := proj.Facts
