@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/segments-dev/segments/domain"
 )
@@ -65,7 +67,17 @@ type storeError struct {
 func (e *storeError) Error() string   { return e.sentinel.Error() + ": " + e.cause.Error() }
 func (e *storeError) Unwrap() []error { return []error{e.sentinel, e.cause} }
 
+// MapError translates a PostgreSQL or connection error into the package's
+// sentinels, for the other readers of Segments' tables (the read side): the
+// one mapping of driver errors, so a lost database is ErrUnavailable
+// wherever it is met.
+func MapError(err error) error { return mapError(err) }
+
 // mapError translates PostgreSQL and connection errors into the sentinels.
+// Losing the connection mid-statement surfaces as io.ErrUnexpectedEOF or
+// io.EOF (the server closed the socket, e.g. killed by a crash), as
+// pgconn.ErrConnClosed on a connection the driver closed, and as a
+// ConnectError while the server is down.
 func mapError(err error) error {
 	if err == nil {
 		return nil
@@ -83,15 +95,19 @@ func mapError(err error) error {
 			return &storeError{ErrConflict, err}
 		case pgErr.Code == "42501": // raised by the append-only trigger
 			return &storeError{ErrAppendOnly, err}
-		case len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "57" || pgErr.Code[:2] == "53"):
-			// connection exception, operator intervention, insufficient resources
+		case len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "57" || pgErr.Code[:2] == "53"),
+			pgErr.Code == "55P03", pgErr.Code == "25P03":
+			// connection exception, operator intervention (admin shutdown,
+			// statement timeout, crash of another backend), insufficient
+			// resources, lock_timeout, idle_in_transaction_session_timeout
 			return &storeError{ErrUnavailable, err}
 		}
 		return err
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) {
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, puddle.ErrClosedPool) {
 		return &storeError{ErrUnavailable, err}
 	}
 	return err

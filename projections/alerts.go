@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
 )
 
 // StreamAlerts is the JetStream stream of alerts (alerts.<kind>).
@@ -196,7 +197,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 		owner, status, resolved_at, resolved_by, playbook, rule_version, escalates FROM alerts `+where+`
 		ORDER BY created_at DESC, alert_id DESC LIMIT `+limit, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list alerts: %w", err)
+		return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
 	}
 	defer rows.Close()
 	out := []AlertDocument{}
@@ -208,7 +209,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 		var by, esc *uuid.UUID
 		if err := rows.Scan(&a.ID, &a.Customer, &a.Kind, &a.From, &a.To, &a.ReasonZH, &a.ReasonEN, &a.CreatedAt, &due,
 			&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc); err != nil {
-			return nil, "", fmt.Errorf("list alerts: %w", err)
+			return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
 		}
 		if due != nil {
 			a.DueAt = *due
@@ -229,7 +230,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 		lastAt, lastID = a.CreatedAt, a.ID
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list alerts: %w", err)
+		return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
 	}
 	return out, "", nil
 }

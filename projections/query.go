@@ -112,7 +112,7 @@ func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf t
 			return nil, ErrNotFound
 		}
 		if err != nil {
-			return nil, fmt.Errorf("load customer %s: %w", code, err)
+			return nil, fmt.Errorf("load customer %s: %w", code, eventstore.MapError(err))
 		}
 		if proj, err = decodeProjection(book, raw); err != nil {
 			return nil, err
@@ -141,7 +141,7 @@ func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf tim
 	rows, err := q.projector.pool.Query(ctx, `SELECT version, event_id, type, occurred_at, recorded_at, data FROM events
 		WHERE stream_id = $1 AND recorded_at <= $2 ORDER BY version`, code.StreamID(), asOf)
 	if err != nil {
-		return nil, fmt.Errorf("replay %s: %w", code, err)
+		return nil, fmt.Errorf("replay %s: %w", code, eventstore.MapError(err))
 	}
 	defer rows.Close()
 	proj := &domain.Projection{}
@@ -149,7 +149,7 @@ func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf tim
 		rec := domain.Recorded{Customer: code}
 		var data []byte
 		if err := rows.Scan(&rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
-			return nil, fmt.Errorf("replay %s: %w", code, err)
+			return nil, fmt.Errorf("replay %s: %w", code, eventstore.MapError(err))
 		}
 		if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
 			return nil, err
@@ -157,7 +157,7 @@ func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf tim
 		book.Advance(proj, rec.RecordedAt, &rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("replay %s: %w", code, err)
+		return nil, fmt.Errorf("replay %s: %w", code, eventstore.MapError(err))
 	}
 	if proj.RuleVersion == 0 {
 		return nil, ErrNotFound
@@ -241,7 +241,7 @@ func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]Hist
 	rows, err := q.projector.pool.Query(ctx, `SELECT id, label, from_value, to_value, at, cause_kind, cause_event_id, rule_version, reason, reason_en, seq
 		FROM label_changes WHERE stream_id = $1 ORDER BY seq`, code.StreamID())
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", code, err)
+		return nil, fmt.Errorf("history of %s: %w", code, eventstore.MapError(err))
 	}
 	defer rows.Close()
 	out := []HistoryEntry{}
@@ -250,19 +250,19 @@ func (q *Queries) History(ctx context.Context, code domain.CustomerCode) ([]Hist
 		var at time.Time
 		var kind string
 		if err := rows.Scan(&c.ID, &c.Label, &c.From, &c.To, &at, &kind, &c.Cause.EventID, &c.RuleVersion, &c.Reason, &c.ReasonEN, &c.Seq); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", code, err)
+			return nil, fmt.Errorf("history of %s: %w", code, eventstore.MapError(err))
 		}
 		c.Customer, c.Cause.Kind = string(code), kind
 		c.At = at.In(book.At(at).Location).Format(time.RFC3339Nano)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history of %s: %w", code, err)
+		return nil, fmt.Errorf("history of %s: %w", code, eventstore.MapError(err))
 	}
 	if len(out) == 0 {
 		var exists bool
 		if err := q.projector.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM customer_projections WHERE stream_id = $1)", code.StreamID()).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", code, err)
+			return nil, fmt.Errorf("history of %s: %w", code, eventstore.MapError(err))
 		}
 		if !exists {
 			return nil, ErrNotFound
@@ -313,7 +313,7 @@ func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 		UNION ALL SELECT 'tag', t, count(*), sum(net_amount) FROM customer_projections, unnest(tags) AS t GROUP BY t
 		UNION ALL SELECT 'total', '', count(*), coalesce(sum(net_amount), 0) FROM customer_projections`)
 	if err != nil {
-		return nil, fmt.Errorf("segment summary: %w", err)
+		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 	}
 	defer rows.Close()
 	type key struct{ label, value string }
@@ -323,7 +323,7 @@ func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 		var label, value string
 		var n, net int64
 		if err := rows.Scan(&label, &value, &n, &net); err != nil {
-			return nil, fmt.Errorf("segment summary: %w", err)
+			return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 		}
 		if label == "total" {
 			total = [2]int64{n, net}
@@ -332,7 +332,7 @@ func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 		counts[key{label, value}] = [2]int64{n, net}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("segment summary: %w", err)
+		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 	}
 	share := func(part, whole int64) float64 {
 		if whole == 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/segments-dev/segments/eventstore"
 )
 
 // RegisterRules records the rule book's versions. For a version seen for the
@@ -58,20 +60,20 @@ func (q *Queries) RuleHistory(ctx context.Context, now time.Time) ([]RuleVersion
 	counts := map[int]int64{}
 	rows, err := q.projector.pool.Query(ctx, "SELECT rule_version, count(*) FROM label_changes WHERE cause_kind = 'rules' GROUP BY 1")
 	if err != nil {
-		return nil, fmt.Errorf("rule history: %w", err)
+		return nil, fmt.Errorf("rule history: %w", eventstore.MapError(err))
 	}
 	for rows.Next() {
 		var v int
 		var n int64
 		if err := rows.Scan(&v, &n); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("rule history: %w", err)
+			return nil, fmt.Errorf("rule history: %w", eventstore.MapError(err))
 		}
 		counts[v] = n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rule history: %w", err)
+		return nil, fmt.Errorf("rule history: %w", eventstore.MapError(err))
 	}
 	current := book.At(now).Version
 	out := make([]RuleVersionInfo, len(book.Versions))
