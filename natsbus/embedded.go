@@ -25,7 +25,10 @@ type EmbeddedConfig struct {
 	// Config is an optional nats-server configuration file (accounts, users
 	// and permissions); its listen address and store dir are overridden.
 	ConfigFile string
-	Logger     *slog.Logger
+	// Credentials, when set, are the only way in: every client must
+	// authenticate as one of the generated users (LoadOrCreateCredentials).
+	Credentials *Credentials
+	Logger      *slog.Logger
 }
 
 // ErrEmbeddedNotReady: the embedded server did not start accepting
@@ -54,6 +57,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		port = server.RANDOM_PORT
 	}
 	opts.Host, opts.Port = host, port
+	if cfg.Credentials != nil {
+		opts.Nkeys = append(opts.Nkeys, cfg.Credentials.nkeyUsers()...)
+	}
 	opts.JetStream = true
 	opts.StoreDir = cfg.StoreDir
 	opts.ServerName = "segments-embedded"

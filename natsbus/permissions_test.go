@@ -15,13 +15,15 @@ package natsbus_test
 //     service deduplicates;
 //   - permission to subscribe to _INBOX.> only, to receive those PubAcks.
 //
-// It needs no JetStream API permission ($JS.API.>): it cannot create, change,
-// purge or delete streams, read their contents, publish anything but
-// envelopes (no forged customers.events.>, alerts.> or rejected.>), nor
-// subscribe to the service's outputs (customers.>, alerts.>, segments.>) or
-// to other upstreams' envelopes (ingest.>, rejected.>). Validation failures
-// are not reported to it over NATS: they are published to rejected.<subject>
-// for the operator. The streams are created by the service (user segmentd,
+// It reads its rejections (rejected.<subject>, stream SEGMENTS_REJECTED)
+// live or through its own consumers on that stream; no other JetStream API:
+// it cannot create, change, purge or delete streams, get messages by
+// sequence, read the other streams, publish anything but envelopes (no
+// forged customers.events.>, alerts.> or rejected.>), nor subscribe to the
+// service's outputs (customers.>, alerts.>, segments.>) or to envelopes
+// (ingest.>). The user "reader" reads the outputs (alerts.>,
+// segments.changed.>, customers.events.>) and nothing else. The streams are
+// created by the service (user segmentd,
 // natsbus.EnsureStreams) before upstreams publish; until then a publish gets
 // no PubAck.
 
@@ -46,6 +48,7 @@ const (
 	accountsConf     = "testdata/accounts.conf"
 	segmentdPassword = "test-segmentd-password"
 	upstreamPassword = "test-upstream-password"
+	readerPassword   = "test-reader-password"
 )
 
 // asyncErrors collects a connection's asynchronous errors (permission
@@ -253,7 +256,7 @@ func TestUpstreamMayOnlyPublishIngest(t *testing.T) {
 
 	t.Run("subscribe", func(t *testing.T) {
 		// Neither the service's outputs nor other upstreams' envelopes.
-		for _, subject := range []string{"customers.>", "customers.events.OrderPlaced", "alerts.>", "segments.>", "ingest.>", "rejected.>", ">", "_INBOX_segmentd.>"} {
+		for _, subject := range []string{"customers.>", "customers.events.OrderPlaced", "alerts.>", "segments.>", "ingest.>", ">", "_INBOX_segmentd.>", "_INBOX_reader.>"} {
 			sub, err := up.SubscribeSync(subject)
 			if err != nil {
 				t.Fatal(err)
@@ -319,6 +322,7 @@ func TestTestAccountsMatchDeployment(t *testing.T) {
 	// The deployment reads passwords from the environment.
 	t.Setenv("SEGMENTD_NATS_PASSWORD", "p1")
 	t.Setenv("UPSTREAM_NATS_PASSWORD", "p2")
+	t.Setenv("READER_NATS_PASSWORD", "p3")
 	deployed, err := server.ProcessConfigFile("../deploy/nats/nats.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +350,7 @@ func TestTestAccountsMatchDeployment(t *testing.T) {
 		return out
 	}
 	d, tt := perms(deployed), perms(tested)
-	if len(d) != 2 || d["segmentd"] == "" || d["upstream"] == "" {
+	if len(d) != 3 || d["segmentd"] == "" || d["upstream"] == "" || d["reader"] == "" {
 		t.Fatalf("deployment users = %v", d)
 	}
 	for user, want := range d {
@@ -360,4 +364,44 @@ func TestTestAccountsMatchDeployment(t *testing.T) {
 	if deployed.MaxPayload != tested.MaxPayload {
 		t.Errorf("max_payload: test %d, deployment %d", tested.MaxPayload, deployed.MaxPayload)
 	}
+}
+
+func TestDeployedUpstreamReadsItsRejectionsAndReaderOnlyTheOutputs(t *testing.T) {
+	t.Parallel()
+	srv := startAccountsServer(t)
+	_, svc, _ := connectAs(t, srv, "segmentd", segmentdPassword)
+	if err := natsbus.EnsureStreams(ctxFor(t), svc); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"rejected.ingest.crm", "alerts.churn_risk", "segments.changed.activity", "customers.events.OrderPlaced"} {
+		if _, err := svc.Publish(ctxFor(t), subject, []byte(`{}`)); err != nil {
+			t.Fatalf("service publish to %s: %v", subject, err)
+		}
+	}
+	_, ujs, upErrs := connectAs(t, srv, "upstream", upstreamPassword)
+	if md := readOne(t, ujs, natsbus.StreamRejected, "rejected.ingest.>"); md.Stream != natsbus.StreamRejected {
+		t.Errorf("upstream reads its rejections: %+v", md)
+	}
+	denied(t, upErrs, "$JS.API.STREAM.MSG.GET.SEGMENTS_INGEST", func(ctx context.Context) error {
+		_, err := ujs.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.SEGMENTS_INGEST", []byte(`{"seq":1}`))
+		return err
+	})
+
+	rd, rjs, rdErrs := connectAs(t, srv, "reader", readerPassword, nats.CustomInboxPrefix("_INBOX_reader"), nats.PermissionErrOnSubscribe(true))
+	for stream, filter := range map[string]string{natsbus.StreamAlerts: "alerts.>", natsbus.StreamChanges: "", natsbus.StreamEvents: "customers.events.>"} {
+		if md := readOne(t, rjs, stream, filter); md.Stream != stream {
+			t.Errorf("reader reads %s: %+v", stream, md)
+		}
+	}
+	for _, stream := range []string{natsbus.StreamIngest, natsbus.StreamRejected} {
+		denied(t, rdErrs, "$JS.API.CONSUMER.CREATE."+stream+".spy", func(ctx context.Context) error {
+			_, err := rjs.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Name: "spy"})
+			return err
+		})
+	}
+	if err := rd.Publish("ingest.crm", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	rdErrs.await(t, "publish", "ingest.crm")
+	subscribeDenied(t, rd, "ingest.>", "rejected.>", "_INBOX.>", "_INBOX_segmentd.>")
 }

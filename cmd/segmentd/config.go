@@ -168,14 +168,14 @@ func loadTokens(path string) (*auth.Set, error) {
 // on a loopback address.
 var ErrOpenNonLoopback = errors.New("no tokens configured (SEGMENTS_TOKENS), so the API is open and may only listen on loopback; configure tokens or use 127.0.0.1")
 
-// ErrOpenNATS: the embedded NATS server has no users unless a config file
-// gives it some, so it may only listen on loopback without one.
-var ErrOpenNATS = errors.New("the embedded NATS server has no users without SEGMENTS_EMBEDDED_NATS_CONFIG, so it may only listen on loopback")
+// ErrOpenNATS: without tokens the embedded NATS server has no users unless
+// a config file gives it some, so it may only listen on loopback then.
+var ErrOpenNATS = errors.New("the embedded NATS server is open without SEGMENTS_TOKENS (which make it require generated credentials) or SEGMENTS_EMBEDDED_NATS_CONFIG, so it may only listen on loopback")
 
-// checkEmbeddedNATS refuses a non-loopback embedded NATS address without a
-// config file that defines users and permissions.
-func checkEmbeddedNATS(cfg config) error {
-	if cfg.NATSURL != "" || cfg.EmbeddedNATSConfig != "" {
+// checkEmbeddedNATS refuses a non-loopback embedded NATS address when the
+// server would accept anyone.
+func checkEmbeddedNATS(cfg config, tokens *auth.Set) error {
+	if cfg.NATSURL != "" || cfg.EmbeddedNATSConfig != "" || !tokens.Empty() {
 		return nil
 	}
 	if err := checkListen(cfg.EmbeddedNATSAddr, &auth.Set{}); err != nil {

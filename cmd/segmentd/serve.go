@@ -89,7 +89,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 			return nil, err
 		}
 	}
-	if err := checkEmbeddedNATS(cfg); err != nil {
+	if err := checkEmbeddedNATS(cfg, a.tokens); err != nil {
 		return nil, err
 	}
 	a.pool, err = eventstore.Connect(ctx, cfg.DatabaseURL)
@@ -125,17 +125,15 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 		log.Info("rules loaded", "versions", len(a.rules.Versions), "in_force", a.rules.At(time.Now()).Version)
 	}
 
-	if cfg.NATSURL == "" {
-		storeDir := filepath.Join(cfg.DataDir, "nats")
-		a.natsSrv, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr, ConfigFile: cfg.EmbeddedNATSConfig})
-		if err != nil {
-			return nil, fmt.Errorf("%w (set SEGMENTS_EMBEDDED_NATS_ADDR, or NATS_URL to use an external server)", err)
-		}
-		log.Info("NATS_URL is unset: started embedded NATS JetStream", "url", a.natsSrv.ClientURL(), "store", storeDir, "sync", "always")
-	}
 	var natsOpts []nats.Option
-	if user := os.Getenv("SEGMENTS_NATS_USER"); user != "" {
-		// For an embedded server configured with users (SEGMENTS_EMBEDDED_NATS_CONFIG).
+	if cfg.NATSURL == "" {
+		if a.natsSrv, natsOpts, err = startEmbeddedNATS(cfg, a.tokens, log); err != nil {
+			return nil, err
+		}
+	}
+	if user := os.Getenv("SEGMENTS_NATS_USER"); user != "" && len(natsOpts) == 0 {
+		// A user of the operator's SEGMENTS_EMBEDDED_NATS_CONFIG (or of
+		// NATS_URL's server when the URL carries no credentials).
 		natsOpts = append(natsOpts, nats.UserInfo(user, os.Getenv("SEGMENTS_NATS_PASSWORD")))
 	}
 	a.nc, a.js, err = natsbus.Connect(cfg.NATSURL, a.natsSrv, "segmentd", log, natsOpts...)
