@@ -66,18 +66,19 @@ func consumerAPI(stream string) []string {
 
 // permissionsOf returns what each generated user may do; nil is everything.
 func permissionsOf(user string) *server.Permissions {
-	var pub, sub []string
+	var pub []string
+	sub := make([]string, 0, 4)
 	switch user {
 	case UserService:
 		return nil
 	case UserIngest:
 		pub = append([]string{"ingest.>"}, consumerAPI(StreamRejected)...)
-		sub = []string{"rejected.>"}
+		sub = append(sub, "rejected.>")
 	case UserReader:
 		for _, s := range []string{StreamAlerts, StreamChanges, StreamEvents} {
 			pub = append(pub, consumerAPI(s)...)
 		}
-		sub = []string{"alerts.>", "segments.changed.>", "customers.events.>"}
+		sub = append(sub, "alerts.>", "segments.changed.>", "customers.events.>")
 	default:
 		return &server.Permissions{Publish: &server.SubjectPermission{Deny: []string{">"}}, Subscribe: &server.SubjectPermission{Deny: []string{">"}}}
 	}

@@ -79,7 +79,8 @@ func readOne(t *testing.T, js jetstream.JetStream, stream, filter string) *jetst
 	if err != nil {
 		t.Fatal(err)
 	}
-	for m := range batch.Messages() {
+	m, ok := <-batch.Messages()
+	if ok {
 		if err := m.DoubleAck(ctxFor(t)); err != nil {
 			t.Fatalf("ack on %s: %v", stream, err)
 		}
