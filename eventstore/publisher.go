@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/backoff"
 )
 
 // Message is one recorded event ready for the bus.
@@ -164,7 +165,7 @@ func (p *Publisher) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	backoff := newBackoff()
+	retry := backoff.New(backoff.Retry)
 	// The checkpoint is only the fallback for a stream that lost its last
 	// message: it is saved at most once a second, rather than after every
 	// batch (each save is a synchronous commit).
@@ -205,7 +206,7 @@ func (p *Publisher) run(ctx context.Context) error {
 			err = p.publish(ctx, events)
 			if err == nil {
 				pos = events[len(events)-1].Position
-				backoff.reset()
+				retry.Reset()
 				if time.Since(savedAt) >= time.Second {
 					save()
 				}
@@ -230,12 +231,12 @@ func (p *Publisher) run(ctx context.Context) error {
 			if p.cfg.Metrics != nil {
 				p.cfg.Metrics.PublishFailed()
 			}
-			wait := backoff.next()
+			wait := retry.Next()
 			log.Warn("publisher: publication failed; will resume from the stream's tail", "err", err, "retry_in", wait)
 			if !sleep(ctx, wait) {
 				return nil
 			}
-			if pos, err = p.resumeRetrying(ctx, backoff); err != nil {
+			if pos, err = p.resumeRetrying(ctx, retry); err != nil {
 				return err // only ctx ends the retries
 			}
 			continue
@@ -279,13 +280,13 @@ func (p *Publisher) resume(ctx context.Context) (int64, error) {
 	return streamPos, nil
 }
 
-func (p *Publisher) resumeRetrying(ctx context.Context, b *backoff) (int64, error) {
+func (p *Publisher) resumeRetrying(ctx context.Context, b *backoff.Backoff) (int64, error) {
 	for {
 		pos, err := p.resume(ctx)
 		if err == nil {
 			return pos, nil
 		}
-		wait := b.next()
+		wait := b.Next()
 		p.cfg.Logger.Warn("publisher: cannot read the stream's tail", "err", err, "retry_in", wait)
 		if !sleep(ctx, wait) {
 			return 0, ctx.Err()
@@ -383,22 +384,6 @@ func (s *Store) Messages(ctx context.Context, events []RecordedEvent, loc *time.
 	}
 	return msgs, nil
 }
-
-type backoff struct{ cur time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.cur == 0:
-		b.cur = 100 * time.Millisecond
-	case b.cur < 5*time.Second:
-		b.cur *= 2
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

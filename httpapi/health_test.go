@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,9 +22,10 @@ func plainServer(t *testing.T, cfg httpapi.Config) *httptest.Server {
 
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	var notReady error
 	srv := plainServer(t, httpapi.Config{
-		Ready: func(ctx context.Context) error { return notReady },
+		Ready: func(ctx context.Context) (bool, map[string]string) {
+			return true, map[string]string{"database": "ok", "bus": "disconnected"}
+		},
 		MetricsHandler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "segments_up 1\n")
 		}),
@@ -35,7 +35,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("/healthz = %s", r.raw)
 	}
 	r = doRequest(t, srv, http.MethodGet, "/readyz", nil).expect(t, http.StatusOK)
-	if r.obj["status"] != "ready" {
+	if r.obj["status"] != "ready" || !strings.Contains(string(r.raw), `"bus":"disconnected"`) {
 		t.Errorf("/readyz = %s", r.raw)
 	}
 
@@ -52,14 +52,14 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestNotReady(t *testing.T) {
 	t.Parallel()
-	srv := plainServer(t, httpapi.Config{Ready: func(ctx context.Context) error {
+	srv := plainServer(t, httpapi.Config{Ready: func(ctx context.Context) (bool, map[string]string) {
 		if _, ok := ctx.Deadline(); !ok {
-			return errors.New("readiness check without a deadline")
+			return false, map[string]string{"deadline": "missing"}
 		}
-		return errors.New("NATS streams missing")
+		return false, map[string]string{"bus": "streams missing"}
 	}})
 	r := doRequest(t, srv, http.MethodGet, "/readyz", nil).expect(t, http.StatusServiceUnavailable)
-	if r.obj["status"] != "not ready" || !strings.Contains(r.obj["reason"].(string), "NATS streams missing") {
+	if r.obj["status"] != "not ready" || !strings.Contains(string(r.raw), `"bus":"streams missing"`) || r.header.Get("Retry-After") == "" {
 		t.Errorf("/readyz = %s", r.raw)
 	}
 	// Liveness does not depend on readiness.

@@ -44,9 +44,12 @@ type Config struct {
 	Location *time.Location
 	Logger   *slog.Logger
 	Metrics  Metrics
-	// Ready reports whether the service can do its work (database migrated,
-	// streams present, workers running); nil means always ready.
-	Ready func(ctx context.Context) error
+	// Ready reports whether the API should receive traffic and the state of
+	// each dependency and worker by name ("database": "ok", "bus":
+	// "disconnected", …), shown in the /readyz body. The states must be
+	// fixed words, never error texts: /readyz answers anonymous callers.
+	// nil means always ready.
+	Ready func(ctx context.Context) (ready bool, checks map[string]string)
 	// MetricsHandler serves /metrics when set.
 	MetricsHandler http.Handler
 	// Queries serves the customer document, label history and segment
@@ -362,13 +365,16 @@ func (a *api) readFailed(w http.ResponseWriter, err error, customer domain.Custo
 }
 
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
 	if a.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		if err := a.cfg.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		var ready bool
+		if ready, checks = a.cfg.Ready(ctx); !ready {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": checks})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }

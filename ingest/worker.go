@@ -22,6 +22,7 @@ import (
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/natsbus"
 )
 
@@ -202,7 +203,7 @@ func (w *Worker) assignIDs(msg jetstream.Msg, req *domain.AppendRequest) {
 // message's fault until they succeed or the worker stops. Retrying in place
 // (instead of Nak) keeps a customer's messages in order.
 func (w *Worker) append(ctx context.Context, item work) {
-	wait := 100 * time.Millisecond
+	retry := backoff.New(backoff.Retry)
 	for {
 		res, err := w.cfg.Appender.Append(ctx, item.req)
 		if err == nil {
@@ -232,6 +233,7 @@ func (w *Worker) append(ctx context.Context, item work) {
 			abandon(item.msg)
 			return
 		}
+		wait := retry.Next()
 		w.cfg.Logger.Warn("ingest: append failed; retrying", "err", err, "retry_in", wait)
 		_ = item.msg.InProgress()
 		select {
@@ -240,7 +242,6 @@ func (w *Worker) append(ctx context.Context, item work) {
 			return
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 10*time.Second)
 	}
 }
 

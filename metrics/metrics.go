@@ -133,3 +133,17 @@ func (r *Registry) MessagesAlreadyApplied(n int) { r.alreadyApplied.Add(float64(
 
 // BoundaryLateness observes how late the scheduler processed a boundary.
 func (r *Registry) BoundaryLateness(seconds float64) { r.lateness.Observe(seconds) }
+
+// BusConnected registers segments_bus_connected, read from connected at
+// every scrape: 1 while the NATS connection is up, 0 during an outage (the
+// API goes on recording events; publication catches up afterwards).
+func (r *Registry) BusConnected(connected func() bool) {
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "segments_bus_connected", Help: "1 while the NATS connection is up, else 0.",
+	}, func() float64 {
+		if connected() {
+			return 1
+		}
+		return 0
+	}))
+}

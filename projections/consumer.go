@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/backoff"
 )
 
 // Message header and stream names shared with natsbus (kept as strings here
@@ -254,7 +255,7 @@ func customerShard(code string, n int) int {
 
 // consumeBatches applies batches of what is waiting in msgs until ctx is done.
 func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Msg, acks chan<- durableAck, wal walFlushSource) {
-	wait := 100 * time.Millisecond
+	retry := backoff.New(backoff.Retry)
 	for {
 		var batch []jetstream.Msg
 		select {
@@ -310,14 +311,14 @@ func (p *Projector) consumeBatches(ctx context.Context, msgs <-chan jetstream.Ms
 			if ctx.Err() != nil {
 				return
 			}
+			wait := retry.Next()
 			p.log.Warn("projector: apply failed; will retry", "customers", len(streams), "err", err, "retry_in", wait)
 			for _, m := range batch {
 				_ = m.NakWithDelay(wait)
 			}
-			wait = min(wait*2, 10*time.Second)
 			continue
 		}
-		wait = 100 * time.Millisecond
+		retry.Reset()
 		select {
 		case acks <- durableAck{lsn: own.commitEnd, epoch: epoch, done: func(durable bool) {
 			if durable {

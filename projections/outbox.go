@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/internal/backoff"
 )
 
 // Relay publishes an outbox stream (rows of table outbox written in the same
@@ -93,7 +94,7 @@ func (r *Relay) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wait := 100 * time.Millisecond
+	retry := backoff.New(backoff.Retry)
 	// Rows claimed but not published can only be left by an earlier run or
 	// a failed batch: look for them after every resume, not every step.
 	recheck := true
@@ -114,6 +115,7 @@ func (r *Relay) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			wait := retry.Next()
 			r.log.Warn("outbox relay: publication failed; resuming from the stream's tail", "stream", r.stream, "err", err, "retry_in", wait)
 			// Publish nothing more until the stream's tail has been read:
 			// without it the relay would not know what the failed batch left
@@ -123,7 +125,7 @@ func (r *Relay) run(ctx context.Context) error {
 				if !sleepCtx(ctx, wait) {
 					return ctx.Err()
 				}
-				wait = min(wait*2, 5*time.Second)
+				wait = retry.Next()
 				resumed, err := r.resume(ctx)
 				if err == nil {
 					next, recheck = resumed, true
@@ -133,7 +135,7 @@ func (r *Relay) run(ctx context.Context) error {
 			}
 			continue
 		}
-		wait = 100 * time.Millisecond
+		retry.Reset()
 		pause := time.Duration(0)
 		switch {
 		case n == 0:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
 	"github.com/segments-dev/segments/ingest"
+	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/privacy"
@@ -49,6 +49,8 @@ type app struct {
 	// running says, per role, whether its worker is running (for /readyz).
 	runningMu sync.Mutex
 	running   map[string]*atomic.Bool
+	// restart is the supervisor's delay policy (zero: backoff.Restart).
+	restart backoff.Policy
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -140,6 +142,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.BusConnected(a.nc.IsConnected)
 	if err := natsbus.EnsureStreams(ctx, a.js); err != nil {
 		return nil, err
 	}
@@ -195,64 +198,6 @@ func (a *app) close() {
 	}
 }
 
-// supervise runs a role until ctx is done, restarting it with backoff when
-// it fails, and keeps its running flag for /readyz.
-func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, run func(context.Context) error) {
-	flag := &atomic.Bool{}
-	a.runningMu.Lock()
-	if a.running == nil {
-		a.running = map[string]*atomic.Bool{}
-	}
-	a.running[role] = flag
-	a.runningMu.Unlock()
-	wg.Go(func() {
-		wait := 250 * time.Millisecond
-		for ctx.Err() == nil {
-			flag.Store(true)
-			err := run(ctx)
-			flag.Store(false)
-			if ctx.Err() != nil {
-				return
-			}
-			a.log.Error("role stopped; restarting", "role", role, "err", err, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			wait = min(wait*2, 10*time.Second)
-		}
-	})
-}
-
-func (a *app) ready(ctx context.Context) error {
-	ok, err := eventstore.Migrated(ctx, a.pool)
-	if err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
-	}
-	if !ok {
-		return errors.New("database not migrated")
-	}
-	if !a.nc.IsConnected() {
-		return errors.New("NATS not connected")
-	}
-	if err := natsbus.StreamsPresent(ctx, a.js); err != nil {
-		return err
-	}
-	var notRunning []string
-	a.runningMu.Lock()
-	for role, running := range a.running {
-		if !running.Load() {
-			notRunning = append(notRunning, role)
-		}
-	}
-	a.runningMu.Unlock()
-	if len(notRunning) > 0 {
-		return fmt.Errorf("workers not running: %v", notRunning)
-	}
-	return nil
-}
-
 // run starts the configured roles and blocks until ctx is done, then shuts
 // down gracefully: HTTP stops accepting and finishes its requests, workers
 // finish the messages in hand, the store commits what is queued.
@@ -301,7 +246,7 @@ func (a *app) run(ctx context.Context) error {
 		srv = &http.Server{
 			Handler: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
-				Ready: a.ready, MetricsHandler: a.metrics.Handler(),
+				Ready: a.readiness, MetricsHandler: a.metrics.Handler(),
 				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
