@@ -58,6 +58,7 @@ type Config struct {
 type Worker struct {
 	cfg     Config
 	created time.Time
+	stream  jetstream.Stream // SEGMENTS_INGEST
 }
 
 // ingestNamespace derives event ids for messages that carry none.
@@ -89,7 +90,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: stream %s: %w", natsbus.StreamIngest, err)
 	}
-	w.created = stream.CachedInfo().Created
+	w.created, w.stream = stream.CachedInfo().Created, stream
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       w.cfg.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -224,6 +225,10 @@ func (w *Worker) append(ctx context.Context, item work) {
 			if len(item.req.Events) > 1 || item.req.Batch {
 				field = "events[" + strconv.Itoa(ee.Index) + "]." + field
 			}
+			if errors.Is(ee.Err, domain.ErrCustomerErased) {
+				w.rejectErased(ctx, item.msg, ee.Err.Code(), field, ee.Error())
+				return
+			}
 			w.reject(ctx, item.msg, ee.Err.Code(), field, ee.Error())
 			return
 		case errors.As(err, &vc):
@@ -257,8 +262,35 @@ func abandon(msg jetstream.Msg) {
 // rejected.<subject>, then acknowledges it. If the rejection cannot be
 // published the message is left unacknowledged and comes back later.
 func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, code, field, message string) {
+	if w.publishRejection(ctx, msg, msg.Data(), code, field, message) {
+		w.ack(msg)
+	}
+}
+
+// rejectErased rejects a message that brings personal data of an erased
+// customer: the rejection carries the error but not the payload, and the
+// original is deleted from SEGMENTS_INGEST (the eraser's scan may be over).
+func (w *Worker) rejectErased(ctx context.Context, msg jetstream.Msg, code, field, message string) {
+	if !w.publishRejection(ctx, msg, nil, code, field, message) {
+		return
+	}
+	md, err := msg.Metadata()
+	if err == nil {
+		err = w.stream.SecureDeleteMsg(ctx, md.Sequence.Stream)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		w.cfg.Logger.Warn("ingest: delete a message of an erased customer; will retry", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	w.ack(msg)
+}
+
+// publishRejection publishes data and the error to rejected.<subject>;
+// false (and the message given back) when that failed.
+func (w *Worker) publishRejection(ctx context.Context, msg jetstream.Msg, data []byte, code, field, message string) bool {
 	out := nats.NewMsg(natsbus.RejectedPrefix + msg.Subject())
-	out.Data = msg.Data()
+	out.Data = data
 	for k, v := range msg.Headers() {
 		// Nats-* headers direct the original publish (Nats-Msg-Id,
 		// Nats-Expected-Stream, Nats-TTL, ...): copied, they would
@@ -282,13 +314,17 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, code, field, mes
 	if _, err := w.cfg.JS.PublishMsg(ctx, out, opts...); err != nil {
 		w.cfg.Logger.Warn("ingest: publish rejection; will retry", "err", err)
 		_ = msg.NakWithDelay(time.Second)
-		return
+		return false
 	}
 	if w.cfg.Metrics != nil {
 		w.cfg.Metrics.Rejected("nats", code)
 	}
 	// Log the subject and error only: the payload may hold personal data.
 	w.cfg.Logger.Info("ingest: rejected message", "subject", msg.Subject(), "code", code, "field", field)
+	return true
+}
+
+func (w *Worker) ack(msg jetstream.Msg) {
 	if err := msg.Ack(); err != nil {
 		w.cfg.Logger.Warn("ingest: ack rejected message", "err", err)
 	}

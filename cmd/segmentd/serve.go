@@ -231,6 +231,8 @@ func (a *app) run(ctx context.Context) error {
 	if a.cfg.has("ingest") {
 		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Logger: a.log, Metrics: a.metrics})
 		a.supervise(workCtx, &wg, "ingest", w.Run)
+		// Erasure reaches SEGMENTS_INGEST and SEGMENTS_REJECTED.
+		a.supervise(workCtx, &wg, "eraser", ingest.NewEraser(a.js, a.log).Run)
 	}
 	var srv *http.Server
 	httpErr := make(chan error, 1)
