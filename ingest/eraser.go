@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/natsbus"
 )
 
@@ -49,51 +50,76 @@ func NewEraser(js jetstream.JetStream, log *slog.Logger) *Eraser {
 
 // Run consumes CustomerErased from SEGMENTS_EVENTS until ctx is done. An
 // erasure is acknowledged only after its purge completed, so a failure or a
-// restart purges again (deleting is idempotent).
+// restart purges again (deleting is idempotent). Bus failures are retried
+// in place: the eraser stays up through a NATS outage.
 func (e *Eraser) Run(ctx context.Context) error {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, natsbus.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       e.durable,
-		FilterSubject: natsbus.SubjectEventsPrefix + string(domain.TypeCustomerErased),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       10 * time.Minute,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return fmt.Errorf("eraser: consumer: %w", err)
-	}
+	retry := backoff.New(backoff.Retry)
+	var cons jetstream.Consumer
 	for ctx.Err() == nil {
-		first, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || ctx.Err() != nil {
-				continue
-			}
-			return fmt.Errorf("eraser: fetch: %w", err)
-		}
-		msgs := []jetstream.Msg{first}
-		// The erasures waiting beside it share the scan.
-		if more, err := cons.FetchNoWait(255); err == nil {
-			for m := range more.Messages() {
-				msgs = append(msgs, m)
-			}
-		}
-		customers := map[domain.CustomerCode]bool{}
-		for _, m := range msgs {
-			customers[domain.CustomerCode(m.Headers().Get(natsbus.HeaderCustomer))] = true
-		}
-		deleted, err := e.Purge(ctx, customers)
-		if err != nil {
-			for _, m := range msgs {
-				_ = m.Nak()
-			}
-			return err
-		}
-		for _, m := range msgs {
-			if err := m.DoubleAck(ctx); err != nil {
-				return fmt.Errorf("eraser: ack: %w", err)
+		var err error
+		if cons == nil {
+			cons, err = e.js.CreateOrUpdateConsumer(ctx, natsbus.StreamEvents, jetstream.ConsumerConfig{
+				Durable:       e.durable,
+				FilterSubject: natsbus.SubjectEventsPrefix + string(domain.TypeCustomerErased),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       10 * time.Minute,
+				MaxDeliver:    -1,
+			})
+			if err != nil {
+				cons, err = nil, fmt.Errorf("consumer: %w", err)
 			}
 		}
-		e.log.Info("erasure reached the bus: deleted the customers' ingest and rejected messages", "customers", len(customers), "deleted", deleted)
+		if err == nil {
+			err = e.round(ctx, cons)
+		}
+		if err == nil || ctx.Err() != nil {
+			retry.Reset()
+			continue
+		}
+		wait := retry.Next()
+		e.log.Warn("eraser: bus failure; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
+	return nil
+}
+
+// round waits up to two seconds for erasures, purges the customers of those
+// that came and acknowledges them.
+func (e *Eraser) round(ctx context.Context, cons jetstream.Consumer) error {
+	first, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+			return nil
+		}
+		return fmt.Errorf("fetch: %w", err)
+	}
+	msgs := []jetstream.Msg{first}
+	// The erasures waiting beside it share the scan.
+	if more, err := cons.FetchNoWait(255); err == nil {
+		for m := range more.Messages() {
+			msgs = append(msgs, m)
+		}
+	}
+	customers := map[domain.CustomerCode]bool{}
+	for _, m := range msgs {
+		customers[domain.CustomerCode(m.Headers().Get(natsbus.HeaderCustomer))] = true
+	}
+	deleted, err := e.Purge(ctx, customers)
+	if err != nil {
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+		return err
+	}
+	for _, m := range msgs {
+		if err := m.DoubleAck(ctx); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+	}
+	e.log.Info("erasure reached the bus: deleted the customers' ingest and rejected messages", "customers", len(customers), "deleted", deleted)
 	return nil
 }
 
