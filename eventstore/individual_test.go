@@ -3,6 +3,8 @@ package eventstore_test
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +193,42 @@ func TestAPlainIndividualNameOfAnOlderLogStillReads(t *testing.T) {
 	for _, body := range publishedBodies(t, s, kh) {
 		if strings.Contains(body, "王") || strings.Contains(body, "上海") {
 			t.Errorf("published: %s", body)
+		}
+	}
+}
+
+// TestTheMigrationMarksTheIndividualsOfAnOlderLog replays the migration that
+// added streams.individual on a log written without it.
+func TestTheMigrationMarksTheIndividualsOfAnOlderLog(t *testing.T) {
+	t.Parallel()
+	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	ctx := ctxT(t)
+	mustAppend(t, s, individualRegistered("KHP", "张三丰", "北京市朝阳区"))
+	mustAppend(t, s, registered("KHE", "深圳市某电子有限公司", "13912345678", "li.ming@example.com"))
+	mustAppend(t, s, registered("KHC", "王小明", "13712345678", "wang@example.com"),
+		domain.Envelope{Type: domain.TypeCustomerProfileUpdated, Customer: "KHC",
+			Data: &domain.CustomerProfileUpdated{Profile: domain.Profile{Kind: ptr(domain.KindIndividual)}}})
+	mustAppend(t, s, individualRegistered("KHB", "李四", "上海市"),
+		domain.Envelope{Type: domain.TypeCustomerProfileUpdated, Customer: "KHB",
+			Data: &domain.CustomerProfileUpdated{Profile: domain.Profile{Kind: ptr(domain.KindEnterprise)}}})
+	files, err := filepath.Glob("migrations/*_stream_individual.sql")
+	if err != nil || len(files) != 1 {
+		t.Fatalf("migration file: %v %v", files, err)
+	}
+	migration, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, "ALTER TABLE streams DROP COLUMN individual"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, string(migration)); err != nil {
+		t.Fatalf("migration on an older log: %v", err)
+	}
+	for customer, want := range map[domain.CustomerCode]bool{"KHP": true, "KHE": false, "KHC": true, "KHB": false} {
+		var got bool
+		if err := db.Pool.QueryRow(ctx, "SELECT individual FROM streams WHERE stream_id = $1", customer.StreamID()).Scan(&got); err != nil || got != want {
+			t.Errorf("%s: individual %v (%v), want %v", customer, got, err, want)
 		}
 	}
 }

@@ -98,6 +98,19 @@ func TestErasurePurgesTheCustomersIngestAndRejectedMessages(t *testing.T) {
 			t.Errorf("%s holds %d messages, want %d (KH-Y's and the unattributable one): %v", stream, got, want, h.bodies(stream))
 		}
 	}
+	// What SEGMENTS_EVENTS (kept forever) got carries no personal data at
+	// all: neither plain, masked nor sealed.
+	events := h.bodies(natsbus.StreamEvents)
+	if len(events) != 3 {
+		t.Errorf("SEGMENTS_EVENTS holds %d messages, want 3: %v", len(events), events)
+	}
+	for seq, b := range events {
+		for _, pd := range []string{"王小明", "王某", "13800000001", "13900000002", "138****", "139****", "enc:v1:", `"phone"`} {
+			if strings.Contains(b, pd) {
+				t.Errorf("SEGMENTS_EVENTS message %d holds %q: %s", seq, pd, b)
+			}
+		}
+	}
 	if len(h.holding(natsbus.StreamIngest, "13900000002")) != 2 || len(h.holding(natsbus.StreamRejected, "13900000002")) != 1 {
 		t.Error("KH-Y's messages were deleted too")
 	}
