@@ -30,6 +30,9 @@ var (
 	ErrUnavailable = errors.New("event store unavailable")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("event store closed")
+	// ErrMasterKeyMismatch: the process's keyring lacks a master key the log
+	// uses (the active one, or one still wrapping data keys).
+	ErrMasterKeyMismatch = errors.New("master key does not match the log")
 )
 
 // VersionConflictError says which stream was not at the expected version.

@@ -157,7 +157,7 @@ func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*Per
 	if pd.individual, err = s.individualStreams(ctx, streams); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, "SELECT stream_id, wrapped_key FROM customer_keys WHERE stream_id = ANY($1)", streams)
+	rows, err := s.pool.Query(ctx, "SELECT stream_id, wrapped_key, master_key_id FROM customer_keys WHERE stream_id = ANY($1)", streams)
 	if err != nil {
 		return nil, fmt.Errorf("load data keys: %w", mapError(err))
 	}
@@ -165,14 +165,15 @@ func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*Per
 	for rows.Next() {
 		var id uuid.UUID
 		var wrapped []byte
-		if err := rows.Scan(&id, &wrapped); err != nil {
+		var keyID string
+		if err := rows.Scan(&id, &wrapped, &keyID); err != nil {
 			return nil, fmt.Errorf("load data keys: %w", mapError(err))
 		}
 		if wrapped == nil {
 			pd.erased[id] = true
 			continue
 		}
-		key, err := s.cfg.MasterKey.Unwrap(wrapped, id)
+		key, err := s.unwrap(wrapped, keyID, id)
 		if err != nil {
 			return nil, fmt.Errorf("data key of stream %s: %w", id, err)
 		}
@@ -200,49 +201,3 @@ const (
 	// Plaintext shows the decrypted values (admin only).
 	Plaintext
 )
-
-// RewrapKeys re-wraps every live data key from the old master key to the new
-// one in one transaction; events are not touched (rotation changes nothing in
-// the log). Destroyed keys stay destroyed. It returns the number re-wrapped.
-func (s *Store) RewrapKeys(ctx context.Context, old, next privacy.MasterKey) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT stream_id, wrapped_key FROM customer_keys WHERE wrapped_key IS NOT NULL FOR UPDATE")
-		if err != nil {
-			return err
-		}
-		var ids []uuid.UUID
-		var wrapped [][]byte
-		for rows.Next() {
-			var id uuid.UUID
-			var w []byte
-			if err := rows.Scan(&id, &w); err != nil {
-				rows.Close()
-				return err
-			}
-			key, err := old.Unwrap(w, id)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("data key of stream %s: %w", id, err)
-			}
-			nw, err := next.Wrap(key, id)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			ids, wrapped = append(ids, id), append(wrapped, nw)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE customer_keys k SET wrapped_key = u.w, master_key_id = $3
-			FROM unnest($1::uuid[], $2::bytea[]) AS u(id, w) WHERE k.stream_id = u.id`, ids, wrapped, next.ID())
-		n = len(ids)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("rewrap data keys: %w", mapError(err))
-	}
-	return n, nil
-}

@@ -47,7 +47,11 @@ type Metrics interface {
 
 // Config configures a Store.
 type Config struct {
-	Pool      *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Keyring holds the master keys this process may unwrap with; the log
+	// decides which one wraps new data keys (CheckKeyring). When nil, a
+	// keyring of MasterKey alone.
+	Keyring   *privacy.Keyring
 	MasterKey privacy.MasterKey
 	// Now is the clock; recorded_at comes from it. Defaults to time.Now.
 	Now     func() time.Time
@@ -82,6 +86,7 @@ func (c Config) withDefaults() Config {
 // Store is the event store.
 type Store struct {
 	cfg     Config
+	keys    *privacy.Keyring
 	pool    *pgxpool.Pool
 	calls   chan *appendCall
 	closing chan struct{}
@@ -110,12 +115,17 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Pool == nil {
 		return nil, errors.New("eventstore: Config.Pool is required")
 	}
-	if cfg.MasterKey.ID() == "" {
-		return nil, errors.New("eventstore: Config.MasterKey is required")
+	keys := cfg.Keyring
+	if keys == nil {
+		if cfg.MasterKey.ID() == "" {
+			return nil, errors.New("eventstore: Config.Keyring or Config.MasterKey is required")
+		}
+		keys = privacy.NewKeyring(cfg.MasterKey)
 	}
 	cfg = cfg.withDefaults()
 	s := &Store{
 		cfg:      cfg,
+		keys:     keys,
 		pool:     cfg.Pool,
 		calls:    make(chan *appendCall, 1024),
 		closing:  make(chan struct{}),
@@ -370,6 +380,8 @@ type streamWork struct {
 type keyWork struct {
 	loaded    bool   // a row exists in customer_keys
 	wrapped   []byte // nil when destroyed
+	keyID     string // the master key that wrapped it
+	wrapWith  privacy.MasterKey
 	cipher    *privacy.Cipher
 	insert    bool // a new key to insert
 	destroyed bool // destroyed by this group
@@ -451,15 +463,16 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 
 	// One round trip: take the append lock, then read what the rules need.
 	var head struct {
-		position   int64
-		recordedAt pgtype.Timestamptz
+		position    int64
+		recordedAt  pgtype.Timestamptz
+		masterKeyID pgtype.Text
 	}
 	b := &pgx.Batch{}
 	if own {
 		b.Queue("BEGIN")
 	}
-	b.Queue("SELECT position, recorded_at FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
-		return row.Scan(&head.position, &head.recordedAt)
+	b.Queue("SELECT position, recorded_at, master_key_id FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
+		return row.Scan(&head.position, &head.recordedAt, &head.masterKeyID)
 	})
 	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -508,20 +521,30 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 		})
 	}
 	if len(keyStreams) > 0 {
-		b.Queue("SELECT stream_id, wrapped_key FROM customer_keys WHERE stream_id = ANY($1)", keyStreams).Query(func(rows pgx.Rows) error {
+		b.Queue("SELECT stream_id, wrapped_key, master_key_id FROM customer_keys WHERE stream_id = ANY($1)", keyStreams).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id uuid.UUID
-				var wrapped []byte
-				if err := rows.Scan(&id, &wrapped); err != nil {
+				k := &keyWork{loaded: true}
+				if err := rows.Scan(&id, &k.wrapped, &k.keyID); err != nil {
 					return err
 				}
-				streams[id].key = &keyWork{loaded: true, wrapped: wrapped}
+				streams[id].key = k
 			}
 			return rows.Err()
 		})
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("append: read stream state: %w", mapError(err))
+	}
+	wrapWith, adopt, err := s.wrappingKey(head.masterKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	for _, w := range streams {
+		if w.key == nil {
+			w.key = &keyWork{}
+		}
+		w.key.wrapWith = wrapWith
 	}
 
 	now := s.cfg.Now().Truncate(time.Microsecond)
@@ -551,7 +574,7 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	if len(rows) == 0 {
 		return outs, nil
 	}
-	if err := s.write(ctx, tx, rows, streams, position, recordedAt, own); err != nil {
+	if err := s.write(ctx, tx, rows, streams, groupHead{position, recordedAt, wrapWith.ID(), adopt}, own); err != nil {
 		return nil, err
 	}
 	return outs, nil
@@ -704,9 +727,6 @@ func (s *Store) buildRow(e domain.Envelope, w *streamWork, position int64, recor
 // cipherFor returns the stream's data-key cipher, creating the key if the
 // stream has none yet.
 func (s *Store) cipherFor(w *streamWork) (*privacy.Cipher, error) {
-	if w.key == nil {
-		w.key = &keyWork{}
-	}
 	k := w.key
 	if k.cipher != nil {
 		return k.cipher, nil
@@ -719,11 +739,11 @@ func (s *Store) cipherFor(w *streamWork) (*privacy.Cipher, error) {
 	var dataKey []byte
 	var err error
 	if k.loaded {
-		dataKey, err = s.cfg.MasterKey.Unwrap(k.wrapped, w.id)
+		dataKey, err = s.unwrap(k.wrapped, k.keyID, w.id)
 	} else {
 		dataKey, err = privacy.NewDataKey()
 		if err == nil {
-			k.wrapped, err = s.cfg.MasterKey.Wrap(dataKey, w.id)
+			k.wrapped, err = k.wrapWith.Wrap(dataKey, w.id)
 			k.insert = true
 		}
 	}
@@ -752,7 +772,16 @@ func sealPersonal(data domain.Event, individual bool, c *privacy.Cipher) (domain
 
 // write stores the group's rows and the updated write model, then signals
 // listeners; it all commits with the caller's transaction.
-func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, streams map[uuid.UUID]*streamWork, lastPosition int64, recordedAt time.Time, commit bool) error {
+// groupHead is what a group writes into log_head.
+type groupHead struct {
+	lastPosition int64
+	recordedAt   time.Time
+	masterKeyID  string // the active master key, which wraps the group's new data keys
+	adoptKey     bool   // a fresh log: the group makes masterKeyID the active key
+}
+
+func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, streams map[uuid.UUID]*streamWork, head groupHead, commit bool) error {
+	lastPosition, recordedAt := head.lastPosition, head.recordedAt
 	b := &pgx.Batch{}
 	if len(rows) > copyMinRows {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
@@ -826,7 +855,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 	if len(kStreams) > 0 {
 		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at)
 			SELECT k.stream_id, k.wrapped, $3, $4 FROM unnest($1::uuid[], $2::bytea[]) AS k(stream_id, wrapped)`,
-			kStreams, kWrapped, s.cfg.MasterKey.ID(), recordedAt)
+			kStreams, kWrapped, head.masterKeyID, recordedAt)
 	}
 	if len(destroyed) > 0 {
 		// Crypto-shredding: without the wrapped key the ciphertexts in the log
@@ -834,9 +863,12 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at, destroyed_at)
 			SELECT id, NULL, $2, $3, $3 FROM unnest($1::uuid[]) AS id
 			ON CONFLICT (stream_id) DO UPDATE SET wrapped_key = NULL, destroyed_at = EXCLUDED.destroyed_at`,
-			destroyed, s.cfg.MasterKey.ID(), recordedAt)
+			destroyed, head.masterKeyID, recordedAt)
 	}
-	b.Queue("UPDATE log_head SET position = $1, recorded_at = $2", lastPosition, recordedAt)
+	b.Queue("UPDATE log_head SET position = $1, recorded_at = $2, master_key_id = $3", lastPosition, recordedAt, head.masterKeyID)
+	if head.adoptKey {
+		b.Queue(`INSERT INTO master_keys (key_id, activated_at) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING`, head.masterKeyID, recordedAt)
+	}
 	b.Queue("SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(lastPosition, 10))
 	if commit {
 		// A statement that fails above makes the server skip the rest of

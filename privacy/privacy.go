@@ -40,6 +40,7 @@ var (
 type MasterKey struct {
 	id   string
 	aead cipher.AEAD
+	raw  []byte // kept only to write a keyring file
 }
 
 // NewMasterKey builds a master key from 32 raw bytes.
@@ -52,7 +53,7 @@ func NewMasterKey(raw []byte) (MasterKey, error) {
 		return MasterKey{}, err
 	}
 	sum := sha256.Sum256(append([]byte("segments master key id\x00"), raw...))
-	return MasterKey{id: hex.EncodeToString(sum[:8]), aead: aead}, nil
+	return MasterKey{id: hex.EncodeToString(sum[:8]), aead: aead, raw: append([]byte(nil), raw...)}, nil
 }
 
 // ParseMasterKey decodes a master key given as base64 (std or URL) or hex.
@@ -110,8 +111,10 @@ func LoadOrCreateMasterKeyFile(path string) (key MasterKey, created bool, err er
 	return key, true, err
 }
 
-// ID is a short fingerprint of the master key, stored beside wrapped keys so
-// rotation knows which key wrapped what. It reveals nothing of the key.
+// ID is a short fingerprint of the master key (a key check value: the first 8
+// bytes of a domain-separated SHA-256), stored beside every wrapped key and in
+// the log's head so readers pick the right key and a process holding another
+// key is refused. It reveals nothing of the key.
 func (m MasterKey) ID() string { return m.id }
 
 // NewDataKey returns a fresh random data key.

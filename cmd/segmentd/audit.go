@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/privacy"
 )
 
 // ErrChainBroken: verification found a broken link.
@@ -68,6 +70,15 @@ func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), erro
 	if err != nil {
 		return nil, nil, err
 	}
+	keys, err := keyring(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openStoreWith(ctx, cfg, keys, log)
+}
+
+// openStoreWith connects, migrates and opens the event store with a keyring.
+func openStoreWith(ctx context.Context, cfg config, keys *privacy.Keyring, log *slog.Logger) (*eventstore.Store, func(), error) {
 	pool, err := eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
@@ -76,12 +87,7 @@ func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), erro
 		pool.Close()
 		return nil, nil, err
 	}
-	master, err := masterKey(cfg, log)
-	if err != nil {
-		pool.Close()
-		return nil, nil, err
-	}
-	s, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: master, Logger: log})
+	s, err := eventstore.New(eventstore.Config{Pool: pool, Keyring: keys, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

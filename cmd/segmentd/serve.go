@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +25,6 @@ import (
 	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
-	"github.com/segments-dev/segments/privacy"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -106,14 +104,19 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 		log.Info("database migrated", "applied", applied)
 	}
 
-	master, err := masterKey(cfg, log)
+	keys, err := keyring(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, MasterKey: master, Logger: log, Metrics: a.metrics})
+	a.store, err = eventstore.New(eventstore.Config{Pool: a.pool, Keyring: keys, Logger: log, Metrics: a.metrics})
 	if err != nil {
 		return nil, err
 	}
+	active, err := a.store.CheckKeyring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("master key matches the log", "active_key_id", active, "keyring", keys.IDs())
 
 	a.proj = projections.New(projections.Config{Pool: a.pool, Rules: a.rules, Logger: log, Metrics: a.metrics})
 	if cfg.has("projector") || cfg.has("scheduler") {
@@ -158,29 +161,6 @@ func (a *app) listening() string {
 }
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("serve", flag.ContinueOnError) }
-
-// masterKey takes SEGMENTS_MASTER_KEY, or the key file in the data
-// directory, generating it on first start.
-func masterKey(cfg config, log *slog.Logger) (privacy.MasterKey, error) {
-	if cfg.MasterKey != "" {
-		k, err := privacy.ParseMasterKey(cfg.MasterKey)
-		if err != nil {
-			return k, fmt.Errorf("SEGMENTS_MASTER_KEY: %w", err)
-		}
-		return k, nil
-	}
-	path := filepath.Join(cfg.DataDir, "master.key")
-	k, created, err := privacy.LoadOrCreateMasterKeyFile(path)
-	if err != nil {
-		return k, err
-	}
-	if created {
-		log.Warn("SEGMENTS_MASTER_KEY is unset: generated a master key; back it up, personal data cannot be read without it", "file", path)
-	} else {
-		log.Info("SEGMENTS_MASTER_KEY is unset: using the master key file", "file", path)
-	}
-	return k, nil
-}
 
 func (a *app) close() {
 	if a.store != nil {
