@@ -42,3 +42,18 @@ func (s *Store) Disclosures(ctx context.Context, customer domain.CustomerCode, l
 	}
 	return out, nil
 }
+
+// RecordDisclosures records one plaintext read of each customer (an
+// unmasked export), in one statement.
+func (s *Store) RecordDisclosures(ctx context.Context, who string, customers []domain.CustomerCode, endpoint string) error {
+	codes := make([]string, len(customers))
+	for i, c := range customers {
+		codes[i] = string(c)
+	}
+	_, err := s.pool.Exec(ctx, "INSERT INTO disclosures (at, who, customer, endpoint) SELECT $1, $2, c, $4 FROM unnest($3::text[]) AS c",
+		s.cfg.Now(), who, codes, endpoint)
+	if err != nil {
+		return fmt.Errorf("record disclosures: %w", mapError(err))
+	}
+	return nil
+}

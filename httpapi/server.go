@@ -68,6 +68,7 @@ type Auditor interface {
 	VerifyAll(ctx context.Context) ([]eventstore.Break, int64, error)
 	VerifyStream(ctx context.Context, customer domain.CustomerCode) (*eventstore.Break, error)
 	RecordDisclosure(ctx context.Context, who string, customer domain.CustomerCode, endpoint string) error
+	RecordDisclosures(ctx context.Context, who string, customers []domain.CustomerCode, endpoint string) error
 	Disclosures(ctx context.Context, customer domain.CustomerCode, limit int) ([]eventstore.DisclosureRecord, error)
 }
 
@@ -78,6 +79,10 @@ type Queries interface {
 	Summary(ctx context.Context) (*projections.Summary, error)
 	Alerts(ctx context.Context, f projections.AlertFilter) ([]projections.AlertDocument, string, error)
 	RuleHistory(ctx context.Context, now time.Time) ([]projections.RuleVersionInfo, error)
+	Customers(ctx context.Context, f projections.CustomerFilter, how eventstore.Disclosure) ([]projections.CustomerCard, string, error)
+	EachCustomerPage(ctx context.Context, f projections.CustomerFilter, size int, how eventstore.Disclosure, fn func([]projections.CustomerCard) error) error
+	Trend(ctx context.Context, label, interval string, from, to, now time.Time) (*projections.Trend, error)
+	Vocabulary() map[string][]projections.CardValue
 }
 
 type api struct {
@@ -107,6 +112,11 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/segments/summary", a.guard(auth.ScopeRead, a.getSegmentSummary))
 		mux.HandleFunc("GET /v1/alerts", a.guard(auth.ScopeRead, a.getAlerts))
 		mux.HandleFunc("GET /v1/rules", a.guard(auth.ScopeAudit, a.getRules))
+		mux.HandleFunc("GET /v1/customers", a.guard(auth.ScopeRead, a.getCustomers))
+		mux.HandleFunc("GET /v1/customers.csv", a.guard(auth.ScopeRead, a.exportCustomersCSV))
+		mux.HandleFunc("GET /v1/customers.xlsx", a.guard(auth.ScopeRead, a.exportCustomersXLSX))
+		mux.HandleFunc("GET /v1/segments/trend", a.guard(auth.ScopeRead, a.getSegmentTrend))
+		mux.HandleFunc("GET /v1/segments/vocabulary", a.guard(auth.ScopeRead, a.getVocabulary))
 	}
 	if cfg.Auditor != nil {
 		mux.HandleFunc("GET /v1/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyAll))

@@ -481,12 +481,17 @@ type projectionRow struct {
 	netAmount                            int64
 	owner                                string
 	changes                              int64
+	changedAt                            time.Time  // latest label or tag change
+	lastOrderAt                          *time.Time // nil before the first order
+	name                                 string     // as the projection holds it (sealed for individuals)
+	searchName                           *string    // the name when it is not personal data
 }
 
 // projectionColumns are customer_projections' columns in the order of
 // projectionRow.values.
 var projectionColumns = []string{"stream_id", "customer", "version", "rule_version", "evaluated_at", "next_at", "projection",
-	"value_tier", "activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes"}
+	"value_tier", "activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes",
+	"changed_at", "last_order_at", "name", "search_name"}
 
 // projectionRow is w's row; ok is false for a customer never evaluated
 // (no row is stored for it).
@@ -502,7 +507,9 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 		evaluatedAt: w.proj.EvaluatedAt, document: raw,
 		valueTier: l.ValueTier, activity: l.Activity, need: l.NeedOrientation, lifecycle: l.Lifecycle,
 		tags: tags, netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
+		changedAt: w.proj.EvaluatedAt, name: w.proj.State.Profile.Name,
 	}
+	listColumns(&r, w.proj)
 	if n := p.book.NextInstant(w.proj); !n.IsZero() {
 		r.nextAt = &n
 	}
@@ -512,7 +519,8 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 // values is the row in projectionColumns order, for COPY.
 func (r *projectionRow) values(stream uuid.UUID) []any {
 	return []any{pgUUID(stream), r.customer, r.version, r.ruleVersion, r.evaluatedAt, r.nextAt, r.document,
-		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes}
+		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes,
+		r.changedAt, r.lastOrderAt, r.name, r.searchName}
 }
 
 // queueProjections queues the writes of the customers' projections (w.seq
@@ -579,16 +587,19 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 				evaluated_at = u.evaluated_at, next_at = u.next_at, projection = u.projection,
 				value_tier = u.value_tier, activity = u.activity, need_orientation = u.need_orientation,
 				lifecycle = u.lifecycle, tags = string_to_array(u.tags, ','),
-				net_amount = u.net_amount, owner = u.owner, changes = u.changes
+				net_amount = u.net_amount, owner = u.owner, changes = u.changes,
+				changed_at = u.changed_at, last_order_at = u.last_order_at, name = u.name, search_name = u.search_name
 			FROM `+projectionArraysFrom+`
 			WHERE p.stream_id = u.stream_id
 			RETURNING p.stream_id, p.xmin::text::bigint`, updates.args()...).Query(readXmins(n))
 	}
 	if n := len(inserts.ids); n > 0 {
 		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
-				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes)
+				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes,
+				changed_at, last_order_at, name, search_name)
 			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection,
-				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes
+				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes,
+				u.changed_at, u.last_order_at, u.name, u.search_name
 			FROM `+projectionArraysFrom+`
 			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
 	}
@@ -597,9 +608,10 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 
 // projectionArraysFrom is the FROM item of projectionArrays.args.
 const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[],
+		$16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[])
 		AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
-			need_orientation, lifecycle, tags, net_amount, owner, changes)`
+			need_orientation, lifecycle, tags, net_amount, owner, changes, changed_at, last_order_at, name, search_name)`
 
 // projectionArrays are customer_projections rows as column arrays.
 type projectionArrays struct {
@@ -611,6 +623,10 @@ type projectionArrays struct {
 	nexts                                        []*time.Time
 	tagLists                                     []string
 	projs                                        [][]byte // documents as encoded, not copied into strings
+	changedAts                                   []time.Time
+	lastOrderAts                                 []*time.Time
+	names                                        []string
+	searchNames                                  []*string
 }
 
 func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
@@ -623,12 +639,14 @@ func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
 	a.projs, a.tiers, a.acts = append(a.projs, r.document), append(a.tiers, r.valueTier), append(a.acts, r.activity)
 	a.needs, a.lifes, a.tagLists = append(a.needs, r.need), append(a.lifes, r.lifecycle), append(a.tagLists, tags)
 	a.nets, a.owners, a.seqs = append(a.nets, r.netAmount), append(a.owners, r.owner), append(a.seqs, r.changes)
+	a.changedAts, a.lastOrderAts = append(a.changedAts, r.changedAt), append(a.lastOrderAts, r.lastOrderAt)
+	a.names, a.searchNames = append(a.names, r.name), append(a.searchNames, r.searchName)
 }
 
 // args are the arrays in the order of projectionArraysFrom.
 func (a *projectionArrays) args() []any {
 	return []any{a.ids, a.customers, a.versions, a.ruleVersions, a.evaluated, a.nexts, a.projs, a.tiers, a.acts, a.needs, a.lifes,
-		a.tagLists, a.nets, a.owners, a.seqs}
+		a.tagLists, a.nets, a.owners, a.seqs, a.changedAts, a.lastOrderAts, a.names, a.searchNames}
 }
 
 // ErrNotFound: no projection for that customer.
