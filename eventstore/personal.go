@@ -117,3 +117,16 @@ func withoutPersonalData(e RecordedEvent, individual bool) ([]byte, error) {
 	}
 	return domain.EncodeData(stripped)
 }
+
+// AnyErased reports whether one of the customers was erased.
+func (s *Store) AnyErased(ctx context.Context, customers []domain.CustomerCode) (bool, error) {
+	ids := make([]uuid.UUID, len(customers))
+	for i, c := range customers {
+		ids[i] = c.StreamID()
+	}
+	var erased bool
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM streams WHERE erased AND stream_id = ANY($1))", ids).Scan(&erased); err != nil {
+		return false, fmt.Errorf("erased customers: %w", mapError(err))
+	}
+	return erased, nil
+}

@@ -70,7 +70,7 @@ func registration(customer, phone string) obj {
 func TestErasurePurgesTheCustomersIngestAndRejectedMessages(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.start(h.store)
+	h.start(h.store, func(c *ingest.Config) { c.Erasures = h.store })
 	// The erased customer's data, valid and invalid, alone and in a batch;
 	// another customer's; a message that names no one.
 	h.publish("ingest.crm", body(t, registration("KH-X", "13800000001")))
@@ -126,5 +126,23 @@ func TestErasurePurgesTheCustomersIngestAndRejectedMessages(t *testing.T) {
 	}
 	if got := h.holding(natsbus.StreamIngest, "13800000009"); len(got) != 0 {
 		t.Errorf("the late message is still in SEGMENTS_INGEST: %v", got)
+	}
+	// Likewise an invalid message about the erased customer (refused before
+	// the store is asked); invalid messages about others keep their payload.
+	late := h.publish("ingest.crm", body(t, envelope("CustomerProfileUpdated", "KH-X", obj{"contact": obj{"phone": "13800000010"}, "unknown": 1})))
+	other := h.publish("ingest.crm", body(t, envelope("CustomerProfileUpdated", "KH-Y", obj{"contact": obj{"phone": "13900000011"}, "unknown": 1})))
+	testenv.Eventually(t, within, "the invalid late messages rejected", func() bool {
+		r := h.rejected()
+		return r[late] != nil && r[other] != nil
+	})
+	h.awaitIdle()
+	if r := h.rejected()[late]; len(r.Data) != 0 || r.Header.Get(natsbus.HeaderErrorField) == "" {
+		t.Errorf("rejection of the invalid late message: field %q, body %q", r.Header.Get(natsbus.HeaderErrorField), r.Data)
+	}
+	if got := h.holding(natsbus.StreamIngest, "13800000010"); len(got) != 0 {
+		t.Errorf("the invalid late message is still in SEGMENTS_INGEST: %v", got)
+	}
+	if r := h.rejected()[other]; !strings.Contains(string(r.Data), "13900000011") {
+		t.Errorf("another customer's rejection lost its payload: %q", r.Data)
 	}
 }

@@ -52,6 +52,14 @@ type Config struct {
 	// ShutdownGrace bounds how long messages in hand may take after Run's
 	// context is done.
 	ShutdownGrace time.Duration
+	// Erasures, when set, keeps rejections of messages about erased
+	// customers free of their payload (*eventstore.Store is one).
+	Erasures ErasureChecker
+}
+
+// ErasureChecker says whether customers were erased.
+type ErasureChecker interface {
+	AnyErased(ctx context.Context, customers []domain.CustomerCode) (bool, error)
 }
 
 // Worker consumes SEGMENTS_INGEST.
@@ -261,15 +269,44 @@ func abandon(msg jetstream.Msg) {
 // reject publishes the original message and its error to
 // rejected.<subject>, then acknowledges it. If the rejection cannot be
 // published the message is left unacknowledged and comes back later.
+// A message that names an erased customer is rejected as rejectErased does:
+// it may be personal data sent after the eraser's scan.
 func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, code, field, message string) {
+	erased, err := w.namesErased(ctx, msg.Data())
+	if err != nil {
+		w.cfg.Logger.Warn("ingest: check for erased customers; will retry", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if erased {
+		w.rejectErased(ctx, msg, code, field, message)
+		return
+	}
 	if w.publishRejection(ctx, msg, msg.Data(), code, field, message) {
 		w.ack(msg)
 	}
 }
 
-// rejectErased rejects a message that brings personal data of an erased
-// customer: the rejection carries the error but not the payload, and the
-// original is deleted from SEGMENTS_INGEST (the eraser's scan may be over).
+// namesErased reports whether a message names an erased customer.
+func (w *Worker) namesErased(ctx context.Context, body []byte) (bool, error) {
+	if w.cfg.Erasures == nil {
+		return false, nil
+	}
+	named := customersNamed(body)
+	if len(named) == 0 {
+		return false, nil
+	}
+	codes := make([]domain.CustomerCode, len(named))
+	for i, c := range named {
+		codes[i] = domain.CustomerCode(c)
+	}
+	return w.cfg.Erasures.AnyErased(ctx, codes)
+}
+
+// rejectErased rejects a message that brings (or may bring) personal data
+// of an erased customer: the rejection carries the error but not the
+// payload, and the original is deleted from SEGMENTS_INGEST (the eraser's
+// scan may be over).
 func (w *Worker) rejectErased(ctx context.Context, msg jetstream.Msg, code, field, message string) {
 	if !w.publishRejection(ctx, msg, nil, code, field, message) {
 		return

@@ -209,7 +209,7 @@ func (a *app) run(ctx context.Context) error {
 		a.supervise(workCtx, &wg, "scheduler", sched.Run)
 	}
 	if a.cfg.has("ingest") {
-		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Logger: a.log, Metrics: a.metrics})
+		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Erasures: a.store, Logger: a.log, Metrics: a.metrics})
 		a.supervise(workCtx, &wg, "ingest", w.Run)
 		// Erasure reaches SEGMENTS_INGEST and SEGMENTS_REJECTED.
 		a.supervise(workCtx, &wg, "eraser", ingest.NewEraser(a.js, a.log).Run)
