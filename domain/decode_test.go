@@ -466,7 +466,7 @@ func envelopeRejections() []rejection {
 		{"phone not starting with 1", phone("23800138000"), "data.contact.phone", CodeInvalidFormat},
 		{"phone with dashes", phone("138-0013-8000"), "data.contact.phone", CodeInvalidFormat},
 		{"phone with spaces", phone("138 0013 8000"), "data.contact.phone", CodeInvalidFormat},
-		{"phone landline", phone("010-62345678"), "data.contact.phone", CodeInvalidFormat},
+		{"phone landline without a dash", phone("01062345678"), "data.contact.phone", CodeInvalidFormat},
 		{"phone letters", phone("1380013800a"), "data.contact.phone", CodeInvalidFormat},
 		{"phone fullwidth", phone("１３８００１３８０００"), "data.contact.phone", CodeInvalidFormat},
 		{"phone empty", phone(""), "data.contact.phone", CodeInvalidFormat},
@@ -1054,9 +1054,14 @@ func TestNewEventAndPersonalContact(t *testing.T) {
 }
 
 func TestValidPhoneAndEmail(t *testing.T) {
-	for _, p := range []string{"13800138000", "19912345678", "10000000000", "+8613800138000", "+12025550123", "+12345678", "+123456789012345"} {
+	for _, p := range []string{"13800138000", "19912345678", "10000000000", "+8613800138000", "+12025550123", "+12345678", "+123456789012345", "010-12345678", "0755-1234567-801", "021-62345678", "0571-8765432"} {
 		if !ValidPhone(p) {
 			t.Errorf("ValidPhone(%q) = false", p)
+		}
+	}
+	for _, p := range []string{"12345678", "010-012345678", "01-12345678", "0755-1234567-", "0755-1234567-1234567", "010 12345678", "01012345678", "0755-1234567-801-2", "+0123456789"} {
+		if ValidPhone(p) {
+			t.Errorf("ValidPhone(%q) = true", p)
 		}
 	}
 	for _, e := range []string{"li@example.com", "li.ming+crm@example.com.cn", "a_b-c@sub.example.org", "x@y.io"} {

@@ -250,7 +250,7 @@ func (p *Profile) validate(c *collector) {
 		profileText(c, "data.contact.name", ct.Name)
 		profileText(c, "data.contact.title", ct.Title)
 		if ct.Phone != nil && !ValidPhone(*ct.Phone) {
-			c.add("data.contact.phone", CodeInvalidFormat, "must be 11 digits starting with 1, or + and an international number")
+			c.add("data.contact.phone", CodeInvalidFormat, "must be 11 digits starting with 1, a landline such as 010-12345678 or 0755-1234567-801, or + and an international number")
 		}
 		if ct.Email != nil && !ValidEmail(*ct.Email) {
 			c.add("data.contact.email", CodeInvalidFormat, "must be a valid email address")
@@ -361,14 +361,42 @@ func isControl(r rune) bool {
 	return (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f
 }
 
-// ValidPhone accepts a mainland mobile number (11 digits starting with 1) or
-// an international number in E.164 form ("+" and 8–15 digits).
+// ValidPhone accepts a mainland mobile number (11 digits starting with 1),
+// a mainland landline (ValidLandline), or an international number in E.164
+// form ("+" and 8–15 digits).
 func ValidPhone(s string) bool {
 	if strings.HasPrefix(s, "+") {
 		d := s[1:]
 		return len(d) >= 8 && len(d) <= 15 && allDigits(d) && d[0] != '0'
 	}
+	if strings.HasPrefix(s, "0") {
+		return ValidLandline(s)
+	}
 	return len(s) == 11 && s[0] == '1' && allDigits(s)
+}
+
+// ValidLandline accepts a mainland fixed-line number in its written form:
+// area code (0 and 2–3 digits), a dash, the local number (7–8 digits not
+// starting with 0), and optionally a dash and an extension of 1–6
+// digits: 010-12345678, 0755-1234567-801. Customers' contacts are often
+// switchboards, so the seeds' 联系电话 column holds such numbers.
+func ValidLandline(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	area, local := parts[0], parts[1]
+	if len(area) < 3 || len(area) > 4 || area[0] != '0' || area[1] == '0' || !allDigits(area) {
+		return false
+	}
+	if len(local) < 7 || len(local) > 8 || local[0] == '0' || !allDigits(local) {
+		return false
+	}
+	if len(parts) == 3 {
+		ext := parts[2]
+		return len(ext) >= 1 && len(ext) <= 6 && allDigits(ext)
+	}
+	return true
 }
 
 // ValidEmail accepts a bare address (no display name) with a dotted domain.

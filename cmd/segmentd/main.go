@@ -30,6 +30,9 @@ Usage:
                                   with reason, cause and rule version, alerts, final labels
   segmentd rotate-master-key [--new-key K]
                                   re-wrap every customer data key with a new master key
+  segmentd import FILE.xlsx|FILE.csv [--sheet S] [--mapping M] [--dry-run] [--name N]
+                                  bring in the seeds' customer, order and follow-up sheets;
+                                  a per-row report goes to FILE.report.csv (docs/IMPORT.md)
   segmentd token new --name N --scopes read,audit
                                   create a bearer token: prints the secret once and the
                                   line to add to the SEGMENTS_TOKENS file
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string) error {
 		return token(args)
 	case "replay":
 		return replay(ctx, args)
+	case "import":
+		return importFile(ctx, args)
 	case "rotate-master-key":
 		return rotateMasterKey(ctx, args)
 	case "help", "-h", "--help":

@@ -1,0 +1,392 @@
+package importer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
+)
+
+// Appender records events; *eventstore.Store implements it.
+type Appender interface {
+	Append(ctx context.Context, req domain.AppendRequest) ([]eventstore.Result, error)
+}
+
+// Progress is told how many rows were handled; Total is known after the
+// checking pass.
+type Progress interface {
+	Start(total int)
+	Add(rows int)
+	Finish()
+}
+
+// Options configure one import.
+type Options struct {
+	Path    string
+	Sheet   string // one sheet of a workbook; empty: every sheet
+	Mapping Mapping
+	// Name is the import's identity; empty: "sha256-" and the first 16 hex
+	// digits of the file's SHA-256.
+	Name   string
+	DryRun bool
+	// Location is the rules' time zone (dates without a time are midnight there).
+	Location *time.Location
+	Now      func() time.Time
+	Store    Appender // nil only with DryRun
+	Progress Progress // nil: none
+	// ReportPath is where the per-row report goes; empty: beside the input,
+	// <name>.report.csv.
+	ReportPath string
+	// Workers is the number of concurrent appends (the store commits them
+	// in shared groups); default 16.
+	Workers int
+}
+
+// Summary is the outcome of an import.
+type Summary struct {
+	ImportID        string `json:"import_id"`
+	File            string `json:"file"`
+	Format          string `json:"format"`
+	DryRun          bool   `json:"dry_run,omitzero"`
+	RowsRead        int    `json:"rows_read"`
+	RowsImported    int    `json:"rows_imported"`
+	RowsAlready     int    `json:"rows_already_imported"`
+	RowsRejected    int    `json:"rows_rejected"`
+	EventsStored    int    `json:"events_stored"`
+	NeedsCompletion int    `json:"customers_needs_completion"`
+	Problems        int    `json:"problems"`
+	ReportPath      string `json:"report"`
+}
+
+// SourcePrefix starts the envelope source of imported events; the rest is
+// the import id. The projector uses it to tell imported history
+// (docs/IMPORT.md, "Alerts of imported history").
+const SourcePrefix = "import:"
+
+// Identity returns the import id of a file: "sha256-" and the first 16 hex
+// digits of its content hash.
+func Identity(path string) (string, error) {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// DefaultReportPath is input.report.csv beside the input.
+func DefaultReportPath(input string) string {
+	return strings.TrimSuffix(input, filepath.Ext(input)) + ".report.csv"
+}
+
+// Run imports a file. The file is read twice: a checking pass (format,
+// header rows, row count) that stores nothing, so a file that cannot be
+// read as a whole fails before anything is recorded; then the importing
+// pass. Problems of single rows go to the report and never stop the others.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Store == nil && !o.DryRun {
+		return Summary{}, errors.New("importer: no store to import into")
+	}
+	sum := Summary{File: o.Path, DryRun: o.DryRun, ImportID: o.Name}
+	if sum.ImportID == "" {
+		id, err := Identity(o.Path)
+		if err != nil {
+			return sum, err
+		}
+		sum.ImportID = id
+	}
+	total, err := check(o)
+	if err != nil {
+		return sum, err
+	}
+	if o.ReportPath == "" {
+		o.ReportPath = DefaultReportPath(o.Path)
+	}
+	sum.ReportPath = o.ReportPath
+	rep, err := newReport(o.ReportPath)
+	if err != nil {
+		return sum, err
+	}
+	if o.Progress != nil {
+		o.Progress.Start(total)
+		defer o.Progress.Finish()
+	}
+	im := &run{o: o, sum: &sum, rep: rep, conv: Converter{Location: o.Location, Source: SourcePrefix + sum.ImportID, Now: o.Now()},
+		flagged: map[domain.CustomerCode]bool{}}
+	err = im.importRows(ctx)
+	if cerr := rep.close(); err == nil {
+		err = cerr
+	}
+	sum.Problems = rep.lines
+	return sum, err
+}
+
+// check reads the whole file without storing anything: every sheet with
+// data must have a header row. It returns the number of rows.
+func check(o Options) (int, error) {
+	total := 0
+	sheets := map[string]*sheetScan{}
+	var order []string
+	_, err := ReadFile(o.Path, o.Sheet, func(sheet string, n int, cells []string) error {
+		total++
+		s := sheets[sheet]
+		if s == nil {
+			s = &sheetScan{}
+			sheets[sheet] = s
+			order = append(order, sheet)
+		}
+		s.scan(o.Mapping, n, cells)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	found := false
+	for _, name := range order {
+		s := sheets[name]
+		if s.hasData && s.header == nil && o.Sheet != "" {
+			return 0, fmt.Errorf("%w: %s", ErrNoHeader, name)
+		}
+		found = found || s.header != nil
+	}
+	if !found {
+		return 0, ErrNoHeader
+	}
+	return total, nil
+}
+
+// sheetScan finds a sheet's header row among its first rows.
+type sheetScan struct {
+	header  *Header
+	hasData bool
+}
+
+func (s *sheetScan) scan(m Mapping, n int, cells []string) bool {
+	if s.header != nil {
+		return false
+	}
+	if IsEmpty(cells) {
+		return true
+	}
+	s.hasData = true
+	if n > headerSearchRows {
+		return true
+	}
+	if h, ok := m.recognise(append([]string(nil), cells...)); ok {
+		s.header = &h
+	}
+	return true
+}
+
+type run struct {
+	o       Options
+	sum     *Summary
+	rep     *report
+	conv    Converter
+	mu      sync.Mutex
+	flagged map[domain.CustomerCode]bool
+}
+
+func (im *run) importRows(ctx context.Context) error {
+	units := make(chan Unit, im.o.Workers*4)
+	var wg sync.WaitGroup
+	for range im.o.Workers {
+		wg.Go(func() {
+			for u := range units {
+				im.store(ctx, u)
+			}
+		})
+	}
+	sheets := map[string]*sheetScan{}
+	format, err := ReadFile(im.o.Path, im.o.Sheet, func(sheet string, n int, cells []string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s := sheets[sheet]
+		if s == nil {
+			s = &sheetScan{}
+			sheets[sheet] = s
+		}
+		if s.scan(im.o.Mapping, n, cells) {
+			if s.header != nil {
+				im.reportIgnored(sheet, n, s.header)
+			}
+			im.progress()
+			return nil
+		}
+		if IsEmpty(cells) || s.header == nil {
+			im.progress()
+			return nil
+		}
+		u := im.conv.Convert(*s.header, sheet, n, cells)
+		im.account(u)
+		if u.Rejected || im.o.DryRun {
+			im.progress()
+			return nil
+		}
+		units <- u
+		return nil
+	})
+	close(units)
+	wg.Wait()
+	im.sum.Format = format
+	return err
+}
+
+func (im *run) progress() {
+	if im.o.Progress != nil {
+		im.o.Progress.Add(1)
+	}
+}
+
+func (im *run) reportIgnored(sheet string, n int, h *Header) {
+	for _, col := range h.Ignored {
+		im.rep.add(Problem{Sheet: sheet, Row: n, Column: col, Code: CodeIgnoredColumn,
+			Message: "未识别的列，已忽略（可在 mapping 文件中指定）/ unknown column, ignored (name it in a mapping file)"})
+	}
+}
+
+// account records a converted row's problems and, for rows that will not
+// be stored (rejected, or a dry run), its outcome.
+func (im *run) account(u Unit) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	im.sum.RowsRead++
+	for _, p := range u.Problems {
+		im.rep.add(p)
+	}
+	if len(u.Missing) > 0 && !u.Rejected && !im.flagged[u.Customer] {
+		im.flagged[u.Customer] = true
+		im.sum.NeedsCompletion++
+		im.rep.add(Problem{Sheet: u.Sheet, Row: u.Row, Code: CodeNeedsComplete,
+			Message: "待补充：" + strings.Join(u.Missing, "、") + " / needs completion: " + strings.Join(u.Missing, ", ")})
+	}
+	switch {
+	case u.Rejected:
+		im.sum.RowsRejected++
+	case im.o.DryRun:
+		im.sum.RowsImported++
+	}
+}
+
+// store appends a unit's requests; each stands alone.
+func (im *run) store(ctx context.Context, u Unit) {
+	defer im.progress()
+	stored, dup := 0, 0
+	var problems []Problem
+	for _, req := range u.Requests {
+		res, err := im.o.Store.Append(ctx, req)
+		if errors.Is(err, domain.ErrAlreadyRegistered) {
+			dup++
+			problems = append(problems, storeProblem(u, req, err))
+			continue
+		}
+		if err != nil {
+			problems = append(problems, storeProblem(u, req, err))
+			continue
+		}
+		for _, r := range res {
+			if r.Duplicate {
+				dup++
+			} else {
+				stored++
+			}
+		}
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	for _, p := range problems {
+		im.rep.add(p)
+	}
+	im.sum.EventsStored += stored
+	switch {
+	case stored > 0:
+		im.sum.RowsImported++
+	case dup > 0:
+		im.sum.RowsAlready++
+	default:
+		im.sum.RowsRejected++
+	}
+}
+
+// storeProblem describes a request the store refused. A registration of a
+// customer that is already registered is expected when a snapshot is
+// imported over existing data: the registration stays as it was.
+func storeProblem(u Unit, req domain.AppendRequest, err error) Problem {
+	p := Problem{Sheet: u.Sheet, Row: u.Row, Code: CodeRejected}
+	var ee *eventstore.EventError
+	if errors.As(err, &ee) && ee.Err != nil {
+		p.Code, p.Column = ee.Err.Code(), ee.Err.Field
+		if errors.Is(err, domain.ErrAlreadyRegistered) {
+			p.Column = ""
+			p.Message = "客户已登记，档案未改动 / the customer is already registered; its profile was left as it was"
+			return p
+		}
+	}
+	p.Message = string(req.Events[0].Type) + ": " + err.Error()
+	return p
+}
+
+// report writes the per-row report: row, column, code, message, sheet.
+type report struct {
+	f     *os.File
+	w     *csv.Writer
+	mu    sync.Mutex
+	lines int
+}
+
+func newReport(path string) (*report, error) {
+	f, err := os.Create(filepath.Clean(path))
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	// A BOM makes Excel open the Chinese messages as UTF-8.
+	if _, err := f.WriteString("\uFEFF"); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"row", "column", "code", "message", "sheet"})
+	return &report{f: f, w: w}, nil
+}
+
+func (r *report) add(p Problem) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines++
+	_ = r.w.Write([]string{strconv.Itoa(p.Row), p.Column, p.Code, p.Message, p.Sheet})
+}
+
+func (r *report) close() error {
+	r.w.Flush()
+	err := r.w.Error()
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
