@@ -290,10 +290,8 @@ func TestAdvanceRuleSwitchDroppingATag(t *testing.T) {
 	text := strings.TrimRight(defaultYAML(), "\n") + `
   - version: 2
     effective_at: "2026-07-01T00:00:00+08:00"
-    tags:
-      - name: needs_completion
-        display: 待补充
-        when: profile_missing_count > 0
+    remove:
+      tags: [to_convert]
 `
 	b := mustParse(t, text)
 	var evs []ev

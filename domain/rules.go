@@ -2,7 +2,10 @@ package domain
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed" // the default rule set ships inside the binary
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -98,6 +101,13 @@ type AlertRule struct {
 type RuleSet struct {
 	Version     int
 	EffectiveAt time.Time
+	// Source is the version's text as written in the rules file; Definition
+	// its canonical form (JSON, keys sorted: comments and layout do not
+	// count) and Hash the SHA-256 of Definition in hex. The log records them
+	// when a version is first loaded; a version in force must not change.
+	Source      string
+	Definition  string
+	Hash        string
 	Location    *time.Location
 	ShortMonths int
 	LongMonths  int
@@ -194,8 +204,15 @@ type versionConfig struct {
 	Lifecycle       map[string]string      `yaml:"lifecycle"`
 	NeedOrientation *needConfig            `yaml:"need_orientation"`
 	Tags            []tagConfig            `yaml:"tags"`
+	Remove          *removeConfig          `yaml:"remove"`
 	Alerts          map[string]alertConfig `yaml:"alerts"`
 	BusinessDays    []string               `yaml:"business_days"`
+}
+
+// removeConfig names what a version drops from the previous one: tags merge
+// by name, so dropping one must be said.
+type removeConfig struct {
+	Tags []string `yaml:"tags"`
 }
 
 type windowsConfig struct {
@@ -263,16 +280,30 @@ func ParseRules(data []byte) (*RuleBook, error) {
 	if len(f.Versions) == 0 {
 		return nil, p.errf("$.versions", "at least one version is required")
 	}
+	var written struct {
+		Versions []any `yaml:"versions"`
+	}
+	if err := yaml.Unmarshal(data, &written); err != nil || len(written.Versions) != len(f.Versions) {
+		return nil, p.errf("$.versions", "cannot read the versions as written")
+	}
 	book := &RuleBook{}
 	var prev *versionConfig
 	for i := range f.Versions {
 		v := f.Versions[i]
 		at := fmt.Sprintf("$.versions[%d]", i)
 		if prev != nil {
-			v = inherit(v, *prev)
+			var err error
+			if v, err = p.inherit(v, *prev, at); err != nil {
+				return nil, err
+			}
+		} else if v.Remove != nil {
+			return nil, p.errf(at+".remove", "the first version has nothing to remove")
 		}
 		rs, err := p.build(v, at)
 		if err != nil {
+			return nil, err
+		}
+		if err := p.describe(rs, written.Versions[i], at); err != nil {
 			return nil, err
 		}
 		if n := len(book.Versions); n > 0 {
@@ -290,8 +321,14 @@ func ParseRules(data []byte) (*RuleBook, error) {
 	return book, nil
 }
 
-// inherit fills what v leaves out from the previous version.
-func inherit(v, prev versionConfig) versionConfig {
+// inherit fills what v leaves out from the previous version. Tags merge by
+// name (mergeTags); every other setting v names replaces the previous one.
+func (p *rulesParser) inherit(v, prev versionConfig, at string) (versionConfig, error) {
+	tags, err := p.mergeTags(prev.Tags, v.Tags, v.Remove, at)
+	if err != nil {
+		return v, err
+	}
+	v.Tags, v.Remove = tags, nil
 	if v.TimeZone == nil {
 		v.TimeZone = prev.TimeZone
 	}
@@ -310,20 +347,72 @@ func inherit(v, prev versionConfig) versionConfig {
 	if v.NeedOrientation == nil {
 		v.NeedOrientation = prev.NeedOrientation
 	}
-	if v.Tags == nil {
-		v.Tags = prev.Tags
-	}
 	if v.Alerts == nil {
 		v.Alerts = prev.Alerts
 	}
 	if v.BusinessDays == nil {
 		v.BusinessDays = prev.BusinessDays
 	}
-	return v
+	return v, nil
+}
+
+// mergeTags is a version's tags: the previous version's, each replaced by the
+// tag of the same name that this version names (fields it leaves empty are
+// the previous tag's), then this version's new tags in its order, less those
+// its remove list names. Naming tags never drops the others.
+func (p *rulesParser) mergeTags(prev, named []tagConfig, remove *removeConfig, at string) ([]tagConfig, error) {
+	drop := map[string]bool{}
+	if remove != nil {
+		for i, name := range remove.Tags {
+			if !slices.ContainsFunc(prev, func(t tagConfig) bool { return t.Name == name }) {
+				return nil, p.errf(fmt.Sprintf("%s.remove.tags[%d]", at, i), "the previous version has no tag %q", name)
+			}
+			drop[name] = true
+		}
+	}
+	merged := slices.Clone(prev)
+	for i, t := range named {
+		if drop[t.Name] {
+			return nil, p.errf(fmt.Sprintf("%s.tags[%d]", at, i), "tag %q is both named and removed", t.Name)
+		}
+		j := slices.IndexFunc(merged, func(m tagConfig) bool { return m.Name == t.Name })
+		if j < 0 {
+			merged = append(merged, t)
+			continue
+		}
+		old := merged[j]
+		for _, f := range []struct {
+			dst *string
+			src string
+		}{
+			{&old.Display, t.Display}, {&old.When, t.When}, {&old.Reason, t.Reason}, {&old.ReasonEN, t.ReasonEN},
+		} {
+			if f.src != "" {
+				*f.dst = f.src
+			}
+		}
+		merged[j] = old
+	}
+	return slices.DeleteFunc(merged, func(t tagConfig) bool { return drop[t.Name] }), nil
 }
 
 type rulesParser struct {
 	data []byte
+}
+
+// describe sets a version's Source, Definition and Hash from what the file
+// states for it (not what it inherits: earlier versions are recorded too).
+func (p *rulesParser) describe(rs *RuleSet, written any, at string) error {
+	def, err := json.Marshal(written)
+	if err != nil {
+		return p.errf(at, "cannot encode the version: %v", err)
+	}
+	sum := sha256.Sum256(def)
+	rs.Definition, rs.Hash = string(def), hex.EncodeToString(sum[:])
+	if node := p.node(at); node != nil {
+		rs.Source = node.String()
+	}
+	return nil
 }
 
 func (p *rulesParser) errf(path, format string, args ...any) error {

@@ -126,7 +126,7 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 				if err != nil {
 					return nil, fmt.Errorf("encode alert: %w", err)
 				}
-				outbox = append(outbox, outboxMessage{StreamAlerts, "alerts." + a.Kind, a.ID.String(), body})
+				outbox = append(outbox, outboxMessage{stream: StreamAlerts, subject: "alerts." + a.Kind, msgID: a.ID.String(), payload: body})
 			}
 		}
 	}

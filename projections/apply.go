@@ -329,19 +329,23 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 // HistoryEntry is a label change: the JSON body of its message on
 // SEGMENTS_CHANGES and an entry of GET …/labels/history (SPEC §6.1).
 type HistoryEntry struct {
-	ID          uuid.UUID  `json:"id"`
-	Customer    string     `json:"customer"`
-	Label       string     `json:"label"`
-	From        *string    `json:"from"`
-	To          string     `json:"to"`
-	At          string     `json:"at"`
-	Cause       causeJSON  `json:"cause"`
-	RuleVersion int        `json:"rule_version"`
-	Reason      string     `json:"reason"`
-	ReasonEN    string     `json:"reason_en"`
-	Seq         int64      `json:"seq"`
-	Display     string     `json:"display,omitempty"`
-	EventID     *uuid.UUID `json:"-"`
+	ID          uuid.UUID `json:"id"`
+	Customer    string    `json:"customer"`
+	Label       string    `json:"label"`
+	From        *string   `json:"from"`
+	To          string    `json:"to"`
+	At          string    `json:"at"`
+	Cause       causeJSON `json:"cause"`
+	RuleVersion int       `json:"rule_version"`
+	Reason      string    `json:"reason"`
+	ReasonEN    string    `json:"reason_en"`
+	Seq         int64     `json:"seq"`
+	Display     string    `json:"display,omitempty"`
+	// Correction marks a message a rebuild published: "added" (a change the
+	// history lacked) or "retracted" (a published change that the log does
+	// not support). Live changes have none.
+	Correction string     `json:"correction,omitempty"`
+	EventID    *uuid.UUID `json:"-"`
 }
 
 type causeJSON struct {
@@ -437,15 +441,18 @@ func (a *changeColumnsArrays) queue(b *pgx.Batch) {
 type outboxMessage struct {
 	stream, subject, msgID string
 	payload                []byte
+	correction             bool // published with HeaderCorrection
 }
 
 // values is the row in outboxColumns order, for COPY.
-func (m outboxMessage) values() []any { return []any{m.stream, m.subject, m.msgID, m.payload} }
+func (m outboxMessage) values() []any {
+	return []any{m.stream, m.subject, m.msgID, m.payload, m.correction}
+}
 
 // changeOutbox is the outbox message of a label change whose
 // SEGMENTS_CHANGES body is msg.
 func changeOutbox(c domain.LabelChange, msg []byte) outboxMessage {
-	return outboxMessage{StreamChanges, "segments.changed." + c.Label, c.ID.String(), msg}
+	return outboxMessage{stream: StreamChanges, subject: "segments.changed." + c.Label, msgID: c.ID.String(), payload: msg}
 }
 
 // outboxArrays are outbox rows as column arrays.
@@ -461,7 +468,7 @@ func (a *outboxArrays) add(m outboxMessage) {
 // queue inserts the rows in their order: the identity column, which is the
 // relays' publication order, is drawn as the rows are inserted.
 func (a *outboxArrays) queue(b *pgx.Batch) {
-	b.Queue(`INSERT INTO outbox (`+strings.Join(outboxColumns, ", ")+`)
+	b.Queue(`INSERT INTO outbox (stream, subject, msg_id, payload)
 		SELECT m.stream, m.subject, m.msg_id, m.payload
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(stream, subject, msg_id, payload, n)
 		ORDER BY m.n`,

@@ -271,6 +271,9 @@ func appendHistoryEntry(b []byte, e *HistoryEntry) ([]byte, error) {
 	if e.Display != "" {
 		str(`,"display":`, e.Display)
 	}
+	if e.Correction != "" {
+		str(`,"correction":`, e.Correction)
+	}
 	b = append(b, '}')
 	return b, err
 }

@@ -191,7 +191,7 @@ func (r *Relay) step(ctx context.Context, next *int64, recheck *bool) (int, erro
 				SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox
 				WHERE stream = $1 AND pub_pos IS NULL ORDER BY id LIMIT $3)
 			UPDATE outbox o SET pub_pos = $2 + c.rn - 1 FROM c WHERE o.id = c.id
-			RETURNING o.subject, o.msg_id, o.payload, o.pub_pos`, r.stream, *next, r.sink.MaxBatch())
+			RETURNING o.subject, o.msg_id, o.payload, o.pub_pos, o.correction`, r.stream, *next, r.sink.MaxBatch())
 		if err != nil {
 			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
 		}
@@ -221,7 +221,7 @@ func (r *Relay) step(ctx context.Context, next *int64, recheck *bool) (int, erro
 }
 
 func (r *Relay) claimed(ctx context.Context) ([]eventstore.Message, error) {
-	rows, err := r.pool.Query(ctx, "SELECT subject, msg_id, payload, pub_pos FROM outbox WHERE stream = $1 AND pub_pos IS NOT NULL ORDER BY pub_pos LIMIT $2", r.stream, r.sink.MaxBatch())
+	rows, err := r.pool.Query(ctx, "SELECT subject, msg_id, payload, pub_pos, correction FROM outbox WHERE stream = $1 AND pub_pos IS NOT NULL ORDER BY pub_pos LIMIT $2", r.stream, r.sink.MaxBatch())
 	if err != nil {
 		return nil, fmt.Errorf("outbox relay %s: read: %w", r.stream, err)
 	}
@@ -232,12 +232,21 @@ func (r *Relay) claimed(ctx context.Context) ([]eventstore.Message, error) {
 	return msgs, nil
 }
 
-// collectMessages reads rows of (subject, msg_id, payload, pub_pos).
+// HeaderCorrection marks a message that a rebuild published to correct the
+// history on SEGMENTS_CHANGES or SEGMENTS_ALERTS (value "true"; the body
+// says which correction). Messages without it are live.
+const HeaderCorrection = "Segments-Correction"
+
+// collectMessages reads rows of (subject, msg_id, payload, pub_pos, correction).
 func collectMessages(rows pgx.Rows) ([]eventstore.Message, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Message, error) {
 		var m eventstore.Message
-		err := row.Scan(&m.Subject, &m.ID, &m.Body, &m.Position)
+		var correction bool
+		err := row.Scan(&m.Subject, &m.ID, &m.Body, &m.Position, &correction)
 		m.Header = map[string]string{"Segments-Position": strconv.FormatInt(m.Position, 10)}
+		if correction {
+			m.Header[HeaderCorrection] = "true"
+		}
 		return m, err
 	})
 }

@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,18 +20,21 @@ type RebuildStats struct {
 	Events    int64
 	Customers int
 	Changes   int64
-	// NewChanges were not in the label history before the rebuild (for
-	// example after a rule file change); only these are published.
+	// NewChanges are transitions (customer, label, from, to, instant) that
+	// the label history lacked before the rebuild, and Retracted those it
+	// held and the rebuild does not reproduce: the true corrections, the only
+	// changes a rebuild publishes (marked, see queueCorrections).
 	NewChanges int64
+	Retracted  int64
 	Took       time.Duration
 }
 
 // Rebuild drops every projection and replays the whole log through the
 // same Advance as the live projector, in one transaction: readers see the
 // old read models until it commits. Like the live scheduler, it then passes
-// every boundary up to now. Label changes keep their deterministic ids; only
-// changes that did not exist before are queued for publication, so a
-// rebuild never publishes a change twice.
+// every boundary up to now. Label changes keep their deterministic ids; a
+// rebuild publishes only true corrections (queueCorrections), so it never
+// publishes a change twice, nor one that merely changed its wording.
 //
 // Three goroutines overlap its work: one reads and decodes the log on a
 // connection of its own, one folds it (Advance) and encodes the rows, and
@@ -80,7 +85,6 @@ type rebuildWrite struct {
 	alerts      []domain.Alert
 	streams     map[domain.CustomerCode]uuid.UUID // of the alerts' customers
 	changes     [][]any                           // label_changes rows
-	outbox      [][]any                           // new label changes to publish
 	projections []*customerWork                   // final: no more changes
 	notify      *time.Time                        // earliest next boundary, announced last
 }
@@ -89,9 +93,10 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st 
 	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return fmt.Errorf("lock read models: %w", err)
 	}
-	old, err := collectIDs(ctx, tx, "SELECT id FROM label_changes")
-	if err != nil {
-		return fmt.Errorf("read label change ids: %w", err)
+	// The history as published so far, compared with the rebuilt one at the end.
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rebuild_previous ON COMMIT DROP AS
+		SELECT `+strings.Join(changeColumns, ", ")+` FROM label_changes`); err != nil {
+		return fmt.Errorf("keep the label history: %w", err)
 	}
 	oldAlerts, err := collectIDs(ctx, tx, "SELECT alert_id FROM alerts")
 	if err != nil {
@@ -104,14 +109,17 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st 
 	if err != nil {
 		return err
 	}
-	if err := p.rebuildRows(ctx, tx, now, old, oldAlerts, st); err != nil {
+	if err := p.rebuildRows(ctx, tx, now, oldAlerts, st); err != nil {
 		return err
 	}
-	return recreateIndexes(ctx, tx, indexes)
+	if err := recreateIndexes(ctx, tx, indexes); err != nil {
+		return err
+	}
+	return p.queueCorrections(ctx, tx, st)
 }
 
 // rebuildRows refills the emptied read models.
-func (p *Projector) rebuildRows(ctx context.Context, tx pgx.Tx, now time.Time, old, oldAlerts map[uuid.UUID]struct{}, st *RebuildStats) error {
+func (p *Projector) rebuildRows(ctx context.Context, tx pgx.Tx, now time.Time, oldAlerts map[uuid.UUID]struct{}, st *RebuildStats) error {
 	g, gctx := errgroup.WithContext(ctx)
 	pages := make(chan []logEvent, 2)
 	writes := make(chan rebuildWrite, 2)
@@ -131,7 +139,7 @@ func (p *Projector) rebuildRows(ctx context.Context, tx pgx.Tx, now time.Time, o
 	})
 	g.Go(func() error {
 		defer close(writes)
-		return p.foldLog(gctx, pages, writes, old, now, st)
+		return p.foldLog(gctx, pages, writes, now, st)
 	})
 	return g.Wait()
 }
@@ -267,7 +275,7 @@ func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent) error 
 
 // foldLog advances every customer through its events in log order, then to
 // now, and hands the rows to write to the writer.
-func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes chan<- rebuildWrite, old map[uuid.UUID]struct{}, now time.Time, st *RebuildStats) error {
+func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes chan<- rebuildWrite, now time.Time, st *RebuildStats) error {
 	projs := map[uuid.UUID]*customerWork{}
 	var order []*customerWork
 	var cur rebuildWrite
@@ -285,15 +293,6 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 			w.seq++
 			cur.changes = append(cur.changes, changeRow(w.streamID, c, w.seq))
 			st.Changes++
-			if _, seen := old[c.ID]; !seen {
-				// Only changes not published before are encoded as messages.
-				msg, err := p.changeMessage(c, w.seq)
-				if err != nil {
-					return err
-				}
-				cur.outbox = append(cur.outbox, changeOutbox(c, msg).values())
-				st.NewChanges++
-			}
 		}
 		if ups := w.proj.TakeAlertUpdates(); len(ups) > 0 {
 			if cur.streams == nil {
@@ -370,8 +369,10 @@ func (p *Projector) writeRebuild(ctx context.Context, tx pgx.Tx, w rebuildWrite,
 		}
 	}
 	if len(alertMsgs) > 0 {
+		// An alert the read model did not hold before: a correction.
 		rows := make([][]any, len(alertMsgs))
 		for i, m := range alertMsgs {
+			m.correction = true
 			rows[i] = m.values()
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -381,11 +382,6 @@ func (p *Projector) writeRebuild(ctx context.Context, tx pgx.Tx, w rebuildWrite,
 	if len(w.changes) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"label_changes"}, changeColumns, pgx.CopyFromRows(w.changes)); err != nil {
 			return fmt.Errorf("write label changes: %w", err)
-		}
-	}
-	if len(w.outbox) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(w.outbox)); err != nil {
-			return fmt.Errorf("queue new label changes: %w", err)
 		}
 	}
 	if len(w.projections) > 0 {
@@ -428,7 +424,7 @@ func (s *projectionSource) Next() bool {
 func (s *projectionSource) Values() ([]any, error) { return s.row, s.err }
 func (s *projectionSource) Err() error             { return s.err }
 
-var outboxColumns = []string{"stream", "subject", "msg_id", "payload"}
+var outboxColumns = []string{"stream", "subject", "msg_id", "payload", "correction"}
 
 var changeColumns = []string{"id", "stream_id", "customer", "seq", "label", "from_value", "to_value", "at", "cause_kind",
 	"cause_event_id", "rule_version", "reason", "reason_en"}
@@ -449,6 +445,12 @@ func causeEventArg(c domain.LabelChange) pgtype.UUID {
 
 // changeMessage is a label change as its SEGMENTS_CHANGES message.
 func (p *Projector) changeMessage(c domain.LabelChange, seq int64) ([]byte, error) {
+	return p.historyMessage(c, seq, "")
+}
+
+// historyMessage is the SEGMENTS_CHANGES body of a change; correction is ""
+// for a live change.
+func (p *Projector) historyMessage(c domain.LabelChange, seq int64, correction string) ([]byte, error) {
 	var ev *uuid.UUID
 	if c.Cause == domain.CauseEvent {
 		e := c.EventID
@@ -457,11 +459,89 @@ func (p *Projector) changeMessage(c domain.LabelChange, seq int64) ([]byte, erro
 	msg := HistoryEntry{
 		ID: c.ID, Customer: string(c.Customer), Label: c.Label, From: optional(c.From), To: c.To,
 		At: c.At.In(p.book.At(c.At).Location).Format(time.RFC3339Nano), Cause: causeJSON{Kind: string(c.Cause), EventID: ev},
-		RuleVersion: c.RuleVersion, Reason: c.ReasonZH, ReasonEN: c.ReasonEN, Seq: seq,
+		RuleVersion: c.RuleVersion, Reason: c.ReasonZH, ReasonEN: c.ReasonEN, Seq: seq, Correction: correction,
 	}
 	body, err := marshalHistoryEntry(&msg)
 	if err != nil {
 		return nil, fmt.Errorf("encode label change: %w", err)
 	}
 	return body, nil
+}
+
+// queueCorrections publishes what the rebuild corrected, and nothing else.
+// Changes are compared by transition — customer, label, from, to, instant —
+// not by id: a change whose id or wording differs (another rule version or
+// reason for the same transition) was published already and is not news.
+// A transition the history lacked is queued as "added", one it held that the
+// log no longer supports as "retracted" (first, so a consumer applying them
+// in order removes before it adds); both carry HeaderCorrection and message
+// ids of their own. The rebuilt history is the baseline of the next rebuild,
+// so no correction is published twice.
+func (p *Projector) queueCorrections(ctx context.Context, tx pgx.Tx, st *RebuildStats) error {
+	retracted, err := p.corrections(ctx, tx, "rebuild_previous", "label_changes", "retracted")
+	if err != nil {
+		return err
+	}
+	added, err := p.corrections(ctx, tx, "label_changes", "rebuild_previous", "added")
+	if err != nil {
+		return err
+	}
+	st.Retracted, st.NewChanges = int64(len(retracted)), int64(len(added))
+	rows := slices.Concat(retracted, added)
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("queue corrections: %w", err)
+	}
+	return nil
+}
+
+// corrections lists, as outbox rows, the changes of table from whose
+// transition table other lacks, in each customer's order.
+func (p *Projector) corrections(ctx context.Context, tx pgx.Tx, from, other, kind string) ([][]any, error) {
+	rows, err := tx.Query(ctx, `SELECT c.id, c.customer, c.seq, c.label, c.from_value, c.to_value, c.at, c.cause_kind, c.cause_event_id, c.rule_version, c.reason, c.reason_en
+		FROM `+from+` c WHERE NOT EXISTS (SELECT 1 FROM `+other+` o WHERE o.stream_id = c.stream_id AND o.label = c.label
+			AND o.to_value = c.to_value AND o.at = c.at AND o.from_value IS NOT DISTINCT FROM c.from_value)
+		ORDER BY c.stream_id, c.seq`)
+	if err != nil {
+		return nil, fmt.Errorf("compare label histories: %w", err)
+	}
+	var out [][]any
+	var c domain.LabelChange
+	var seq int64
+	var fromValue *string
+	var event pgtype.UUID
+	_, err = pgx.ForEachRow(rows, []any{(*uuidDst)(&c.ID), &c.Customer, &seq, &c.Label, &fromValue, &c.To, &c.At, &c.Cause, &event, &c.RuleVersion, &c.ReasonZH, &c.ReasonEN}, func() error {
+		c.From, c.EventID = "", uuid.UUID{}
+		if fromValue != nil {
+			c.From = *fromValue
+		}
+		if event.Valid {
+			c.EventID = event.Bytes
+		}
+		msg, err := p.correctionMessage(c, seq, kind)
+		if err != nil {
+			return err
+		}
+		out = append(out, msg.values())
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compare label histories: %w", err)
+	}
+	return out, nil
+}
+
+// correctionMessage is a corrected label change as its SEGMENTS_CHANGES
+// message; its id is derived from the change's, so it never collides with
+// the change's own message.
+func (p *Projector) correctionMessage(c domain.LabelChange, seq int64, kind string) (outboxMessage, error) {
+	body, err := p.historyMessage(c, seq, kind)
+	if err != nil {
+		return outboxMessage{}, err
+	}
+	m := changeOutbox(c, body)
+	m.msgID, m.correction = uuid.NewSHA1(c.ID, []byte("correction "+kind)).String(), true
+	return m, nil
 }

@@ -31,19 +31,6 @@ type changeRow struct {
 	version  int
 }
 
-// content is everything but the id and the reasons.
-func (c changeRow) content() string {
-	from := "<nil>"
-	if c.from != nil {
-		from = *c.from
-	}
-	ev := "<nil>"
-	if c.event != nil {
-		ev = c.event.String()
-	}
-	return fmt.Sprintf("%s %d %s %s→%s %s %s %s v%d", c.customer, c.seq, c.label, from, c.to, c.at.UTC().Format(time.RFC3339Nano), c.cause, ev, c.version)
-}
-
 func (e *env) changeRows() []changeRow {
 	e.t.Helper()
 	rows, err := e.db.Pool.Query(ctxT(e.t), `SELECT (l.*)::text, id, customer, seq, label, from_value, to_value, at, cause_kind, cause_event_id, rule_version
@@ -66,24 +53,48 @@ func (e *env) changeRows() []changeRow {
 	return out
 }
 
-// queuedChangeIDs lists the msg_ids of label changes in the outbox with an
-// outbox id above after.
-func (e *env) queuedChangeIDs(after int64) []string {
+// transition is what a change says regardless of its id and wording.
+func (c changeRow) transition() string {
+	from := "<nil>"
+	if c.from != nil {
+		from = *c.from
+	}
+	return fmt.Sprintf("%s %s %s→%s %s", c.customer, c.label, from, c.to, c.at.UTC().Format(time.RFC3339Nano))
+}
+
+// queuedCorrections lists the change ids of the corrections in the outbox
+// with an outbox id above after, by kind; every one must be marked.
+func (e *env) queuedCorrections(after int64) (added, retracted []string) {
 	e.t.Helper()
-	rows, err := e.db.Pool.Query(ctxT(e.t), "SELECT msg_id FROM outbox WHERE stream = $1 AND id > $2 ORDER BY msg_id", projections.StreamChanges, after)
+	rows, err := e.db.Pool.Query(ctxT(e.t), `SELECT convert_from(payload, 'UTF8')::json->>'id', convert_from(payload, 'UTF8')::json->>'correction', correction, msg_id FROM outbox
+		WHERE stream = $1 AND id > $2 ORDER BY 1`, projections.StreamChanges, after)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		var id, msgID string
+		var kind *string
+		var marked bool
+		if err := rows.Scan(&id, &kind, &marked, &msgID); err != nil {
 			e.t.Fatal(err)
 		}
-		out = append(out, s)
+		if !marked || kind == nil || msgID == id {
+			e.t.Fatalf("queued change %s is not marked as a correction (kind %v, marked %v, msg id %s)", id, kind, marked, msgID)
+		}
+		switch *kind {
+		case "added":
+			added = append(added, id)
+		case "retracted":
+			retracted = append(retracted, id)
+		default:
+			e.t.Fatalf("correction kind %q", *kind)
+		}
 	}
-	return out
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return added, retracted
 }
 
 func (e *env) maxOutboxID() int64 {
@@ -254,36 +265,35 @@ func TestRebuildReproducesTheLiveProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilt := e.changeRows()
-	oldIDs := map[uuid.UUID]changeRow{}
+	// Only true corrections are queued: transitions one history has and the
+	// other lacks, whatever the ids (a changed rule version changes them).
+	var wantAdded, wantRetracted []string
+	liveKeys, rebuiltKeys := map[string]bool{}, map[string]bool{}
 	for _, c := range liveChanges {
-		oldIDs[c.id] = c
+		liveKeys[c.transition()] = true
 	}
-	var wantQueued []string
-	sameIDOtherVersion, sameIDOtherValues := 0, 0
 	for _, c := range rebuilt {
-		old, seen := oldIDs[c.id]
-		switch {
-		case !seen:
-			wantQueued = append(wantQueued, c.id.String())
-		case old.content() == c.content():
-		case old.to != c.to || (old.from == nil) != (c.from == nil) || (old.from != nil && *old.from != *c.from):
-			sameIDOtherValues++
-			if sameIDOtherValues <= 3 {
-				t.Logf("same change id, other values:\n  live:    %s\n  rebuilt: %s", old.content(), c.content())
-			}
-		default:
-			sameIDOtherVersion++
+		rebuiltKeys[c.transition()] = true
+		if !liveKeys[c.transition()] {
+			wantAdded = append(wantAdded, c.id.String())
 		}
 	}
-	slices.Sort(wantQueued)
-	gotQueued := e.queuedChangeIDs(before)
-	if !slices.Equal(gotQueued, wantQueued) || st2.NewChanges != int64(len(wantQueued)) {
-		t.Fatalf("rebuild under new rules queued %d changes (stats: %d new), want the %d whose ids are new", len(gotQueued), st2.NewChanges, len(wantQueued))
+	for _, c := range liveChanges {
+		if !rebuiltKeys[c.transition()] {
+			wantRetracted = append(wantRetracted, c.id.String())
+		}
 	}
-	if sameIDOtherValues+sameIDOtherVersion > 0 {
-		t.Logf("%d rebuilt changes keep the id of a live change under another rule version, %d of them with other from/to values: not queued",
-			sameIDOtherValues+sameIDOtherVersion, sameIDOtherValues)
+	slices.Sort(wantAdded)
+	slices.Sort(wantRetracted)
+	gotAdded, gotRetracted := e.queuedCorrections(before)
+	if !slices.Equal(gotAdded, wantAdded) || !slices.Equal(gotRetracted, wantRetracted) || st2.NewChanges != int64(len(wantAdded)) || st2.Retracted != int64(len(wantRetracted)) {
+		t.Fatalf("rebuild under new rules queued %d added and %d retracted changes (stats %d, %d), want %d and %d",
+			len(gotAdded), len(gotRetracted), st2.NewChanges, st2.Retracted, len(wantAdded), len(wantRetracted))
 	}
+	if len(wantAdded) == 0 {
+		t.Fatal("the rule change corrected nothing: the test proves nothing")
+	}
+	gotQueued := slices.Concat(gotAdded, gotRetracted)
 
 	// History before the switch is untouched; from the switch on it is rule
 	// version 2's.

@@ -30,7 +30,13 @@ func rebuild(ctx context.Context, args []string) error {
 	if _, err := eventstore.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	st, err := projections.New(projections.Config{Pool: pool, Rules: book, Logger: log}).Rebuild(ctx)
+	proj := projections.New(projections.Config{Pool: pool, Rules: book, Logger: log})
+	// A rules file that disagrees with the versions in force would rewrite
+	// history: refused, like at serve's start.
+	if _, err := proj.RegisterRules(ctx); err != nil {
+		return err
+	}
+	st, err := proj.Rebuild(ctx)
 	if err != nil {
 		return err
 	}
@@ -38,7 +44,7 @@ func rebuild(ctx context.Context, args []string) error {
 	if st.Took > 0 {
 		rate = float64(st.Events) / st.Took.Seconds()
 	}
-	fmt.Printf("rebuilt %d customers from %d events in %s (%.0f events/s): %d label changes, %d of them new\n",
-		st.Customers, st.Events, st.Took.Round(1e6), rate, st.Changes, st.NewChanges)
+	fmt.Printf("rebuilt %d customers from %d events in %s (%.0f events/s): %d label changes; corrections published: %d added, %d retracted\n",
+		st.Customers, st.Events, st.Took.Round(1e6), rate, st.Changes, st.NewChanges, st.Retracted)
 	return nil
 }

@@ -66,6 +66,9 @@ func replay(ctx context.Context, args []string) error {
 	}
 	defer closeStore()
 	proj := projections.New(projections.Config{Pool: s.Pool(), Rules: book})
+	if err := proj.CheckRules(ctx); err != nil {
+		return err
+	}
 	q := projections.NewQueries(proj, s)
 	return writeReplay(ctx, os.Stdout, s, q, code, asOf, *format, book.Latest().Location)
 }

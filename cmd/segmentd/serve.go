@@ -119,16 +119,17 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	log.Info("master key matches the log", "active_key_id", active, "keyring", keys.IDs())
 
 	a.proj = projections.New(projections.Config{Pool: a.pool, Rules: a.rules, Logger: log, Metrics: a.metrics})
-	if cfg.has("projector") || cfg.has("scheduler") {
-		late, err := a.proj.RegisterRules(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if late > 0 {
-			log.Warn("a rule version takes effect before some customers' last evaluation; their past was computed with older rules — run segmentd rebuild to recompute it from the log", "customers", late)
-		}
-		log.Info("rules loaded", "versions", len(a.rules.Versions), "in_force", a.rules.At(time.Now()).Version)
+	// Every role checks the rules against the log (and records new
+	// versions): an API answering with other rules would contradict it.
+	late, err := a.proj.RegisterRules(ctx)
+	if err != nil {
+		return nil, err
 	}
+	if late > 0 {
+		log.Warn("a rule version takes effect before some customers' last evaluation; their past was computed with older rules — run segmentd rebuild to recompute it from the log", "customers", late)
+	}
+	in := a.rules.At(time.Now())
+	log.Info("rules loaded and recorded", "versions", len(a.rules.Versions), "in_force", in.Version, "sha256", in.Hash)
 
 	var natsOpts []nats.Option
 	if cfg.NATSURL == "" {
