@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
@@ -41,14 +39,7 @@ func profileOfEvent(t *testing.T, ev domain.Event) domain.Profile {
 
 func revealProfile(t *testing.T, s *eventstore.Store, e eventstore.RecordedEvent, how eventstore.Disclosure) domain.Profile {
 	t.Helper()
-	pd, err := s.OpenPersonalData(ctxT(t), []uuid.UUID{e.StreamID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := pd.Reveal(e, how)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev, _ := revealEvent(t, s, e, how)
 	return profileOfEvent(t, ev)
 }
 

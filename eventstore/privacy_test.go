@@ -61,17 +61,17 @@ func liveKeys(t *testing.T, db *testenv.DB) int {
 
 func contactOf(t *testing.T, ev domain.Event) *domain.Contact {
 	t.Helper()
-	switch d := ev.(type) {
-	case *domain.CustomerRegistered:
-		return d.Contact
-	case *domain.CustomerProfileUpdated:
-		return d.Contact
-	}
-	t.Fatalf("event %T has no contact", ev)
-	return nil
+	return profileOfEvent(t, ev).Contact
 }
 
 func reveal(t *testing.T, s *eventstore.Store, e eventstore.RecordedEvent, how eventstore.Disclosure) (*domain.Contact, *eventstore.PersonalData) {
+	t.Helper()
+	ev, pd := revealEvent(t, s, e, how)
+	return contactOf(t, ev), pd
+}
+
+// revealEvent opens the customer's personal data and reveals the event.
+func revealEvent(t *testing.T, s *eventstore.Store, e eventstore.RecordedEvent, how eventstore.Disclosure) (domain.Event, *eventstore.PersonalData) {
 	t.Helper()
 	pd, err := s.OpenPersonalData(ctxT(t), []uuid.UUID{e.StreamID})
 	if err != nil {
@@ -81,7 +81,7 @@ func reveal(t *testing.T, s *eventstore.Store, e eventstore.RecordedEvent, how e
 	if err != nil {
 		t.Fatal(err)
 	}
-	return contactOf(t, ev), pd
+	return ev, pd
 }
 
 func deref(p *string) string {

@@ -39,18 +39,7 @@ func startWithCredentials(t *testing.T) (*server.Server, *natsbus.Credentials) {
 
 func connectUser(t *testing.T, srv *server.Server, creds *natsbus.Credentials, user string) (*nats.Conn, jetstream.JetStream, *asyncErrors) {
 	t.Helper()
-	ae := &asyncErrors{ch: make(chan struct{}, 1)}
-	opts := append(creds.ConnectOptions(user), nats.ErrorHandler(ae.handler), nats.MaxReconnects(0), nats.PermissionErrOnSubscribe(true))
-	nc, err := nats.Connect(srv.ClientURL(), opts...)
-	if err != nil {
-		t.Fatalf("connect as %s: %v", user, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js, ae
+	return connectWith(t, srv, user, append(creds.ConnectOptions(user), nats.PermissionErrOnSubscribe(true))...)
 }
 
 // denied runs a JetStream operation that needs the API subject and expects
