@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests talk to are up:
-#   PostgreSQL on 127.0.0.1:5432 and NATS (JetStream) on 127.0.0.1:4222.
+#   PostgreSQL on 127.0.0.1:5432 and NATS (JetStream) on 127.0.0.1:4222,
+#   and that Chromium (the browser tests' headless browser) is installed.
 # Starts whichever is down, then waits (bounded) until both answer; exits non-zero with a clear
 # message if one does not come up. Safe to run repeatedly.
 set -euo pipefail
@@ -40,6 +41,19 @@ start_nats() {
 	start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
 }
 
+# Headless Chromium for the workbench's browser tests (cmd/segmentd).
+ensure_chromium() {
+	if command -v chromium >/dev/null 2>&1; then
+		return 0
+	fi
+	echo "services: chromium not found, installing Debian's chromium package"
+	if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; then
+		echo "services: ERROR: could not install chromium (apt-get install -y chromium)" >&2
+		return 1
+	fi
+}
+
+ensure_chromium
 pg_up || start_pg
 nats_up || start_nats
 

@@ -26,6 +26,7 @@ import (
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
 	"github.com/segments-dev/segments/projections"
+	"github.com/segments-dev/segments/workbench"
 )
 
 // app is a running service: its parts, for wiring and for tests.
@@ -226,12 +227,22 @@ func (a *app) run(ctx context.Context) error {
 		}
 		addr := ln.Addr().String()
 		a.httpAddr.Store(&addr)
-		srv = &http.Server{
-			Handler: httpapi.New(httpapi.Config{
+		handler, err := workbench.New(workbench.Config{
+			API: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
 				Ready: a.readiness, MetricsHandler: a.metrics.Handler(),
 				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
 			}),
+			Tokens: a.tokens, Logger: a.log,
+		})
+		if err != nil {
+			_ = ln.Close()
+			stopWork()
+			wg.Wait()
+			return fmt.Errorf("workbench: %w", err)
+		}
+		srv = &http.Server{
+			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
