@@ -179,6 +179,8 @@ type RuleVersionInfo struct {
 	// ChangesCaused counts label changes with cause rules attributed to it.
 	ChangesCaused int64    `json:"changes_caused"`
 	Tags          []string `json:"tags"`
+	// SHA256 identifies the version's text as recorded in rule_versions.
+	SHA256 string `json:"sha256"`
 }
 
 // RuleHistory lists the rule-set versions (SPEC §4: rule changes are
@@ -208,7 +210,7 @@ func (q *Queries) RuleHistory(ctx context.Context, now time.Time) ([]RuleVersion
 	for i, v := range book.Versions {
 		info := RuleVersionInfo{
 			Version: v.Version, EffectiveAt: v.EffectiveAt.In(v.Location).Format(time.RFC3339), TimeZone: v.Location.String(),
-			InForceNow: v.Version == current, ChangesCaused: counts[v.Version], Tags: []string{},
+			InForceNow: v.Version == current, ChangesCaused: counts[v.Version], Tags: []string{}, SHA256: v.Hash,
 		}
 		if i+1 < len(book.Versions) {
 			u := book.Versions[i+1].EffectiveAt.In(v.Location).Format(time.RFC3339)

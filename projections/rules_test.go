@@ -81,11 +81,15 @@ func TestRuleVersionsAreRecordedAndAFileThatDisagreesIsRefused(t *testing.T) {
 	if got := strings.Join(tags, ","); got != "strategic_partner,churn_warning,to_convert,needs_completion,big_spender" {
 		t.Fatalf("version 2 naming one tag has tags %s; want the four built-in ones and big_spender", got)
 	}
-	proj, _ := e.withRules(book)
+	proj, q := e.withRules(book)
 	if _, err := proj.RegisterRules(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	rec := e.recordedRules()
+	history, err := q.RuleHistory(ctxT(t), tNow)
+	if err != nil || len(history) != 2 || history[1].SHA256 != rec[2].checksum || len(history[1].Tags) != 5 {
+		t.Fatalf("rule history %+v, %v; want version 2 with its recorded sha256 and five tags", history, err)
+	}
 	if len(rec) != 2 {
 		t.Fatalf("recorded rule versions %v", rec)
 	}
