@@ -58,6 +58,8 @@ type Config struct {
 	// Auditor serves the hash-chain verification and the disclosure log;
 	// absent when nil.
 	Auditor Auditor
+	// Deliveries serves the deliveries shown under an alert; none when nil.
+	Deliveries Deliveries
 	// Tokens are the bearer tokens; empty means the API is open (and the
 	// server must listen on loopback only).
 	Tokens *auth.Set

@@ -17,7 +17,7 @@ import (
 	"github.com/segments-dev/segments/eventstore"
 )
 
-// StreamAlerts is the JetStream stream of alerts (alerts.<kind>).
+// StreamAlerts is the JetStream stream of alerts (alerts.<kind>.<owner token>).
 const StreamAlerts = "SEGMENTS_ALERTS"
 
 // AlertDocument is an alert as the API and SEGMENTS_ALERTS show it (§6.1).
@@ -126,7 +126,7 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 				if err != nil {
 					return nil, fmt.Errorf("encode alert: %w", err)
 				}
-				outbox = append(outbox, outboxMessage{stream: StreamAlerts, subject: "alerts." + a.Kind, msgID: a.ID.String(), payload: body})
+				outbox = append(outbox, outboxMessage{stream: StreamAlerts, subject: AlertSubject(a.Kind, a.Owner), msgID: a.ID.String(), payload: body})
 			}
 		}
 	}

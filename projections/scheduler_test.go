@@ -280,7 +280,7 @@ func TestSchedulerRecordsTheDropAtTheBoundary(t *testing.T) {
 	// Queued once for SEGMENTS_ALERTS with Nats-Msg-Id = alert_id, and the
 	// message carries the boundary instant.
 	msgs := e.queued(projections.StreamAlerts)[queuedBefore:]
-	if len(msgs) != 1 || msgs[0].subject != "alerts.activity_dropped" || msgs[0].msgID != drop.id.String() {
+	if len(msgs) != 1 || msgs[0].subject != projections.AlertSubject(domain.AlertActivityDropped, drop.owner) || msgs[0].msgID != drop.id.String() {
 		t.Fatalf("queued alert messages %+v", msgs)
 	}
 	var body projections.AlertDocument
@@ -325,7 +325,7 @@ func TestSchedulerRecordsTheDropAtTheBoundary(t *testing.T) {
 		t.Fatalf("escalation %v (escalates %v, owner %q)", esc, esc.escalates, esc.owner)
 	}
 	msgs = e.queued(projections.StreamAlerts)[queuedBefore:]
-	if len(msgs) != 2 || msgs[1].subject != "alerts.followup_overdue" || msgs[1].msgID != esc.id.String() {
+	if len(msgs) != 2 || msgs[1].subject != projections.AlertSubject(domain.AlertFollowUpOverdue, esc.owner) || msgs[1].msgID != esc.id.String() {
 		t.Fatalf("queued alert messages after the deadline %+v", msgs)
 	}
 	if err := json.Unmarshal(msgs[1].payload, &body); err != nil {
@@ -716,7 +716,7 @@ func TestSchedulerRunPublishesAtTheBoundary(t *testing.T) {
 	for msg == nil {
 		select {
 		case a := <-arrived:
-			if a.msg.Subject() == "alerts.activity_dropped" {
+			if strings.HasPrefix(a.msg.Subject(), "alerts.activity_dropped.") {
 				msg, at = a.msg, a.at
 			}
 		case <-timeout.C:

@@ -18,7 +18,7 @@ import (
 )
 
 // Roles a process can take; "all" is every one of them.
-var allRoles = []string{"api", "ingest", "projector", "publisher", "scheduler"}
+var allRoles = []string{"api", "ingest", "notifier", "projector", "publisher", "scheduler"}
 
 // config is read from the environment (only here, in cmd) with flags
 // mirroring it.
@@ -36,6 +36,9 @@ type config struct {
 	Demo             bool
 	RulesFile        string
 	TokensFile       string
+	// NotifyFile is the routes file of the notifier role (SEGMENTS_NOTIFY);
+	// without it alerts are published but delivered to no one.
+	NotifyFile string
 	// EmbeddedNATSConfig is a nats-server config file (accounts, users,
 	// permissions) for the embedded server.
 	EmbeddedNATSConfig string
@@ -61,15 +64,17 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		LogFormat:          envOr("SEGMENTS_LOG_FORMAT", "text"),
 		RulesFile:          os.Getenv("SEGMENTS_RULES"),
 		TokensFile:         os.Getenv("SEGMENTS_TOKENS"),
+		NotifyFile:         os.Getenv("SEGMENTS_NOTIFY"),
 		EmbeddedNATSConfig: os.Getenv("SEGMENTS_EMBEDDED_NATS_CONFIG"),
 	}
 	roles := envOr("SEGMENTS_ROLES", "all")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
-	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
+	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, notifier, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
 	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
 	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
+	fs.StringVar(&c.NotifyFile, "notify", c.NotifyFile, "routes and channels of alert delivery (SEGMENTS_NOTIFY); none: alerts are not delivered")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -242,7 +242,7 @@ func (a *app) demoAlert(ctx context.Context) error {
 		a.log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
 			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.natsURL()+" sub 'alerts.>'")
 	}
-	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped}})
+	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped + ".>"}})
 	if err != nil {
 		return fmt.Errorf("demo: subscribe to alerts: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/natsbus"
+	"github.com/segments-dev/segments/notify"
 	"github.com/segments-dev/segments/projections"
 	"github.com/segments-dev/segments/workbench"
 )
@@ -43,6 +44,8 @@ type app struct {
 	rules   *domain.RuleBook
 	tokens  *auth.Set
 	proj    *projections.Projector
+	// notify is the notifier's routes file (nil: no delivery).
+	notify *notify.Config
 	// httpAddr is set once the API listens.
 	httpAddr atomic.Pointer[string]
 	// running says, per role, whether its worker is running (for /readyz).
@@ -132,6 +135,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 	in := a.rules.At(time.Now())
 	log.Info("rules loaded and recorded", "versions", len(a.rules.Versions), "in_force", in.Version, "sha256", in.Hash)
 
+	if a.notify, err = loadNotify(cfg, a.rules, a.loc, log); err != nil {
+		return nil, err
+	}
+
 	var natsOpts []nats.Option
 	if cfg.NATSURL == "" {
 		if a.natsSrv, natsOpts, err = startEmbeddedNATS(cfg, a.tokens, log); err != nil {
@@ -210,6 +217,10 @@ func (a *app) run(ctx context.Context) error {
 		sched := projections.NewScheduler(a.proj, time.Now, a.log, a.metrics)
 		a.supervise(workCtx, &wg, "scheduler", sched.Run)
 	}
+	if a.notify != nil {
+		n := a.newNotifier()
+		a.supervise(workCtx, &wg, "notifier", func(ctx context.Context) error { return n.Run(ctx, a.js) })
+	}
 	if a.cfg.has("ingest") {
 		w := ingest.New(ingest.Config{JS: a.js, Appender: a.store, Erasures: a.store, Logger: a.log, Metrics: a.metrics})
 		a.supervise(workCtx, &wg, "ingest", w.Run)
@@ -232,6 +243,7 @@ func (a *app) run(ctx context.Context) error {
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
 				Ready: a.readiness, MetricsHandler: a.metrics.Handler(),
 				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
+				Deliveries: notify.NewStore(a.pool),
 			}),
 			Tokens: a.tokens, Logger: a.log,
 		})

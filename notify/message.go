@@ -1,0 +1,152 @@
+package notify
+
+import (
+	"fmt"
+	"html"
+	"strings"
+	"time"
+)
+
+// Lang is a channel's message language: Chinese unless the channel says en.
+type Lang int
+
+// Languages of messages.
+const (
+	LangZH Lang = iota
+	LangEN
+)
+
+// composed is one message in the forms the channels send: a title, plain
+// text, Markdown (robots, Slack) and HTML (email).
+type composed struct {
+	Title, Text, Markdown, HTML string
+}
+
+// line is one labelled line of a message.
+type line struct{ label, value, link string }
+
+// composer renders items for a channel.
+type composer struct {
+	lang    Lang
+	baseURL string
+	loc     *time.Location
+}
+
+func (m composer) pick(zh, en string) string {
+	if m.lang == LangEN {
+		return en
+	}
+	return zh
+}
+
+// customerLink is the workbench page of a customer ("" without a base URL).
+func (m composer) customerLink(code string) string {
+	if m.baseURL == "" {
+		return ""
+	}
+	return m.baseURL + "/#/customers/" + code
+}
+
+func (m composer) title(it *Item) string {
+	kind := it.Alert.Display
+	if m.lang == LangEN || kind == "" {
+		kind = it.Alert.Kind
+	}
+	who := it.Alert.Customer
+	if it.Customer.MaskedName != "" {
+		who += " " + it.Customer.MaskedName
+	}
+	prefix := map[string][2]string{
+		PurposeAlert:       {"客户预警", "Alert"},
+		PurposeReminder:    {"即将到期提醒", "Due soon"},
+		PurposeEscalation:  {"逾期升级", "Escalation"},
+		PurposeEscalation2: {"逾期二级升级", "Second escalation"},
+	}[it.Purpose]
+	return fmt.Sprintf("【%s】%s · %s", m.pick(prefix[0], prefix[1]), kind, who)
+}
+
+func (m composer) lines(it *Item) []line {
+	a := &it.Alert
+	reason := a.Reason
+	if m.lang == LangEN && a.ReasonEN != "" {
+		reason = a.ReasonEN
+	}
+	due := m.pick("无", "none")
+	if a.DueAt != nil {
+		due = a.DueAt.In(m.loc).Format("2006-01-02 15:04 MST")
+	}
+	ls := []line{
+		{label: m.pick("变化", "Change"), value: a.From + " → " + a.To},
+		{label: m.pick("原因", "Reason"), value: reason},
+		{label: m.pick("截止时间", "Due"), value: due},
+		{label: m.pick("负责人", "Owner"), value: a.Owner},
+	}
+	if it.Recipient != "" {
+		ls = append(ls, line{label: m.pick("升级给", "Escalated to"), value: it.Recipient})
+	}
+	if a.Playbook != "" {
+		ls = append(ls, line{label: m.pick("处理建议", "Playbook"), value: a.Playbook})
+	}
+	if link := m.customerLink(a.Customer); link != "" {
+		ls = append(ls, line{label: m.pick("客户页面", "Customer page"), value: link, link: link})
+	}
+	return ls
+}
+
+// compose renders one item, or a digest of several (rate limits and the
+// daily digest merge messages rather than drop them).
+func (m composer) compose(items []Item) composed {
+	if len(items) == 1 {
+		return m.one(&items[0])
+	}
+	head := fmt.Sprintf(m.pick("【预警汇总】%d 条", "[Alert digest] %d alerts"), len(items))
+	return m.digest(head, items)
+}
+
+func (m composer) one(it *Item) composed {
+	title := m.title(it)
+	var text, md, h strings.Builder
+	text.WriteString(title + "\n")
+	md.WriteString("### " + title + "\n")
+	h.WriteString(`<html lang="` + m.pick("zh-CN", "en") + `"><body><h3>` + html.EscapeString(title) + "</h3><ul>")
+	for _, l := range m.lines(it) {
+		text.WriteString(l.label + "：" + l.value + "\n")
+		if l.link != "" {
+			md.WriteString("- " + l.label + "：[" + l.value + "](" + l.link + ")\n")
+			h.WriteString(`<li>` + html.EscapeString(l.label) + `：<a href="` + html.EscapeString(l.link) + `">` + html.EscapeString(l.value) + "</a></li>")
+			continue
+		}
+		md.WriteString("- " + l.label + "：" + l.value + "\n")
+		h.WriteString("<li>" + html.EscapeString(l.label) + "：" + html.EscapeString(l.value) + "</li>")
+	}
+	h.WriteString("</ul></body></html>")
+	return composed{Title: title, Text: text.String(), Markdown: md.String(), HTML: h.String()}
+}
+
+// digest lists items one line each under head.
+func (m composer) digest(head string, items []Item) composed {
+	var text, md, h strings.Builder
+	text.WriteString(head + "\n")
+	md.WriteString("### " + head + "\n")
+	h.WriteString(`<html lang="` + m.pick("zh-CN", "en") + `"><body><h3>` + html.EscapeString(head) + "</h3><ol>")
+	for i := range items {
+		it := &items[i]
+		summary := m.title(it) + "（" + it.Alert.From + " → " + it.Alert.To + "）"
+		if it.Alert.DueAt != nil {
+			summary += m.pick("，截止 ", ", due ") + it.Alert.DueAt.In(m.loc).Format("01-02 15:04")
+		}
+		text.WriteString(fmt.Sprintf("%d. %s", i+1, summary))
+		md.WriteString(fmt.Sprintf("%d. %s", i+1, summary))
+		h.WriteString("<li>" + html.EscapeString(summary))
+		if link := m.customerLink(it.Alert.Customer); link != "" {
+			text.WriteString(" " + link)
+			md.WriteString(" [" + m.pick("查看", "open") + "](" + link + ")")
+			h.WriteString(` <a href="` + html.EscapeString(link) + `">` + m.pick("查看", "open") + "</a>")
+		}
+		text.WriteString("\n")
+		md.WriteString("\n")
+		h.WriteString("</li>")
+	}
+	h.WriteString("</ol></body></html>")
+	return composed{Title: head, Text: text.String(), Markdown: md.String(), HTML: h.String()}
+}
