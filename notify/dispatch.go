@@ -88,12 +88,12 @@ func (n *Notifier) attempt(ctx context.Context, ch *Channel, lim *rate.Limiter, 
 	now := n.o.Now()
 	var outs []outcome
 	var live []claimed
-	for _, c := range batch {
-		if n.stale(ctx, &c) {
-			outs = append(outs, outcome{key: c.key, status: StatusSkipped, lastError: errStale.Error()})
+	for i := range batch {
+		if n.stale(ctx, &batch[i]) {
+			outs = append(outs, outcome{key: batch[i].key, status: StatusSkipped, lastError: errStale.Error()})
 			continue
 		}
-		live = append(live, c)
+		live = append(live, batch[i])
 	}
 	var errs []error
 	switch {
@@ -111,8 +111,8 @@ func (n *Notifier) attempt(ctx context.Context, ch *Channel, lim *rate.Limiter, 
 	}
 	var pause time.Duration
 	done := n.o.Now()
-	for i, c := range live {
-		o := n.judge(&c, errs[i], done)
+	for i := range live {
+		o := n.judge(&live[i], errs[i], done)
 		if se, ok := errors.AsType[*SendError](errs[i]); ok && se.RateLimited {
 			wait := se.RetryAfter
 			if wait == 0 {

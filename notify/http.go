@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +59,7 @@ func (s *httpSender) send(ctx context.Context, m *outgoing) error {
 	if err != nil {
 		return &SendError{Err: redactURL(err)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return s.reply(resp, reply)
 }
@@ -66,7 +67,7 @@ func (s *httpSender) send(ctx context.Context, m *outgoing) error {
 // redactURL drops the address from a transport error: robot addresses
 // carry their keys.
 func redactURL(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err

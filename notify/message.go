@@ -135,8 +135,8 @@ func (m composer) digest(head string, items []Item) composed {
 		if it.Alert.DueAt != nil {
 			summary += m.pick("，截止 ", ", due ") + it.Alert.DueAt.In(m.loc).Format("01-02 15:04")
 		}
-		text.WriteString(fmt.Sprintf("%d. %s", i+1, summary))
-		md.WriteString(fmt.Sprintf("%d. %s", i+1, summary))
+		fmt.Fprintf(&text, "%d. %s", i+1, summary)
+		fmt.Fprintf(&md, "%d. %s", i+1, summary)
 		h.WriteString("<li>" + html.EscapeString(summary))
 		if link := m.customerLink(it.Alert.Customer); link != "" {
 			text.WriteString(" " + link)

@@ -59,9 +59,8 @@ type Options struct {
 
 // Notifier is the notifier role.
 type Notifier struct {
-	o      Options
-	wakeMu sync.Mutex
-	wake   map[string]chan struct{}
+	o    Options
+	wake map[string]chan struct{}
 }
 
 // New returns a notifier; Run starts it.
@@ -243,7 +242,7 @@ func (n *Notifier) backoff(attempts int) time.Duration {
 	if attempts < 30 {
 		d = min(time.Second<<max(attempts-1, 0), n.o.MaxBackoff)
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: jitter, not a secret
 }
 
 // errStale: a reminder or escalation of an alert that no longer needs one.

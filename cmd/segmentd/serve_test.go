@@ -113,7 +113,7 @@ func TestParseRoles(t *testing.T) {
 		want string
 		err  bool
 	}{
-		{"all", "api,ingest,projector,publisher,scheduler", false},
+		{"all", "api,ingest,notifier,projector,publisher,scheduler", false},
 		{"api, publisher", "api,publisher", false},
 		{"ingest,ingest", "ingest", false},
 		{"api,projector", "api,projector", false},
