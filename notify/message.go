@@ -123,13 +123,18 @@ func (m composer) one(it *Item) composed {
 	return composed{Title: title, Text: text.String(), Markdown: md.String(), HTML: h.String()}
 }
 
+// digestShown is how many items a digest lists (robots cap a message at
+// 4–20 KB); the rest are counted and left to the workbench.
+const digestShown = 30
+
 // digest lists items one line each under head.
 func (m composer) digest(head string, items []Item) composed {
 	var text, md, h strings.Builder
 	text.WriteString(head + "\n")
 	md.WriteString("### " + head + "\n")
 	h.WriteString(`<html lang="` + m.pick("zh-CN", "en") + `"><body><h3>` + html.EscapeString(head) + "</h3><ol>")
-	for i := range items {
+	shown := min(len(items), digestShown)
+	for i := range shown {
 		it := &items[i]
 		summary := m.title(it) + "（" + it.Alert.From + " → " + it.Alert.To + "）"
 		if it.Alert.DueAt != nil {
@@ -146,6 +151,13 @@ func (m composer) digest(head string, items []Item) composed {
 		text.WriteString("\n")
 		md.WriteString("\n")
 		h.WriteString("</li>")
+	}
+	if rest := len(items) - shown; rest > 0 {
+		more := fmt.Sprintf(m.pick("另有 %d 条，请在工作台查看。", "%d more: see the workbench."), rest)
+		text.WriteString(more + "\n")
+		md.WriteString(more + "\n")
+		h.WriteString("</ol><p>" + html.EscapeString(more) + "</p></body></html>")
+		return composed{Title: head, Text: text.String(), Markdown: md.String(), HTML: h.String()}
 	}
 	h.WriteString("</ol></body></html>")
 	return composed{Title: head, Text: text.String(), Markdown: md.String(), HTML: h.String()}
