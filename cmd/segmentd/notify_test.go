@@ -32,3 +32,16 @@ func TestTheNotifierRefusesARoutesFileWhoseRouteMatchesNoAlertKindOfTheRules(t *
 		t.Fatalf("a valid file: %v", err)
 	}
 }
+
+func TestTheShippedRoutesFilesLoad(t *testing.T) {
+	rules, err := loadRules("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"../../deploy/notify-local.yaml", "../../deploy/notify-compose.yaml"} {
+		cfg, err := loadNotify(config{Roles: []string{"notifier"}, NotifyFile: f}, rules, time.UTC, testenv.Logger(t))
+		if err != nil || cfg == nil || cfg.Channels["mailbox"] == nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
