@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -478,47 +477,41 @@ func (p *Projector) historyMessage(c domain.LabelChange, seq int64, correction s
 // ids of their own. The rebuilt history is the baseline of the next rebuild,
 // so no correction is published twice.
 func (p *Projector) queueCorrections(ctx context.Context, tx pgx.Tx, st *RebuildStats) error {
-	retracted, err := p.corrections(ctx, tx, "rebuild_previous", "label_changes", "retracted")
+	// One hash full join finds both kinds (two anti-joins cost twice as
+	// much); from_value is never '' (NULL stands for none), so coalesce
+	// makes the NULLs comparable.
+	rows, err := tx.Query(ctx, `SELECT c.id IS NULL,
+			coalesce(c.id, o.id), coalesce(c.customer, o.customer), coalesce(c.seq, o.seq), coalesce(c.label, o.label),
+			CASE WHEN c.id IS NULL THEN o.from_value ELSE c.from_value END, coalesce(c.to_value, o.to_value), coalesce(c.at, o.at),
+			coalesce(c.cause_kind, o.cause_kind), CASE WHEN c.id IS NULL THEN o.cause_event_id ELSE c.cause_event_id END,
+			coalesce(c.rule_version, o.rule_version), coalesce(c.reason, o.reason), coalesce(c.reason_en, o.reason_en)
+		FROM label_changes c FULL JOIN rebuild_previous o ON o.stream_id = c.stream_id AND o.label = c.label
+			AND o.to_value = c.to_value AND o.at = c.at AND coalesce(o.from_value, '') = coalesce(c.from_value, '')
+		WHERE c.id IS NULL OR o.id IS NULL
+		ORDER BY c.id IS NOT NULL, coalesce(c.stream_id, o.stream_id), coalesce(c.seq, o.seq)`)
 	if err != nil {
-		return err
-	}
-	added, err := p.corrections(ctx, tx, "label_changes", "rebuild_previous", "added")
-	if err != nil {
-		return err
-	}
-	st.Retracted, st.NewChanges = int64(len(retracted)), int64(len(added))
-	rows := slices.Concat(retracted, added)
-	if len(rows) == 0 {
-		return nil
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("queue corrections: %w", err)
-	}
-	return nil
-}
-
-// corrections lists, as outbox rows, the changes of table from whose
-// transition table other lacks, in each customer's order.
-func (p *Projector) corrections(ctx context.Context, tx pgx.Tx, from, other, kind string) ([][]any, error) {
-	rows, err := tx.Query(ctx, `SELECT c.id, c.customer, c.seq, c.label, c.from_value, c.to_value, c.at, c.cause_kind, c.cause_event_id, c.rule_version, c.reason, c.reason_en
-		FROM `+from+` c WHERE NOT EXISTS (SELECT 1 FROM `+other+` o WHERE o.stream_id = c.stream_id AND o.label = c.label
-			AND o.to_value = c.to_value AND o.at = c.at AND o.from_value IS NOT DISTINCT FROM c.from_value)
-		ORDER BY c.stream_id, c.seq`)
-	if err != nil {
-		return nil, fmt.Errorf("compare label histories: %w", err)
+		return fmt.Errorf("compare label histories: %w", err)
 	}
 	var out [][]any
+	var retracted bool
 	var c domain.LabelChange
 	var seq int64
 	var fromValue *string
 	var event pgtype.UUID
-	_, err = pgx.ForEachRow(rows, []any{(*uuidDst)(&c.ID), &c.Customer, &seq, &c.Label, &fromValue, &c.To, &c.At, &c.Cause, &event, &c.RuleVersion, &c.ReasonZH, &c.ReasonEN}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&retracted, (*uuidDst)(&c.ID), &c.Customer, &seq, &c.Label, &fromValue, &c.To, &c.At, &c.Cause, &event, &c.RuleVersion, &c.ReasonZH, &c.ReasonEN}, func() error {
 		c.From, c.EventID = "", uuid.UUID{}
 		if fromValue != nil {
 			c.From = *fromValue
 		}
 		if event.Valid {
 			c.EventID = event.Bytes
+		}
+		kind := "added"
+		if retracted {
+			kind = "retracted"
+			st.Retracted++
+		} else {
+			st.NewChanges++
 		}
 		msg, err := p.correctionMessage(c, seq, kind)
 		if err != nil {
@@ -528,9 +521,15 @@ func (p *Projector) corrections(ctx context.Context, tx pgx.Tx, from, other, kin
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("compare label histories: %w", err)
+		return fmt.Errorf("compare label histories: %w", err)
 	}
-	return out, nil
+	if len(out) == 0 {
+		return nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(out)); err != nil {
+		return fmt.Errorf("queue corrections: %w", err)
+	}
+	return nil
 }
 
 // correctionMessage is a corrected label change as its SEGMENTS_CHANGES
