@@ -100,9 +100,11 @@ func (noMetrics) DeliveryAttempt(string, string) {}
 // Run consumes alerts and dispatches deliveries until ctx ends.
 func (n *Notifier) Run(ctx context.Context, js jetstream.JetStream) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamAlerts, jetstream.ConsumerConfig{
-		Durable:       n.o.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		Durable:   n.o.Durable,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		// Recording a batch takes well under a second; what a crashed
+		// notifier had taken comes again after this.
+		AckWait:       10 * time.Second,
 		MaxDeliver:    -1,
 		MaxAckPending: 20_000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
