@@ -2,6 +2,7 @@ package domain
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,46 @@ type Alert struct {
 	RuleVersion int          `json:"rule_version"`
 	// Escalates is the alert a followup_overdue alert escalates.
 	Escalates uuid.UUID `json:"escalates,omitzero"`
+	// DeliverySuppressed: the alert is recorded but must not be delivered to
+	// its owner (notifiers skip it); SuppressionReason says why
+	// (SuppressedDueBeforeImport, SuppressedEscalation).
+	DeliverySuppressed bool   `json:"delivery_suppressed,omitzero"`
+	SuppressionReason  string `json:"suppression_reason,omitzero"`
+}
+
+// ImportSourcePrefix starts the source of events brought in from
+// spreadsheets ("import:<import id>"): history, recorded at the import.
+const ImportSourcePrefix = "import:"
+
+// Reasons an alert is recorded but not delivered (SPEC §10).
+const (
+	// SuppressedDueBeforeImport: raised by an imported event whose follow-up
+	// deadline, counted from the event's business time (occurred_at), had
+	// passed when it was imported (recorded_at). An alert without a deadline
+	// is due at once. Owners would be told of history they can no longer act
+	// on in time: the import of 10,000 old rows would flood them.
+	SuppressedDueBeforeImport = "due_before_import"
+	// SuppressedEscalation: the followup_overdue escalation of a suppressed
+	// alert.
+	SuppressedEscalation = "escalates_suppressed"
+)
+
+// suppression decides, when an alert of kind is raised, whether it is
+// delivered: only alerts caused by imported history are suppressed, and
+// only when their deadline lay before the import. It depends on the logged
+// event alone, so live processing, rebuild and as-of replay agree.
+func (rs *RuleSet) suppression(kind string, cause *Recorded) string {
+	if cause == nil || !strings.HasPrefix(cause.Source, ImportSourcePrefix) {
+		return ""
+	}
+	due := rs.dueAt(kind, cause.OccurredAt)
+	if due.IsZero() {
+		due = cause.OccurredAt
+	}
+	if due.After(cause.RecordedAt) {
+		return ""
+	}
+	return SuppressedDueBeforeImport
 }
 
 // alertNamespace makes alert ids deterministic from customer, kind and the
@@ -96,11 +137,27 @@ func (p *Projection) raise(rs *RuleSet, kind, from, to, zh, en string, at time.T
 		ReasonZH: zh, ReasonEN: en, CreatedAt: at, DueAt: rs.dueAt(kind, at), Owner: p.State.Profile.Owner,
 		Status: AlertOpen, Playbook: rs.Alerts[kind].Playbook, RuleVersion: rs.Version, Escalates: escalates,
 	}
+	if escalates == uuid.Nil {
+		a.SuppressionReason = rs.suppression(kind, p.cause)
+	} else if p.escalatesSuppressed(escalates) {
+		a.SuppressionReason = SuppressedEscalation
+	}
+	a.DeliverySuppressed = a.SuppressionReason != ""
 	if kind == AlertValueTierChanged && to == rs.ValueTiers[0].Value {
 		a.Playbook += "（战略客户：一对一专属服务）"
 	}
 	p.Alerts = append(p.Alerts, a)
 	p.AlertUpdates = append(p.AlertUpdates, a)
+}
+
+// escalatesSuppressed reports whether the open alert id is suppressed.
+func (p *Projection) escalatesSuppressed(id uuid.UUID) bool {
+	for i := range p.Alerts {
+		if p.Alerts[i].ID == id {
+			return p.Alerts[i].DeliverySuppressed
+		}
+	}
+	return false
 }
 
 // alertsFromChanges derives the alerts of SPEC §5 from one evaluation's

@@ -770,3 +770,47 @@ func cloneProjection(p *domain.Projection) *domain.Projection {
 	}
 	return &q
 }
+
+// importedHistory is a churn-risk history (one old order, a low score)
+// recorded at importAt from source; the score is dated scoredAt.
+func importedHistory(source string, scoredAt, importAt time.Time) []*domain.Recorded {
+	evs := withProfile(order(sh(2024, 6, 1, 9, 0), "SO-1", "100.00"), ev{at: scoredAt, data: &domain.SatisfactionRated{Score: 2}})
+	recs := recorded(testCode, evs)
+	for _, r := range recs {
+		r.RecordedAt, r.Source = importAt, source
+	}
+	return recs
+}
+
+func TestAlertsOfImportedHistoryWhoseDeadlinePassedBeforeTheImportAreRecordedButNotDelivered(t *testing.T) {
+	b := domain.DefaultRuleBook()
+	importAt := sh(2026, 3, 2, 10, 0)
+	var p domain.Projection
+	_, got := playAlerts(b, &p, importedHistory("import:sha256-0123456789abcdef", sh(2024, 6, 1, 9, 0), importAt), time.Time{})
+	if len(got) != 1 || got[0].Kind != domain.AlertChurnRisk {
+		t.Fatalf("alerts: %v", alertStrings(got))
+	}
+	if a := got[0]; !a.DeliverySuppressed || a.SuppressionReason != domain.SuppressedDueBeforeImport || !a.CreatedAt.Equal(importAt) {
+		t.Errorf("an alert of 2024's history imported in 2026: suppressed %v (%q), created %v", a.DeliverySuppressed, a.SuppressionReason, a.CreatedAt)
+	}
+	// Its escalation at the deadline is not delivered either.
+	b.Advance(&p, importAt.Add(48*time.Hour), nil)
+	up := p.TakeAlertUpdates()
+	if len(up) != 2 || up[1].Kind != domain.AlertFollowUpOverdue || !up[1].DeliverySuppressed || up[1].SuppressionReason != domain.SuppressedEscalation {
+		t.Errorf("escalation: %v %+v", alertStrings(up), up)
+	}
+
+	// The same history from an upstream system is delivered.
+	var q domain.Projection
+	_, got = playAlerts(b, &q, importedHistory("crm", sh(2024, 6, 1, 9, 0), importAt), time.Time{})
+	if len(got) != 1 || got[0].DeliverySuppressed || got[0].SuppressionReason != "" {
+		t.Errorf("not imported: %v suppressed %v", alertStrings(got), got[0].DeliverySuppressed)
+	}
+	// Imported, but the low score was given an hour before the import: its
+	// 24-hour deadline is still ahead, so the owner is told.
+	var r domain.Projection
+	_, got = playAlerts(b, &r, importedHistory("import:x", importAt.Add(-time.Hour), importAt), time.Time{})
+	if len(got) != 1 || got[0].DeliverySuppressed {
+		t.Errorf("recent imported history: %v suppressed %v", alertStrings(got), got[0].DeliverySuppressed)
+	}
+}

@@ -80,6 +80,9 @@ type Projection struct {
 	// AlertUpdates are alerts raised or changed by Advance and not yet taken
 	// (TakeAlertUpdates); they are not part of the stored state.
 	AlertUpdates []Alert
+	// cause is the event being evaluated inside Advance (nil for time and
+	// rule causes): alerts it raises may be suppressed (suppression).
+	cause *Recorded
 }
 
 // NextInstant is the earliest instant after the last evaluation at which a
@@ -134,7 +137,9 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 		if at.Before(p.EvaluatedAt) {
 			at = p.EvaluatedAt
 		}
+		p.cause = ev
 		changes = b.evaluate(p, at, CauseEvent, ev.EventID, changes)
+		p.cause = nil
 	}
 	return changes
 }

@@ -15,7 +15,9 @@ type Recorded struct {
 	Type       EventType
 	OccurredAt time.Time
 	RecordedAt time.Time
-	Data       Event
+	// Source is the envelope's source ("import:…" for imported history).
+	Source string
+	Data   Event
 }
 
 // OrderRecord is one order in a customer's state.

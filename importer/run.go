@@ -70,11 +70,6 @@ type Summary struct {
 	ReportPath      string `json:"report"`
 }
 
-// SourcePrefix starts the envelope source of imported events; the rest is
-// the import id. The projector uses it to tell imported history
-// (docs/IMPORT.md, "Alerts of imported history").
-const SourcePrefix = "import:"
-
 // Identity returns the import id of a file: "sha256-" and the first 16 hex
 // digits of its content hash.
 func Identity(path string) (string, error) {
@@ -136,7 +131,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.Progress.Start(total)
 		defer o.Progress.Finish()
 	}
-	im := &run{o: o, sum: &sum, rep: rep, conv: Converter{Location: o.Location, Source: SourcePrefix + sum.ImportID, Now: o.Now()},
+	im := &run{o: o, sum: &sum, rep: rep, conv: Converter{Location: o.Location, Source: domain.ImportSourcePrefix + sum.ImportID, Now: o.Now()},
 		flagged: map[domain.CustomerCode]bool{}}
 	err = im.importRows(ctx)
 	if cerr := rep.close(); err == nil {

@@ -39,7 +39,15 @@ type AlertDocument struct {
 	ResolvedBy  *uuid.UUID `json:"resolved_by,omitempty"`
 	Escalates   *uuid.UUID `json:"escalates,omitempty"`
 	RuleVersion int        `json:"rule_version"`
+	// DeliverySuppressed: recorded, not to be delivered (SPEC §10, imported
+	// history); SuppressionReason says why (domain.Suppressed…).
+	DeliverySuppressed bool   `json:"delivery_suppressed,omitempty"`
+	SuppressionReason  string `json:"suppression_reason,omitempty"`
 }
+
+// sourceColumn selects an event's envelope source (empty when none): the
+// domain tells imported history by it (domain.ImportSourcePrefix).
+const sourceColumn = `coalesce(e.metadata->>'source', '')`
 
 func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
 	rs := p.book.At(a.CreatedAt)
@@ -54,6 +62,7 @@ func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
 		AlertID: a.ID, Customer: string(a.Customer), Kind: a.Kind, Display: rs.Alerts[a.Kind].Display, From: a.From, To: a.To,
 		Reason: a.ReasonZH, ReasonEN: a.ReasonEN, CreatedAt: *ts(a.CreatedAt), DueAt: ts(a.DueAt), Owner: a.Owner,
 		Status: a.Status, Playbook: a.Playbook, ResolvedAt: ts(a.ResolvedAt), RuleVersion: a.RuleVersion,
+		DeliverySuppressed: a.DeliverySuppressed, SuppressionReason: a.SuppressionReason,
 	}
 	if a.ResolvedBy != uuid.Nil {
 		v := a.ResolvedBy
@@ -67,7 +76,8 @@ func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
 }
 
 var alertColumns = []string{"alert_id", "stream_id", "customer", "kind", "from_value", "to_value", "reason", "reason_en",
-	"created_at", "due_at", "owner", "status", "resolved_at", "resolved_by", "playbook", "rule_version", "escalates"}
+	"created_at", "due_at", "owner", "status", "resolved_at", "resolved_by", "playbook", "rule_version", "escalates",
+	"delivery_suppressed", "suppression_reason"}
 
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -107,6 +117,8 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 		created                                          []time.Time
 		dues, resolvedAts                                []*time.Time
 		ruleVersions                                     []int
+		suppressed                                       []bool
+		suppressionReasons                               []*string
 	)
 	var outbox []outboxMessage
 	for _, id := range order {
@@ -118,6 +130,12 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 		owners, statuses, resolvedAts = append(owners, a.Owner), append(statuses, a.Status), append(resolvedAts, nullTime(a.ResolvedAt))
 		resolvedBy, playbooks, ruleVersions = append(resolvedBy, pgNullUUID(a.ResolvedBy)), append(playbooks, a.Playbook), append(ruleVersions, a.RuleVersion)
 		escalates = append(escalates, pgNullUUID(a.Escalates))
+		suppressed = append(suppressed, a.DeliverySuppressed)
+		var reason *string
+		if a.SuppressionReason != "" {
+			reason = &a.SuppressionReason
+		}
+		suppressionReasons = append(suppressionReasons, reason)
 		if known == nil || !known(a.ID) {
 			// Publish an alert once, when it is raised (the only update with
 			// status open: alerts never return to open).
@@ -133,11 +151,11 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 	// One upsert from arrays (each alert id once: the last update wins).
 	b.Queue(`INSERT INTO alerts (`+strings.Join(alertColumns, ", ")+`)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[])
+			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[], $18::boolean[], $19::text[])
 		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
 			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`,
 		ids, streamIDs, customers, kinds, froms, tos, reasons, reasonsEN,
-		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates)
+		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates, suppressed, suppressionReasons)
 	return outbox, nil
 }
 
@@ -194,7 +212,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 	}
 	limit := arg(f.Limit + 1)
 	rows, err := q.projector.pool.Query(ctx, `SELECT alert_id, customer, kind, from_value, to_value, reason, reason_en, created_at, due_at,
-		owner, status, resolved_at, resolved_by, playbook, rule_version, escalates FROM alerts `+where+`
+		owner, status, resolved_at, resolved_by, playbook, rule_version, escalates, delivery_suppressed, coalesce(suppression_reason, '') FROM alerts `+where+`
 		ORDER BY created_at DESC, alert_id DESC LIMIT `+limit, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
@@ -208,7 +226,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 		var due, resolved *time.Time
 		var by, esc *uuid.UUID
 		if err := rows.Scan(&a.ID, &a.Customer, &a.Kind, &a.From, &a.To, &a.ReasonZH, &a.ReasonEN, &a.CreatedAt, &due,
-			&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc); err != nil {
+			&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc, &a.DeliverySuppressed, &a.SuppressionReason); err != nil {
 			return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
 		}
 		if due != nil {

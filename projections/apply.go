@@ -258,7 +258,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 	// (stream_id, version) index: a scan of the entire log per transaction.
 	// OFFSET 0 keeps the lateral subquery from being flattened into that join.
 	total := 0
-	batch.Queue(`SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data
+	batch.Queue(`SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data, `+sourceColumn+`
 		FROM unnest($1::uuid[]) AS k(stream_id)
 		CROSS JOIN LATERAL (SELECT coalesce((SELECT p.version FROM customer_projections p WHERE p.stream_id = k.stream_id), 0) AS after) a
 		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = k.stream_id AND e.version > a.after OFFSET 0) e
@@ -267,7 +267,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 			var rec domain.Recorded
 			var id uuid.UUID
 			var data []byte
-			if err := rows.Scan((*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+			if err := rows.Scan((*uuidDst)(&id), &rec.Customer, &rec.Version, (*uuidDst)(&rec.EventID), &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data, &rec.Source); err != nil {
 				return fmt.Errorf("read new events: %w", err)
 			}
 			var err error

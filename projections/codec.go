@@ -51,6 +51,8 @@ type storedAlert struct {
 	ResolvedBy  uuid.UUID `json:"resolved_by,omitzero"`
 	RuleVersion int       `json:"rule_version"`
 	Escalates   uuid.UUID `json:"escalates,omitzero"`
+	// Suppressed is the reason the alert is not delivered (empty: it is).
+	Suppressed string `json:"delivery_suppressed,omitzero"`
 }
 
 // storedAlerts is alerts as stored (nil stays nil: the document says "no
@@ -64,7 +66,7 @@ func storedAlerts(alerts []domain.Alert) []storedAlert {
 		a := &alerts[i]
 		out[i] = storedAlert{ID: a.ID, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt, DueAt: a.DueAt,
 			Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
-			RuleVersion: a.RuleVersion, Escalates: a.Escalates}
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates, Suppressed: a.SuppressionReason}
 	}
 	return out
 }
@@ -79,7 +81,7 @@ func domainAlerts(customer domain.CustomerCode, alerts []storedAlert) []domain.A
 		a := &alerts[i]
 		out[i] = domain.Alert{ID: a.ID, Customer: customer, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt,
 			DueAt: a.DueAt, Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
-			RuleVersion: a.RuleVersion, Escalates: a.Escalates}
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates, DeliverySuppressed: a.Suppressed != "", SuppressionReason: a.Suppressed}
 	}
 	return out
 }

@@ -29,16 +29,21 @@ import (
 // tells an empty one from nil, and this keeps documents byte-identical
 // however they were produced. Maps are written in key order.
 //
-// The first byte is the format: docBinaryV1. Documents stored as JSON by
-// earlier versions begin with '{' and are still read (decodeProjection).
-const docBinaryV1 = 0x01
+// The first byte is the format: docBinaryV2, which adds to each alert its
+// delivery suppression reason (empty: delivered). docBinaryV1 documents and
+// those stored as JSON by earlier versions (beginning with '{') are still
+// read (decodeProjection).
+const (
+	docBinaryV1 = 0x01
+	docBinaryV2 = 0x02
+)
 
 // errBadDocument: a binary document that is truncated or malformed.
 var errBadDocument = errors.New("malformed binary projection document")
 
 // appendBinaryProjection appends sp's binary document to b.
 func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
-	w := binWriter{b: append(b, docBinaryV1)}
+	w := binWriter{b: append(b, docBinaryV2)}
 	w.state(&sp.State)
 	w.str(sp.ValueTier)
 	w.str(sp.Activity)
@@ -85,6 +90,7 @@ func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
 		w.uuid(a.ResolvedBy)
 		w.varint(int64(a.RuleVersion))
 		w.uuid(a.Escalates)
+		w.str(a.Suppressed)
 	}
 	return w.b
 }
@@ -202,9 +208,10 @@ func readTimed[T any](r *binReader, value func() T) *domain.Timed[T] {
 // decodeBinaryProjection reads a document appendBinaryProjection wrote.
 func decodeBinaryProjection(b []byte) (storedProjection, error) {
 	var sp storedProjection
-	if len(b) == 0 || b[0] != docBinaryV1 {
+	if len(b) == 0 || (b[0] != docBinaryV1 && b[0] != docBinaryV2) {
 		return sp, fmt.Errorf("%w: unknown format", errBadDocument)
 	}
+	withSuppression := b[0] >= docBinaryV2
 	r := binReader{b: b[1:]}
 	r.state(&sp.State)
 	sp.ValueTier = r.str()
@@ -248,6 +255,9 @@ func decodeBinaryProjection(b []byte) (storedProjection, error) {
 			a.ResolvedBy = r.uuid()
 			a.RuleVersion = r.int()
 			a.Escalates = r.uuid()
+			if withSuppression {
+				a.Suppressed = r.str()
+			}
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -138,7 +138,7 @@ func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf t
 // asOf: what the live projector showed at that instant.
 func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf time.Time) (*domain.Projection, error) {
 	book := q.projector.book
-	rows, err := q.projector.pool.Query(ctx, `SELECT version, event_id, type, occurred_at, recorded_at, data FROM events
+	rows, err := q.projector.pool.Query(ctx, `SELECT version, event_id, type, occurred_at, recorded_at, data, `+sourceColumn+` FROM events e
 		WHERE stream_id = $1 AND recorded_at <= $2 ORDER BY version`, code.StreamID(), asOf)
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", code, eventstore.MapError(err))
@@ -148,7 +148,7 @@ func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf tim
 	for rows.Next() {
 		rec := domain.Recorded{Customer: code}
 		var data []byte
-		if err := rows.Scan(&rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data); err != nil {
+		if err := rows.Scan(&rec.Version, &rec.EventID, &rec.Type, &rec.OccurredAt, &rec.RecordedAt, &data, &rec.Source); err != nil {
 			return nil, fmt.Errorf("replay %s: %w", code, eventstore.MapError(err))
 		}
 		if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {

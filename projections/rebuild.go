@@ -238,8 +238,8 @@ func collectIDs(ctx context.Context, tx pgx.Tx, query string) (map[uuid.UUID]str
 func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent) error {
 	var after int64
 	for {
-		rows, err := p.pool.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data
-			FROM events WHERE position > $1 ORDER BY position LIMIT $2`, after, rebuildPage)
+		rows, err := p.pool.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, `+sourceColumn+`
+			FROM events e WHERE position > $1 ORDER BY position LIMIT $2`, after, rebuildPage)
 		if err != nil {
 			return fmt.Errorf("read log: %w", err)
 		}
@@ -247,7 +247,7 @@ func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent) error 
 		for rows.Next() {
 			var e logEvent
 			var data []byte
-			if err := rows.Scan(&after, (*uuidDst)(&e.stream), &e.rec.Customer, &e.rec.Version, (*uuidDst)(&e.rec.EventID), &e.rec.Type, &e.rec.OccurredAt, &e.rec.RecordedAt, &data); err != nil {
+			if err := rows.Scan(&after, (*uuidDst)(&e.stream), &e.rec.Customer, &e.rec.Version, (*uuidDst)(&e.rec.EventID), &e.rec.Type, &e.rec.OccurredAt, &e.rec.RecordedAt, &data, &e.rec.Source); err != nil {
 				rows.Close()
 				return fmt.Errorf("read log: %w", err)
 			}
