@@ -134,13 +134,18 @@ func writeReplay(ctx context.Context, w io.Writer, s *eventstore.Store, q *proje
 	if err != nil {
 		return err
 	}
-	for _, a := range alerts {
+	for i := range alerts {
+		a := &alerts[i]
 		created, _ := time.Parse(time.RFC3339Nano, a.CreatedAt)
 		due := "none"
 		if a.DueAt != nil {
 			due = *a.DueAt
 		}
-		add(created, "alert", a, fmt.Sprintf("alert   %s %s raised (%s → %s), owner %s, due %s: %s", a.Kind, a.AlertID, a.From, a.To, a.Owner, due, a.Reason))
+		note := ""
+		if a.DeliverySuppressed {
+			note = " [不推送 not delivered: " + a.SuppressionReason + "]"
+		}
+		add(created, "alert", a, fmt.Sprintf("alert   %s %s raised (%s → %s), owner %s, due %s: %s%s", a.Kind, a.AlertID, a.From, a.To, a.Owner, due, a.Reason, note))
 		if a.DueAt != nil && (a.Status == "overdue" || a.Status == "resolved") {
 			d, _ := time.Parse(time.RFC3339Nano, *a.DueAt)
 			r := time.Time{}
