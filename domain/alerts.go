@@ -39,7 +39,7 @@ type Alert struct {
 	// its owner (notifiers skip it); SuppressionReason says why
 	// (SuppressedDueBeforeImport, SuppressedEscalation).
 	DeliverySuppressed bool   `json:"delivery_suppressed,omitzero"`
-	SuppressionReason  string `json:"suppression_reason,omitzero"`
+	SuppressionReason  string `json:"delivery_suppressed_reason,omitzero"`
 }
 
 // ImportSourcePrefix starts the source of events brought in from

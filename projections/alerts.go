@@ -42,7 +42,7 @@ type AlertDocument struct {
 	// DeliverySuppressed: recorded, not to be delivered (SPEC §10, imported
 	// history); SuppressionReason says why (domain.Suppressed…).
 	DeliverySuppressed bool   `json:"delivery_suppressed,omitempty"`
-	SuppressionReason  string `json:"suppression_reason,omitempty"`
+	SuppressionReason  string `json:"delivery_suppressed_reason,omitempty"`
 }
 
 // sourceColumn selects an event's envelope source (empty when none): the

@@ -50,7 +50,7 @@ func TestImportedHistoryRaisesSuppressedAlertsInRowsAndMessagesAndRebuildAgrees(
 		projections.StreamAlerts, byCustomer[string(oldCode)].AlertID.String()).Scan(&body); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(body, `"delivery_suppressed":true`) || !strings.Contains(body, `"suppression_reason":"due_before_import"`) {
+	if !strings.Contains(body, `"delivery_suppressed":true`) || !strings.Contains(body, `"delivery_suppressed_reason":"due_before_import"`) {
 		t.Errorf("published alert %s does not say it is suppressed", body)
 	}
 	// At the deadline the suppressed alert's escalation is suppressed too.
