@@ -242,6 +242,13 @@ func (a *app) demoAlert(ctx context.Context) error {
 		a.log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
 			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.natsURL()+" sub 'alerts.>'")
 	}
+	if a.notify != nil {
+		a.log.Info("demo: the notifier delivers each alert as routed by SEGMENTS_NOTIFY",
+			"file", a.cfg.NotifyFile, "channels", len(a.notify.Channels), "mailpit", "http://127.0.0.1:8025 (deploy/notify-local.yaml)")
+	} else {
+		a.log.Info("demo: alerts are not delivered to people: SEGMENTS_NOTIFY is unset",
+			"try", "docker compose up -d mailpit && SEGMENTS_NOTIFY=deploy/notify-local.yaml go run ./cmd/segmentd serve --demo")
+	}
 	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped + ".>"}})
 	if err != nil {
 		return fmt.Errorf("demo: subscribe to alerts: %w", err)
