@@ -60,6 +60,9 @@ type Config struct {
 	Auditor Auditor
 	// Deliveries serves the deliveries shown under an alert; none when nil.
 	Deliveries Deliveries
+	// Imports runs spreadsheet imports (POST /v1/imports, GET
+	// /v1/imports/{id}); absent when nil.
+	Imports Imports
 	// Tokens are the bearer tokens; empty means the API is open (and the
 	// server must listen on loopback only).
 	Tokens *auth.Set
@@ -105,6 +108,11 @@ func New(cfg Config) http.Handler {
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", a.guard(auth.ScopeIngest, a.postEvents))
+	if cfg.Imports != nil {
+		// Importing writes events: the ingest scope, like POST /v1/events.
+		mux.HandleFunc("POST /v1/imports", a.guard(auth.ScopeIngest, a.postImport))
+		mux.HandleFunc("GET /v1/imports/{id}", a.guard(auth.ScopeIngest, a.getImport))
+	}
 	mux.HandleFunc("GET /v1/customers/{code}/events", a.guard(auth.ScopeAudit, a.getCustomerEvents))
 	if cfg.Queries != nil {
 		// The document needs read, as_of audit (see documentScope); unmasked

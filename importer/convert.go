@@ -13,11 +13,11 @@ import (
 
 // Problem is one line of the per-row report.
 type Problem struct {
-	Sheet   string
-	Row     int
-	Column  string // the header as written, empty for the whole row
-	Code    string
-	Message string
+	Sheet   string `json:"sheet"`
+	Row     int    `json:"row"`
+	Column  string `json:"column"` // the header as written, empty for the whole row
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // Unit is what one data row becomes: requests to append, each all or

@@ -15,7 +15,7 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/importer"
-	"github.com/segments-dev/segments/importer/internal/fixturegen"
+	"github.com/segments-dev/segments/internal/fixturegen"
 	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/projections"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segments-dev/segments/importer/internal/fixturegen"
+	"github.com/segments-dev/segments/internal/fixturegen"
 )
 
 // readAll collects a file's rows per sheet.

@@ -385,3 +385,30 @@ func (r *report) close() error {
 	}
 	return err
 }
+
+// ReadReport reads up to limit lines of a report written by Run.
+func ReadReport(path string, limit int) ([]Problem, error) {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 5
+	var out []Problem
+	for line := 0; len(out) < limit; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		if line == 0 {
+			continue // the header
+		}
+		n, _ := strconv.Atoi(rec[0])
+		out = append(out, Problem{Row: n, Column: rec[1], Code: rec[2], Message: rec[3], Sheet: rec[4]})
+	}
+	return out, nil
+}

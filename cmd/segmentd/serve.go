@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
+	"github.com/segments-dev/segments/importer"
 	"github.com/segments-dev/segments/ingest"
 	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/metrics"
@@ -243,6 +245,7 @@ func (a *app) run(ctx context.Context) error {
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
 				Ready: a.readiness, MetricsHandler: a.metrics.Handler(),
 				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
+				Imports:    &importer.Service{Dir: filepath.Join(a.cfg.DataDir, "imports"), Store: a.store, Location: a.loc, Logger: a.log},
 				Deliveries: notify.NewStore(a.pool),
 			}),
 			Tokens: a.tokens, Logger: a.log,
