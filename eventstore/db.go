@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,12 +51,39 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// TuneSession prepares a pool's connections for Segments' statements:
-//   - jit off (unless the connection string sets it): the statements are
-//     short OLTP ones whose cost estimates over unnest()ed id arrays can pass
-//     jit_above_cost, and compiling then takes longer (tens of
-//     milliseconds) than running them;
-//   - uuid.UUID sent and scanned in binary (package pguuid).
+// SessionDefaults are the session settings of every connection, unless the
+// connection string sets them:
+//   - jit off: the statements are short OLTP ones whose cost estimates over
+//     unnest()ed id arrays can pass jit_above_cost, and compiling then takes
+//     longer (tens of milliseconds) than running them;
+//   - no lock is waited for longer than lock_timeout (the wait fails with
+//     55P03, ErrUnavailable, and is retried), so a process holding a lock
+//     cannot stall the others indefinitely;
+//   - a transaction left idle longer than idle_in_transaction_session_timeout
+//     has its session ended by the server, releasing its locks: a frozen or
+//     partitioned process holding the log_head row lock blocks appends for
+//     at most that long;
+//   - TCP keepalives on the server's side, so the server ends the session of
+//     a peer that vanished (a partitioned host) within about
+//     idle + interval × count seconds; tcp_user_timeout does the same for a
+//     peer that stops acknowledging data sent to it.
+var SessionDefaults = map[string]string{
+	"jit":                                 "off",
+	"lock_timeout":                        "10s",
+	"idle_in_transaction_session_timeout": "5s",
+	"tcp_keepalives_idle":                 "10",
+	"tcp_keepalives_interval":             "5",
+	"tcp_keepalives_count":                "3",
+	"tcp_user_timeout":                    "30000",
+}
+
+// ClientKeepAlive is the keepalive of the client's side of every
+// connection: a server that vanished is noticed within about 25 s.
+var ClientKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// TuneSession prepares a pool's connections for Segments' statements: the
+// SessionDefaults, ClientKeepAlive, and uuid.UUID sent and scanned in binary
+// (package pguuid).
 //
 // Call it after setting any AfterConnect of your own: it chains to it.
 func TuneSession(cfg *pgxpool.Config) {
@@ -62,9 +91,13 @@ func TuneSession(cfg *pgxpool.Config) {
 	if c.RuntimeParams == nil {
 		c.RuntimeParams = map[string]string{}
 	}
-	if _, ok := c.RuntimeParams["jit"]; !ok {
-		c.RuntimeParams["jit"] = "off"
+	for k, v := range SessionDefaults {
+		if _, ok := c.RuntimeParams[k]; !ok {
+			c.RuntimeParams[k] = v
+		}
 	}
+	dialer := &net.Dialer{Timeout: c.ConnectTimeout, KeepAliveConfig: ClientKeepAlive}
+	c.DialFunc = dialer.DialContext
 	next := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		pguuid.Register(conn.TypeMap())

@@ -95,6 +95,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 		return nil, fmt.Errorf("migrate: acquire connection: %w", mapError(err))
 	}
 	defer conn.Release()
+	// Migrations wait for each other and for the locks their DDL needs as
+	// long as it takes (the session defaults bound lock waits; restored
+	// before the connection goes back to the pool).
+	if _, err := conn.Exec(ctx, "SET lock_timeout = 0"); err != nil {
+		return nil, fmt.Errorf("migrate: %w", mapError(err))
+	}
+	defer func() {
+		resetCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(resetCtx, "RESET lock_timeout")
+	}()
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
 		return nil, fmt.Errorf("migrate: lock: %w", mapError(err))
 	}

@@ -60,6 +60,9 @@ type PublisherConfig struct {
 	// BatchGap is the least time from the start of one partial batch's
 	// publication to the next (default DefaultBatchGap; negative: none).
 	BatchGap time.Duration
+	// LeaseTTL is how long leadership outlives the last renewal (default
+	// DefaultLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // DefaultBatchGap bounds the event publisher to 50 partial batches a second.
@@ -76,7 +79,7 @@ const DefaultBatchGap = 20 * time.Millisecond
 // committed is left out.
 //
 // Exactly-once publication comes from three things together: only one
-// publisher per database runs at a time (a session advisory lock); each
+// publisher per database runs at a time (a lease, see Leadership); each
 // batch is atomic and must land directly after the stream's last sequence;
 // and after a crash or any failure the publisher resumes from the position in
 // the stream's own last message, not from a checkpoint that may lag.
@@ -104,16 +107,6 @@ func NewPublisher(cfg PublisherConfig) *Publisher {
 	return &Publisher{cfg: cfg}
 }
 
-// leaderLockKey derives the advisory lock key of a publisher name.
-func leaderLockKey(name string) int64 {
-	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("segments publisher "+name))
-	var k int64
-	for _, b := range id[:8] {
-		k = k<<8 | int64(b)
-	}
-	return k
-}
-
 // Run publishes until ctx is done. It waits to become the leader first.
 // It returns nil when ctx ends it, an error when it cannot go on (the caller
 // restarts it).
@@ -125,17 +118,38 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 func (p *Publisher) run(ctx context.Context) error {
+	lead, err := AcquireLeadership(ctx, p.cfg.Store.pool, "publisher "+p.cfg.Name, p.cfg.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("publisher: wait for leadership: %w", err)
+	}
+	defer lead.Release(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-lead.Lost():
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	err = p.lead(ctx, lead)
+	if lead.Held() {
+		return err
+	}
+	p.cfg.Logger.Warn("publisher lost leadership (the lease was not renewed in time); another instance may publish now")
+	return ErrLeadershipLost
+}
+
+// lead publishes while this instance holds the lease.
+func (p *Publisher) lead(ctx context.Context, lead *Leadership) error {
 	log := p.cfg.Logger
 	conn, err := p.cfg.Store.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("publisher: acquire connection: %w", mapError(err))
 	}
-	// The session lock lives and dies with this connection; destroy it on
-	// the way out so the lock cannot outlive us in the pool.
+	// LISTEN lives with this connection; destroy it on the way out rather
+	// than hand a listening session back to the pool.
 	defer func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)); conn.Release() }()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", leaderLockKey(p.cfg.Name)); err != nil {
-		return fmt.Errorf("publisher: wait for leadership: %w", mapError(err))
-	}
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return fmt.Errorf("publisher: listen: %w", mapError(err))
 	}
@@ -203,6 +217,12 @@ func (p *Publisher) run(ctx context.Context) error {
 		readAt := time.Now()
 		events, err := p.cfg.Store.ReadAll(ctx, pos, p.cfg.Sink.MaxBatch())
 		if err == nil && len(events) > 0 {
+			if !lead.Held() {
+				// Frozen past the lease: another instance may be publishing.
+				// The stream's expected last sequence fences a batch that
+				// slips through after this check.
+				return ErrLeadershipLost
+			}
 			err = p.publish(ctx, events)
 			if err == nil {
 				pos = events[len(events)-1].Position

@@ -3,13 +3,13 @@ package projections
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,8 +20,9 @@ import (
 // Relay publishes an outbox stream (rows of table outbox written in the same
 // transactions as the label changes and alerts they announce).
 //
-// Exactly-once: one relay per stream runs at a time (session advisory
-// lock). It claims unpublished rows by giving them consecutive publication
+// Exactly-once: one relay per stream runs at a time (a lease,
+// eventstore.Leadership; claims are fenced by it, so a relay that was frozen
+// past its lease claims nothing). It claims unpublished rows by giving them consecutive publication
 // positions, publishes them in position order in atomic batches carrying the
 // position, and deletes them once acknowledged. After a crash it reads the
 // position in the stream's last message, deletes what that covers and
@@ -35,6 +36,10 @@ type Relay struct {
 	log    *slog.Logger
 	poll   time.Duration
 	gap    time.Duration
+	// LeaseTTL is how long leadership outlives the last renewal (zero:
+	// eventstore.DefaultLeaseTTL).
+	LeaseTTL time.Duration
+	lease    *eventstore.Leadership // held while run leads
 }
 
 // RelayGap is how long a relay waits after publishing a batch that was not
@@ -64,15 +69,6 @@ func NewRelay(pool *pgxpool.Pool, sink eventstore.Sink, stream string, log *slog
 	return &Relay{pool: pool, sink: sink, stream: stream, log: log, poll: 100 * time.Millisecond, gap: RelayGap}
 }
 
-func lockKey(name string) int64 {
-	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("segments outbox relay "+name))
-	var k int64
-	for _, b := range id[:8] {
-		k = k<<8 | int64(b)
-	}
-	return k
-}
-
 // Run relays until ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
 	if err := r.run(ctx); err != nil && ctx.Err() == nil {
@@ -82,14 +78,31 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func (r *Relay) run(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
+	lead, err := eventstore.AcquireLeadership(ctx, r.pool, "relay "+r.stream, r.LeaseTTL)
 	if err != nil {
-		return fmt.Errorf("outbox relay %s: %w", r.stream, err)
-	}
-	defer func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)); conn.Release() }()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey(r.stream)); err != nil {
 		return fmt.Errorf("outbox relay %s: wait for leadership: %w", r.stream, err)
 	}
+	defer lead.Release(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-lead.Lost():
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	r.lease = lead
+	err = r.lead(ctx)
+	if lead.Held() {
+		return err
+	}
+	r.log.Warn("outbox relay lost leadership (the lease was not renewed in time); another instance may relay now", "stream", r.stream)
+	return eventstore.ErrLeadershipLost
+}
+
+// lead relays while this instance holds the lease.
+func (r *Relay) lead(ctx context.Context) error {
 	next, err := r.resume(ctx)
 	if err != nil {
 		return err
@@ -112,8 +125,8 @@ func (r *Relay) run(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if ctx.Err() != nil || errors.Is(err, eventstore.ErrLeadershipLost) {
+				return err
 			}
 			wait := retry.Next()
 			r.log.Warn("outbox relay: publication failed; resuming from the stream's tail", "stream", r.stream, "err", err, "retry_in", wait)
@@ -187,11 +200,12 @@ func (r *Relay) step(ctx context.Context, next *int64, recheck *bool) (int, erro
 	if len(msgs) == 0 {
 		// Claim and read in one statement; RETURNING has no order, the
 		// positions do.
+		name, holder, epoch := r.lease.Fence()
 		rows, err := r.pool.Query(ctx, `WITH c AS (
 				SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox
-				WHERE stream = $1 AND pub_pos IS NULL ORDER BY id LIMIT $3)
+				WHERE stream = $1 AND pub_pos IS NULL AND `+fmt.Sprintf(eventstore.LeaseHeld, 4, 5, 6)+` ORDER BY id LIMIT $3)
 			UPDATE outbox o SET pub_pos = $2 + c.rn - 1 FROM c WHERE o.id = c.id
-			RETURNING o.subject, o.msg_id, o.payload, o.pub_pos, o.correction`, r.stream, *next, r.sink.MaxBatch())
+			RETURNING o.subject, o.msg_id, o.payload, o.pub_pos, o.correction`, r.stream, *next, r.sink.MaxBatch(), name, holder, epoch)
 		if err != nil {
 			return 0, fmt.Errorf("outbox relay %s: claim: %w", r.stream, err)
 		}
@@ -203,6 +217,9 @@ func (r *Relay) step(ctx context.Context, next *int64, recheck *bool) (int, erro
 		}
 		slices.SortFunc(msgs, func(a, b eventstore.Message) int { return cmp.Compare(a.Position, b.Position) })
 		*next += int64(len(msgs))
+	}
+	if !r.lease.Held() {
+		return 0, eventstore.ErrLeadershipLost
 	}
 	if err := r.sink.PublishAtomic(ctx, msgs); err != nil {
 		return 0, err

@@ -89,6 +89,12 @@ type rebuildWrite struct {
 }
 
 func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st *RebuildStats) error {
+	// An operator's one-off transaction: it may sit between statements
+	// while the log is folded in Go, longer than the sessions' default
+	// idle_in_transaction_session_timeout allows.
+	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return fmt.Errorf("lock read models: %w", err)
 	}
