@@ -60,9 +60,10 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 //     55P03, ErrUnavailable, and is retried), so a process holding a lock
 //     cannot stall the others indefinitely;
 //   - a transaction left idle longer than idle_in_transaction_session_timeout
-//     has its session ended by the server, releasing its locks: a frozen or
-//     partitioned process holding the log_head row lock blocks appends for
-//     at most that long;
+//     has its session ended by the server, releasing its locks (the append
+//     transaction, which holds the log_head row lock every append needs,
+//     sets the shorter AppendIdleTimeout: a frozen or partitioned process
+//     blocks appends for at most that long);
 //   - TCP keepalives on the server's side, so the server ends the session of
 //     a peer that vanished (a partitioned host) within about
 //     idle + interval × count seconds; tcp_user_timeout does the same for a
@@ -70,12 +71,16 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 var SessionDefaults = map[string]string{
 	"jit":                                 "off",
 	"lock_timeout":                        "10s",
-	"idle_in_transaction_session_timeout": "5s",
+	"idle_in_transaction_session_timeout": "30s",
 	"tcp_keepalives_idle":                 "10",
 	"tcp_keepalives_interval":             "5",
 	"tcp_keepalives_count":                "3",
 	"tcp_user_timeout":                    "30000",
 }
+
+// AppendIdleTimeout bounds how long an append transaction may sit idle (the
+// Go work between its two round trips takes milliseconds).
+const AppendIdleTimeout = "5s"
 
 // ClientKeepAlive is the keepalive of the client's side of every
 // connection: a server that vanished is noticed within about 25 s.

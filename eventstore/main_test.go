@@ -10,6 +10,7 @@ import (
 
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/testenv"
+	"github.com/segments-dev/segments/privacy"
 )
 
 func TestMain(m *testing.M) {
@@ -24,8 +25,9 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// holdLogHead is a process of the service's kind (its session settings)
-// that takes the append lock, says so and then holds it forever.
+// holdLogHead is a process of the service's kind (its session settings,
+// its append code) that is in the middle of an append — the log_head row
+// lock taken, not yet committed — says so and then stays there.
 func holdLogHead(url string) int {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(url)
@@ -39,9 +41,19 @@ func holdLogHead(url string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	key, err := privacy.NewMasterKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: key})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	tx, err := pool.Begin(ctx)
 	if err == nil {
-		_, err = tx.Exec(ctx, "SELECT position FROM log_head FOR UPDATE")
+		_, err = s.AppendTx(ctx, tx, req(order("KH-HOLDER", "SO-1", "10.00")))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

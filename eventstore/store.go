@@ -206,7 +206,9 @@ func (s *Store) Append(ctx context.Context, req domain.AppendRequest) ([]Result,
 
 // AppendTx appends inside the caller's transaction, which must be READ
 // COMMITTED. It takes the log_head row lock, which every append needs, so
-// the caller should commit promptly: other appends wait until then.
+// the caller should commit promptly: other appends wait until then, and
+// the transaction is ended by the server if it then sits idle longer than
+// AppendIdleTimeout.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, req domain.AppendRequest) ([]Result, error) {
 	outs, err := s.appendInTx(ctx, tx, []domain.AppendRequest{req}, false)
 	if err != nil {
@@ -471,6 +473,10 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	if own {
 		b.Queue("BEGIN")
 	}
+	// This transaction holds the lock every append needs: should this
+	// process freeze or lose the network with it open, the server ends it
+	// after AppendIdleTimeout rather than the session default.
+	b.Queue("SET LOCAL idle_in_transaction_session_timeout = '" + AppendIdleTimeout + "'")
 	b.Queue("SELECT position, recorded_at, master_key_id FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.position, &head.recordedAt, &head.masterKeyID)
 	})

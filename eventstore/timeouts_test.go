@@ -12,9 +12,9 @@ import (
 )
 
 // TestAFrozenProcessHoldingTheAppendLockStallsAppendsOnlyBriefly freezes a
-// separate process (SIGSTOP) right after it took the log_head row lock that
-// every append needs: its idle transaction is ended by the server and the
-// other appends go on; no append waits unboundedly.
+// separate process (SIGSTOP) in the middle of an append, holding the
+// log_head row lock that every append needs: its idle transaction is ended
+// by the server and the other appends go on; no append waits unboundedly.
 func TestAFrozenProcessHoldingTheAppendLockStallsAppendsOnlyBriefly(t *testing.T) {
 	t.Parallel()
 	s, db := testenv.Store(t, time.Now)
@@ -41,7 +41,7 @@ func TestAFrozenProcessHoldingTheAppendLockStallsAppendsOnlyBriefly(t *testing.T
 			t.Fatalf("appends still fail %v after the lock holder froze: %v", time.Since(start), err)
 		}
 	}
-	idle, _ := time.ParseDuration(eventstore.SessionDefaults["idle_in_transaction_session_timeout"])
+	idle, _ := time.ParseDuration(eventstore.AppendIdleTimeout)
 	if took := time.Since(start); took > idle+3*time.Second {
 		t.Errorf("appends resumed %v after the holder froze, want ≤ %v", took, idle+3*time.Second)
 	}
