@@ -82,7 +82,11 @@ func (a *app) pause(ctx context.Context, d time.Duration, cause error) bool {
 // dependsOnBus says whether a role's work goes through NATS; such a role
 // that is restarting while the bus is down does not make the API unready.
 func dependsOnBus(role string) bool {
-	return role == "publisher" || role == "projector" || role == "ingest" || strings.HasPrefix(role, "relay-")
+	switch role {
+	case "publisher", "projector", "ingest", "eraser", "notifier":
+		return true
+	}
+	return strings.HasPrefix(role, "relay-")
 }
 
 // readiness answers /readyz. The API is ready when the database is
