@@ -114,22 +114,6 @@ const PublishedDuplicates = 10 * time.Second
 // do atomic batch publish, which ordered, exactly-once publication relies on.
 var ErrAtomicPublishUnsupported = errors.New("NATS server does not support atomic batch publish (needs nats-server 2.12 or newer)")
 
-// EnsureStreams creates or updates the streams.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
-	configs := StreamConfigs()
-	for i := range configs {
-		cfg := &configs[i]
-		st, err := js.CreateOrUpdateStream(ctx, *cfg)
-		if err != nil {
-			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		}
-		if cfg.AllowAtomicPublish && !st.CachedInfo().Config.AllowAtomicPublish {
-			return fmt.Errorf("stream %s: %w", cfg.Name, ErrAtomicPublishUnsupported)
-		}
-	}
-	return nil
-}
-
 // StreamsPresent reports whether every stream exists (for /readyz).
 func StreamsPresent(ctx context.Context, js jetstream.JetStream) error {
 	configs := StreamConfigs()

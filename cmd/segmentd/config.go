@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type config struct {
 	// EmbeddedNATSConfig is a nats-server config file (accounts, users,
 	// permissions) for the embedded server.
 	EmbeddedNATSConfig string
+	// StreamReplicas is the replica count of the streams created at start
+	// (1 for the embedded server, 3 recommended on a NATS cluster); an
+	// existing stream keeps the count it has.
+	StreamReplicas int
 }
 
 func envOr(name, def string) string {
@@ -68,6 +73,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		EmbeddedNATSConfig: os.Getenv("SEGMENTS_EMBEDDED_NATS_CONFIG"),
 	}
 	roles := envOr("SEGMENTS_ROLES", "all")
+	replicas := envOr("SEGMENTS_STREAM_REPLICAS", "1")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
 	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, notifier, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
@@ -75,6 +81,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
 	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
 	fs.StringVar(&c.NotifyFile, "notify", c.NotifyFile, "routes and channels of alert delivery (SEGMENTS_NOTIFY); none: alerts are not delivered")
+	fs.StringVar(&replicas, "stream-replicas", replicas, "replicas of the NATS streams created at start, 1 to 5; 3 on a NATS cluster (SEGMENTS_STREAM_REPLICAS)")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -84,6 +91,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	}
 	var err error
 	if c.Roles, err = parseRoles(roles); err != nil {
+		return c, err
+	}
+	if c.StreamReplicas, err = parseReplicas(replicas); err != nil {
 		return c, err
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
@@ -114,6 +124,17 @@ func parseRoles(s string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// ErrStreamReplicas: JetStream keeps 1 to 5 replicas of a stream.
+var ErrStreamReplicas = errors.New("want a whole number from 1 to 5")
+
+func parseReplicas(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > 5 {
+		return 0, fmt.Errorf("SEGMENTS_STREAM_REPLICAS %q: %w", s, ErrStreamReplicas)
+	}
+	return n, nil
 }
 
 func (c config) has(role string) bool { return slices.Contains(c.Roles, role) }

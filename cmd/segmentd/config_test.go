@@ -133,3 +133,27 @@ func TestServeRefusesAnOpenAPIOffLoopback(t *testing.T) {
 		t.Fatalf("start without api role: %v, want a database error", err)
 	}
 }
+
+func TestStreamReplicasComeFromTheEnvironmentWithOneByDefault(t *testing.T) {
+	dir := t.TempDir()
+	load := func(args ...string) (config, error) {
+		return loadConfig(newFlagSet(), append([]string{"--data-dir", dir}, args...))
+	}
+	t.Setenv("SEGMENTS_STREAM_REPLICAS", "")
+	if cfg, err := load(); err != nil || cfg.StreamReplicas != 1 {
+		t.Errorf("unset: %d replicas, %v; want 1", cfg.StreamReplicas, err)
+	}
+	t.Setenv("SEGMENTS_STREAM_REPLICAS", "3")
+	if cfg, err := load(); err != nil || cfg.StreamReplicas != 3 {
+		t.Errorf("SEGMENTS_STREAM_REPLICAS=3: %d replicas, %v", cfg.StreamReplicas, err)
+	}
+	if cfg, err := load("--stream-replicas", "5"); err != nil || cfg.StreamReplicas != 5 {
+		t.Errorf("--stream-replicas 5: %d replicas, %v", cfg.StreamReplicas, err)
+	}
+	for _, bad := range []string{"0", "6", "-1", "three"} {
+		t.Setenv("SEGMENTS_STREAM_REPLICAS", bad)
+		if _, err := load(); !errors.Is(err, ErrStreamReplicas) || !strings.Contains(err.Error(), "SEGMENTS_STREAM_REPLICAS") {
+			t.Errorf("SEGMENTS_STREAM_REPLICAS=%s: %v, want ErrStreamReplicas naming the variable", bad, err)
+		}
+	}
+}

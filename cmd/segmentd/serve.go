@@ -157,7 +157,8 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error
 		return nil, err
 	}
 	a.metrics.BusConnected(a.nc.IsConnected)
-	if err := natsbus.EnsureStreams(ctx, a.js); err != nil {
+	setup := natsbus.StreamSetup{Replicas: cfg.StreamReplicas, Logger: log}
+	if err := setup.Ensure(ctx, a.js); err != nil {
 		return nil, err
 	}
 	return a, nil
