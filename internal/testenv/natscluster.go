@@ -42,15 +42,19 @@ func LaunchNATSCluster(t testing.TB, size int) *NATSCluster {
 		routePorts[i] = freePort(t)
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
 	}
+	storeDirs := make([]string, size)
+	for i := range size {
+		storeDirs[i] = t.TempDir()
+	}
 	c := &NATSCluster{t: t}
-	t.Cleanup(c.shutdownAll)
+	t.Cleanup(c.shutdownAll) // after the store dirs: cleanups run last first
 	for i := range size {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
 			Port:       server.RANDOM_PORT,
 			JetStream:  true,
-			StoreDir:   t.TempDir(),
+			StoreDir:   storeDirs[i],
 			NoSigs:     true,
 			NoLog:      true,
 			Cluster:    server.ClusterOpts{Name: "segments-test", Host: "127.0.0.1", Port: routePorts[i]},
