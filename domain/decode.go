@@ -210,15 +210,17 @@ func (w *wireEnvelope) envelope(prefix string) (Envelope, error) {
 		env.Customer = CustomerCode(*w.Customer)
 	}
 	if w.OccurredAt != nil {
-		t, err := time.Parse(time.RFC3339Nano, *w.OccurredAt)
+		at, err := ParseInstant(*w.OccurredAt)
 		switch {
+		case errors.Is(err, ErrInstantSyntax):
+			c.add("occurred_at", CodeInvalidFormat, err.Error())
 		case err != nil:
-			c.add("occurred_at", CodeInvalidFormat, "must be an RFC 3339 time such as 2024-05-02T10:00:00+08:00")
-		case t.IsZero():
+			c.add("occurred_at", CodeInvalidValue, err.Error())
+		case at.Time.IsZero():
 			// The zero instant would read as "absent" (time of recording).
 			c.add("occurred_at", CodeOutOfRange, "must not be before 1900")
 		default:
-			env.OccurredAt = t
+			env.OccurredAt, env.OccurredOffset = at.Time, at.Offset
 		}
 	}
 	if w.Source != nil {

@@ -120,7 +120,7 @@ func TestDecodeValidEvents(t *testing.T) {
 		},
 		{
 			name: "CustomerProfileUpdated annual revenue as number",
-			body: envJSON("CustomerProfileUpdated", `{"annual_revenue":1e6}`),
+			body: envJSON("CustomerProfileUpdated", `{"annual_revenue":1000000}`),
 			want: &CustomerProfileUpdated{Profile{AnnualRevenue: ptr(Money(100_000_000))}},
 		},
 		{
@@ -142,21 +142,6 @@ func TestDecodeValidEvents(t *testing.T) {
 			name: "OrderPlaced amount as decimal string",
 			body: envJSON("OrderPlaced", `{"order_id":"SO-3","amount":"1000000.00"}`),
 			want: &OrderPlaced{OrderID: "SO-3", Amount: 100_000_000},
-		},
-		{
-			name: "OrderPlaced amount in exponent form",
-			body: envJSON("OrderPlaced", `{"order_id":"SO-4","amount":1.5e3}`),
-			want: &OrderPlaced{OrderID: "SO-4", Amount: 150_000},
-		},
-		{
-			name: "OrderPlaced amount string exponent form",
-			body: envJSON("OrderPlaced", `{"order_id":"SO-5","amount":"125E-2"}`),
-			want: &OrderPlaced{OrderID: "SO-5", Amount: 125},
-		},
-		{
-			name: "OrderPlaced trailing zeros beyond 2 decimals",
-			body: envJSON("OrderPlaced", `{"order_id":"SO-6","amount":4.3500}`),
-			want: &OrderPlaced{OrderID: "SO-6", Amount: 435},
 		},
 		{
 			name: "OrderRefunded",
@@ -263,15 +248,15 @@ func TestDecodeValidEvents(t *testing.T) {
 
 func TestDecodeEnvelopeOptionalFields(t *testing.T) {
 	body := `{"event_id":"` + strings.ToUpper(testEventID) + `","type":"OwnerAssigned","customer":"a.B-c_9",` +
-		`"occurred_at":"2024-05-01T23:59:59.123456789Z","source":"crm","correlation_id":"req-77","data":{"owner":"王磊"}}`
+		`"occurred_at":"2024-05-01T23:59:59.123456Z","source":"crm","correlation_id":"req-77","data":{"owner":"王磊"}}`
 	env, err := DecodeEnvelope([]byte(body), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Envelope{
 		EventID: uuid.MustParse(testEventID), Type: TypeOwnerAssigned, Customer: "a.B-c_9",
-		OccurredAt: time.Date(2024, 5, 1, 23, 59, 59, 123456789, time.UTC),
-		Source:     "crm", CorrelationID: "req-77", Data: &OwnerAssigned{Owner: "王磊"},
+		OccurredAt: time.Date(2024, 5, 1, 23, 59, 59, 123456000, time.UTC), OccurredOffset: "Z",
+		Source: "crm", CorrelationID: "req-77", Data: &OwnerAssigned{Owner: "王磊"},
 	}
 	if !reflect.DeepEqual(env, want) {
 		t.Fatalf("got %#v\nwant %#v", env, want)
@@ -403,16 +388,19 @@ func envelopeRejections() []rejection {
 		{"annual_revenue negative", reg(`{"name":"A","annual_revenue":-1}`), "data.annual_revenue", CodeOutOfRange},
 		{"amount 3 decimals", ord(`0.001`), "data.amount", CodePrecision},
 		{"amount 3 decimals string", ord(`"1.234"`), "data.amount", CodePrecision},
-		{"amount 3 decimals exponent", ord(`1e-3`), "data.amount", CodePrecision},
+		{"amount in exponent form", ord(`1e3`), "data.amount", CodeInvalidType},
+		{"amount string in exponent form", ord(`"125E-2"`), "data.amount", CodeInvalidType},
+		{"amount with a plus sign", ord(`"+1.00"`), "data.amount", CodeInvalidType},
+		{"amount with a leading zero", ord(`"01.00"`), "data.amount", CodeInvalidType},
+		{"amount trailing zeros beyond 2 decimals", ord(`4.3500`), "data.amount", CodePrecision},
 		{"amount many decimals", ord(`0.30000000000000004`), "data.amount", CodePrecision},
 		{"refund 3 decimals", envJSON("OrderRefunded", `{"order_id":"SO-1","amount":1.005}`), "data.amount", CodePrecision},
 		{"annual_revenue 3 decimals", reg(`{"name":"A","annual_revenue":"0.001"}`), "data.annual_revenue", CodePrecision},
 		{"amount 400 digits", ord(strings.Repeat("9", 400)), "data.amount", CodeOutOfRange},
 		{"amount 400 digits string", ord(`"` + strings.Repeat("9", 400) + `"`), "data.amount", CodeOutOfRange},
 		{"amount 400 decimals", ord(`0.` + strings.Repeat("1", 400)), "data.amount", CodeOutOfRange},
-		{"amount huge exponent", ord(`1e400`), "data.amount", CodeOutOfRange},
+		{"amount huge exponent", ord(`1e400`), "data.amount", CodeInvalidType},
 		{"amount above max", ord(`10000000000000.01`), "data.amount", CodeOutOfRange},
-		{"amount exponent above max", ord(`1e14`), "data.amount", CodeOutOfRange},
 
 		// Customer codes.
 		{"customer missing", `{"type":"OwnerAssigned","data":{"owner":"x"}}`, "customer", CodeRequired},
@@ -436,7 +424,10 @@ func envelopeRejections() []rejection {
 
 		// occurred_at.
 		{"occurred_at 5m1s ahead", envAt(`"2024-05-02T10:05:01+08:00"`), "occurred_at", CodeFutureTime},
-		{"occurred_at 5m+1ns ahead", envAt(`"2024-05-02T10:05:00.000000001+08:00"`), "occurred_at", CodeFutureTime},
+		{"occurred_at 5m+1µs ahead", envAt(`"2024-05-02T10:05:00.000001+08:00"`), "occurred_at", CodeFutureTime},
+		{"occurred_at offset +24:00", envAt(`"2024-05-02T10:00:00+24:00"`), "occurred_at", CodeInvalidValue},
+		{"occurred_at offset minutes 60", envAt(`"2024-05-02T10:00:00+08:60"`), "occurred_at", CodeInvalidValue},
+		{"occurred_at nanoseconds", envAt(`"2024-05-02T10:00:00.000000001+08:00"`), "occurred_at", CodeInvalidValue},
 		{"occurred_at 5m1s ahead in UTC", envAt(`"2024-05-02T02:05:01Z"`), "occurred_at", CodeFutureTime},
 		{"occurred_at next year", envAt(`"2025-05-02T10:00:00+08:00"`), "occurred_at", CodeFutureTime},
 		{"occurred_at no zone", envAt(`"2024-05-02T10:00:00"`), "occurred_at", CodeInvalidFormat},
@@ -566,12 +557,12 @@ func TestDecodeRejections(t *testing.T) {
 
 func TestDecodeFutureBoundary(t *testing.T) {
 	for _, at := range []string{
-		`"2024-05-02T10:05:00+08:00"`,           // exactly 5 minutes ahead
-		`"2024-05-02T02:05:00Z"`,                // the same instant in UTC
-		`"2024-05-02T10:04:59.999999999+08:00"`, // just inside
-		`"2024-05-02T10:00:00+08:00"`,           // now
-		`"1900-01-01T00:00:00Z"`,                // far past
-		`"2024-05-02T10:00:00.5+08:00"`,         // fractional seconds
+		`"2024-05-02T10:05:00+08:00"`,        // exactly 5 minutes ahead
+		`"2024-05-02T02:05:00Z"`,             // the same instant in UTC
+		`"2024-05-02T10:04:59.999999+08:00"`, // just inside
+		`"2024-05-02T10:00:00+08:00"`,        // now
+		`"1900-01-01T00:00:00Z"`,             // far past
+		`"2024-05-02T10:00:00.5+08:00"`,      // fractional seconds
 	} {
 		env, err := DecodeEnvelope([]byte(envAt(at)), testNow)
 		if err != nil {
@@ -975,25 +966,18 @@ func TestEncodeDataGolden(t *testing.T) {
 }
 
 // TestEncodeDecodedRequest: what ingestion accepts is stored with money as
-// 2-decimal strings, whatever form it came in.
+// 2-decimal strings, number or string.
 func TestEncodeDecodedRequest(t *testing.T) {
 	tests := []struct{ amount, want string }{
 		{`0.1`, `"0.10"`},
 		{`"0.1"`, `"0.10"`},
-		{`1e6`, `"1000000.00"`},
-		{`"1E+6"`, `"1000000.00"`},
-		{`12.5000`, `"12.50"`},
-		{`007.7`, `"7.70"`},
+		{`1000000`, `"1000000.00"`},
+		{`"1000000.0"`, `"1000000.00"`},
+		{`12.5`, `"12.50"`},
 	}
 	for _, tt := range tests {
 		body := envJSON("OrderPlaced", `{"order_id":"SO-1","amount":`+tt.amount+`}`)
 		env, err := DecodeEnvelope([]byte(body), testNow)
-		if tt.amount == `007.7` {
-			// JSON numbers have no leading zeros; only as a string.
-			firstError(t, err, "data", CodeInvalidJSON)
-			body = envJSON("OrderPlaced", `{"order_id":"SO-1","amount":"007.7"}`)
-			env, err = DecodeEnvelope([]byte(body), testNow)
-		}
 		if err != nil {
 			t.Fatalf("%s: %v", tt.amount, err)
 		}

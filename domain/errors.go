@@ -111,6 +111,7 @@ var (
 	ErrRefundExceedsOrder = errors.New("refunds would exceed the order amount")
 	ErrCustomerErased     = errors.New("customer's personal data was erased")
 	ErrAlreadyErased      = errors.New("customer is already erased")
+	ErrCustomerTotal      = errors.New("customer's ordered total would exceed 10,000,000,000,000.00 yuan")
 )
 
 // RuleError is a violation of a rule that depends on the stream's past.
@@ -135,6 +136,7 @@ func (e *RuleError) Code() string {
 		{ErrUnknownOrder, "unknown_order"},
 		{ErrRefundExceedsOrder, "refund_exceeds_order"},
 		{ErrCustomerErased, "customer_erased"},
+		{ErrCustomerTotal, "customer_total_exceeded"},
 		{ErrAlreadyErased, "already_erased"},
 	} {
 		if errors.Is(e.Err, c.err) {

@@ -420,10 +420,13 @@ type Envelope struct {
 	Type     EventType
 	Customer CustomerCode
 	// OccurredAt is business time; the zero value means "the time of recording".
-	OccurredAt    time.Time
-	Source        string
-	CorrelationID string
-	Data          Event
+	OccurredAt time.Time
+	// OccurredOffset is the UTC offset occurred_at was sent with ("Z",
+	// "+08:00"), kept to show the instant back as sent; "" when absent.
+	OccurredOffset string
+	Source         string
+	CorrelationID  string
+	Data           Event
 }
 
 // MaxFutureSkew is how far in the future occurred_at may lie.

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -11,89 +12,59 @@ import (
 // and decimal strings are parsed digit by digit.
 type Money int64
 
-// MaxMoney bounds a single amount (10^13 yuan) so that sums over a long
-// customer history stay far from int64 overflow.
+// MaxMoney bounds a single amount (10^13 yuan); MaxCustomerOrdered bounds
+// the sum of a customer's amounts.
 const MaxMoney Money = 1_000_000_000_000_000
 
 // maxMoneyDigits bounds the text we are willing to look at before deciding a
 // number is too large; it keeps hostile 400-digit numbers cheap to refuse.
 const maxMoneyDigits = 40
 
+// MaxCustomerOrdered bounds the sum of every amount ever ordered by one
+// customer (10^13 yuan, the same as one amount): net amounts, refunds and
+// per-customer sums stay ~9,000 times below int64 overflow, and a summary over
+// 9,000 customers at the bound still fits.
+const MaxCustomerOrdered Money = MaxMoney
+
 // Errors returned by ParseMoney; callers branch on them to build messages.
 var (
-	ErrMoneySyntax    = errors.New("must be a decimal number of yuan, e.g. 1200.50")
+	ErrMoneySyntax    = errors.New("must be a canonical decimal number of yuan such as 1200.50 (no exponent, sign or leading zeros)")
 	ErrMoneyPrecision = errors.New("must have at most 2 decimal places")
 	ErrMoneyRange     = errors.New("is too large")
 	ErrMoneyNegative  = errors.New("must not be negative")
 )
 
-// ParseMoney parses a decimal yuan amount ("1200", "1200.5", "0.10", "1.5e3")
-// exactly into fen. A leading minus sign is accepted so that callers can
-// report "must be greater than 0" rather than a syntax error.
+// ParseMoney parses a canonical decimal yuan amount ("1200", "1200.5",
+// "0.10") exactly into fen. Canonical means: digits without leading zeros
+// ("0" itself excepted), optionally a point and one or two digits; no
+// exponent, no plus sign. A leading minus sign is accepted so that callers
+// can report "must be greater than 0" rather than a syntax error.
 func ParseMoney(s string) (Money, error) {
-	if s == "" || len(s) > maxMoneyDigits+8 {
-		if len(s) > maxMoneyDigits+8 {
-			return 0, ErrMoneyRange
-		}
-		return 0, ErrMoneySyntax
+	if len(s) > maxMoneyDigits {
+		return 0, ErrMoneyRange
 	}
 	neg := false
-	switch s[0] {
-	case '-':
-		neg = true
-		s = s[1:]
-	case '+':
-		s = s[1:]
+	if strings.HasPrefix(s, "-") {
+		neg, s = true, s[1:]
 	}
-	mantissa, exp, hasExp := s, "", false
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		mantissa, exp, hasExp = s[:i], s[i+1:], true
-	}
-	intPart, fracPart := mantissa, ""
-	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
-		intPart, fracPart = mantissa[:i], mantissa[i+1:]
-		if fracPart == "" {
-			return 0, ErrMoneySyntax
-		}
-	}
-	if intPart == "" || !allDigits(intPart) || !allDigits(fracPart) {
+	intPart, fracPart, hasPoint := strings.Cut(s, ".")
+	if intPart == "" || !allDigits(intPart) || !allDigits(fracPart) || (hasPoint && fracPart == "") ||
+		(len(intPart) > 1 && intPart[0] == '0') {
 		return 0, ErrMoneySyntax
 	}
-	shift := 0
-	if hasExp {
-		e, err := strconv.Atoi(exp)
-		if err != nil || exp[0] == ' ' {
-			return 0, ErrMoneySyntax
-		}
-		if e > maxMoneyDigits || e < -maxMoneyDigits {
-			return 0, ErrMoneyRange
-		}
-		shift = e
-	}
-	// digits * 10^(shift - len(fracPart)) yuan; we need it in fen: exponent + 2.
-	digits := strings.TrimLeft(intPart+fracPart, "0")
-	scale := shift - len(fracPart) + 2
-	// Trailing zeros do not add precision ("1.500" is fine).
-	for scale < 0 && strings.HasSuffix(digits, "0") {
-		digits = digits[:len(digits)-1]
-		scale++
-	}
-	if digits == "" {
-		return 0, nil
-	}
-	if scale < 0 {
+	if len(fracPart) > 2 {
 		return 0, ErrMoneyPrecision
 	}
-	if len(digits)+scale > 19 {
+	// At most 14 integer digits fit under MaxMoney; more are out of range.
+	if len(intPart) > 14 {
 		return 0, ErrMoneyRange
 	}
 	var v uint64
-	for i := range len(digits) {
-		v = v*10 + uint64(digits[i]-'0')
+	for i := range len(intPart) {
+		v = v*10 + uint64(intPart[i]-'0')
 	}
-	for ; scale > 0; scale-- {
-		v *= 10
-	}
+	fen := fracPart + "00"[len(fracPart):]
+	v = v*100 + uint64(fen[0]-'0')*10 + uint64(fen[1]-'0')
 	if v > uint64(MaxMoney) {
 		return 0, ErrMoneyRange
 	}
@@ -184,10 +155,34 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 }
 
 // AddChecked adds two amounts, reporting overflow instead of wrapping.
+// Every sum of amounts goes through it (or SubChecked).
 func (m Money) AddChecked(n Money) (Money, bool) {
 	s := m + n
 	if (n > 0 && s < m) || (n < 0 && s > m) {
 		return 0, false
 	}
 	return s, true
+}
+
+// SubChecked subtracts n from m, reporting overflow instead of wrapping.
+func (m Money) SubChecked(n Money) (Money, bool) {
+	s := m - n
+	if (n > 0 && s > m) || (n < 0 && s < m) {
+		return 0, false
+	}
+	return s, true
+}
+
+// AddSaturating adds two amounts, stopping at the int64 bounds instead of
+// wrapping. Folds that cannot refuse (the label state of a log written before
+// MaxCustomerOrdered existed) use it: a sum can stick at the bound but never
+// turns negative.
+func (m Money) AddSaturating(n Money) Money {
+	if s, ok := m.AddChecked(n); ok {
+		return s
+	}
+	if n > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }

@@ -103,7 +103,7 @@ func (s *CustomerState) Apply(r *Recorded) bool {
 		if s.orderIndex != nil {
 			s.orderIndex[d.OrderID] = len(s.Orders) - 1
 		}
-		s.NetAmount += d.Amount
+		s.NetAmount = s.NetAmount.AddSaturating(d.Amount)
 		if r.OccurredAt.After(s.LastOrderAt) {
 			s.LastOrderAt = r.OccurredAt
 		}
@@ -112,8 +112,8 @@ func (s *CustomerState) Apply(r *Recorded) bool {
 		}
 	case *OrderRefunded:
 		if i, ok := s.order(d.OrderID); ok {
-			s.Orders[i].Refunded += d.Amount
-			s.NetAmount -= d.Amount
+			s.Orders[i].Refunded = s.Orders[i].Refunded.AddSaturating(d.Amount)
+			s.NetAmount = s.NetAmount.AddSaturating(-d.Amount)
 		}
 	case *InquiryReceived:
 		s.Inquiries = append(s.Inquiries, r.OccurredAt)

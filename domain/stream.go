@@ -18,6 +18,9 @@ type StreamState struct {
 	// Individual: the customer is a person (kind individual), so its name
 	// and region are personal data too (see personalFields).
 	Individual bool
+	// Ordered is the sum of every order amount the customer ever placed,
+	// bounded by MaxCustomerOrdered so no per-customer sum can overflow.
+	Ordered Money
 	// Orders holds the loaded orders by order_id; an order_id that is not a
 	// key here was not loaded and is treated as unknown.
 	Orders map[string]OrderBalance
@@ -57,6 +60,11 @@ func (s *StreamState) Apply(e *Envelope) error {
 		if _, ok := s.Orders[d.OrderID]; ok {
 			return &RuleError{Field: "data.order_id", Err: ErrDuplicateOrder}
 		}
+		ordered, ok := s.Ordered.AddChecked(d.Amount)
+		if !ok || ordered > MaxCustomerOrdered {
+			return &RuleError{Field: "data.amount", Err: ErrCustomerTotal}
+		}
+		s.Ordered = ordered
 		if s.Orders == nil {
 			s.Orders = map[string]OrderBalance{}
 		}

@@ -114,6 +114,12 @@ func TestStreamApplyRules(t *testing.T) {
 			wantErr: ErrRefundExceedsOrder, field: "data.amount", code: "refund_exceeds_order"},
 		{name: "refund that would overflow", loaded: map[string]OrderBalance{"SO-1": {Amount: MaxMoney, Refunded: MaxMoney}}, event: refunded("SO-1", 1<<62+(1<<62-1)),
 			wantErr: ErrRefundExceedsOrder, field: "data.amount", code: "refund_exceeds_order"},
+		// The customer's ordered total is bounded, so no sum of theirs can overflow.
+		{name: "orders up to the customer's bound", past: []*Envelope{placed("SO-1", MaxCustomerOrdered-100)}, event: placed("SO-2", 100)},
+		{name: "an order one fen over the customer's bound", past: []*Envelope{placed("SO-1", MaxCustomerOrdered-100)}, event: placed("SO-2", 101),
+			wantErr: ErrCustomerTotal, field: "data.amount", code: "customer_total_exceeded"},
+		{name: "refunds do not make room under the customer's bound", past: []*Envelope{placed("SO-1", MaxCustomerOrdered), refunded("SO-1", MaxCustomerOrdered)}, event: placed("SO-2", 1),
+			wantErr: ErrCustomerTotal, field: "data.amount", code: "customer_total_exceeded"},
 		{name: "refunds are per order", past: []*Envelope{placed("SO-1", 100), placed("SO-2", 50), refunded("SO-1", 100)}, event: refunded("SO-2", 50)},
 
 		// Erasure.

@@ -382,7 +382,7 @@ func (s *Store) Messages(ctx context.Context, events []RecordedEvent, loc *time.
 		}
 		body, err := json.Marshal(EventBody{
 			EventID: e.EventID, Type: string(e.Type), Customer: string(e.Customer),
-			OccurredAt: e.OccurredAt.In(loc).Format(time.RFC3339Nano), Source: e.Source,
+			OccurredAt: domain.FormatInstant(e.OccurredAt, e.OccurredOffset, loc), Source: e.Source,
 			CorrelationID: e.CorrelationID, Data: data, Version: e.Version, Position: e.Position,
 			RecordedAt: e.RecordedAt.In(loc).Format(time.RFC3339Nano),
 		})

@@ -17,18 +17,20 @@ import (
 // RecordedEvent is one event as stored in the log. Data holds the stored
 // JSON, with personal fields sealed.
 type RecordedEvent struct {
-	Position      int64
-	StreamID      uuid.UUID
-	Customer      domain.CustomerCode
-	Version       int64
-	EventID       uuid.UUID
-	Type          domain.EventType
-	OccurredAt    time.Time
-	RecordedAt    time.Time
-	Data          []byte
-	Source        string
-	CorrelationID string
-	Hash          []byte
+	Position   int64
+	StreamID   uuid.UUID
+	Customer   domain.CustomerCode
+	Version    int64
+	EventID    uuid.UUID
+	Type       domain.EventType
+	OccurredAt time.Time
+	// OccurredOffset is the offset occurred_at was sent with ("" if none).
+	OccurredOffset string
+	RecordedAt     time.Time
+	Data           []byte
+	Source         string
+	CorrelationID  string
+	Hash           []byte
 	// metadata is the stored metadata as it is in the row: the hash covers
 	// these bytes, not a re-encoding of Source and CorrelationID (which would
 	// let an added member go unnoticed).
@@ -48,7 +50,7 @@ func scanEvent(row pgx.CollectableRow) (RecordedEvent, error) {
 	if err := json.Unmarshal(meta, &m); err != nil {
 		return e, fmt.Errorf("event %d metadata: %w", e.Position, err)
 	}
-	e.Source, e.CorrelationID, e.metadata = m.Source, m.CorrelationID, meta
+	e.Source, e.CorrelationID, e.OccurredOffset, e.metadata = m.Source, m.CorrelationID, m.OccurredOffset, meta
 	return e, nil
 }
 

@@ -413,17 +413,22 @@ type eventRow struct {
 
 // encodeMetadata gives the stored metadata bytes; verification re-encodes
 // them from the parsed row, so the encoding must be deterministic.
-func encodeMetadata(source, correlationID string) ([]byte, error) {
-	b, err := json.Marshal(storedMetadata{Source: source, CorrelationID: correlationID}, json.Deterministic(true))
+func encodeMetadata(m storedMetadata) ([]byte, error) {
+	b, err := json.Marshal(m, json.Deterministic(true))
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
 	return b, nil
 }
 
+// storedMetadata is the envelope's metadata as stored (and hashed) with each
+// event. Members are omitted when empty, so rows written before a member
+// existed re-encode to their own bytes.
 type storedMetadata struct {
 	Source        string `json:"source,omitzero"`
 	CorrelationID string `json:"correlation_id,omitzero"`
+	// OccurredOffset is the UTC offset occurred_at was sent with.
+	OccurredOffset string `json:"occurred_offset,omitzero"`
 }
 
 // appendInTx runs the requests in order inside tx. It returns one outcome per
@@ -480,12 +485,12 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	b.Queue("SELECT position, recorded_at, master_key_id FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.position, &head.recordedAt, &head.masterKeyID)
 	})
-	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
+	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual, ordered FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
 			var st domain.StreamState
 			var last []byte
-			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased, &st.Individual); err != nil {
+			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased, &st.Individual, &st.Ordered); err != nil {
 				return err
 			}
 			w := streams[id]
@@ -709,10 +714,12 @@ func (s *Store) buildRow(e domain.Envelope, w *streamWork, position int64, recor
 	if err != nil {
 		return eventRow{}, err
 	}
-	meta, err := encodeMetadata(e.Source, e.CorrelationID)
+	meta, err := encodeMetadata(storedMetadata{Source: e.Source, CorrelationID: e.CorrelationID, OccurredOffset: e.OccurredOffset})
 	if err != nil {
 		return eventRow{}, err
 	}
+	// domain.ParseInstant refuses sub-microsecond fractions; the truncation
+	// only guards envelopes built in code.
 	occurredAt := e.OccurredAt.Truncate(time.Microsecond)
 	if occurredAt.IsZero() {
 		occurredAt = recordedAt
@@ -810,6 +817,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		sHashes              [][]byte
 		sRegistered, sErased []bool
 		sIndividual          []bool
+		sOrdered             []int64
 		oStreams             []uuid.UUID
 		oIDs                 []string
 		oAmounts, oRefunded  []int64
@@ -828,6 +836,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		sRegistered = append(sRegistered, w.state.Registered)
 		sErased = append(sErased, w.state.Erased)
 		sIndividual = append(sIndividual, w.state.Individual)
+		sOrdered = append(sOrdered, int64(w.state.Ordered))
 		for _, oid := range w.state.Touched {
 			ob := w.state.Orders[oid]
 			oStreams = append(oStreams, w.id)
@@ -845,11 +854,11 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 			}
 		}
 	}
-	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased, individual)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[], $7::bool[])
+	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased, individual, ordered)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[], $7::bool[], $8::bigint[])
 		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
-			registered = EXCLUDED.registered, erased = EXCLUDED.erased, individual = EXCLUDED.individual`,
-		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased, sIndividual)
+			registered = EXCLUDED.registered, erased = EXCLUDED.erased, individual = EXCLUDED.individual, ordered = EXCLUDED.ordered`,
+		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased, sIndividual, sOrdered)
 	if len(oIDs) > 0 {
 		// Touched may name an order twice (placed then refunded in one group):
 		// DISTINCT ON keeps one row, and both carry the final balance.

@@ -332,7 +332,7 @@ func (a *api) getCustomerEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		out[i] = recordedEvent{
 			EventID: e.EventID, Type: string(e.Type), Customer: string(e.Customer), Version: e.Version,
-			Position: e.Position, OccurredAt: e.OccurredAt.In(a.cfg.Location).Format(time.RFC3339Nano),
+			Position: e.Position, OccurredAt: domain.FormatInstant(e.OccurredAt, e.OccurredOffset, a.cfg.Location),
 			RecordedAt: e.RecordedAt.In(a.cfg.Location).Format(time.RFC3339Nano), Data: data,
 		}
 		if e.Source != "" {
