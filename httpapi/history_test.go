@@ -49,7 +49,7 @@ func TestCustomerHistory(t *testing.T) {
 		{EventID: regID, Type: "CustomerRegistered", Customer: "KH202405010001", Version: 1, Position: 1,
 			OccurredAt: "2024-05-01T09:30:00+08:00", RecordedAt: recorded, Source: &crm},
 		{EventID: orderID, Type: "OrderPlaced", Customer: "KH202405010001", Version: 2, Position: 3,
-			OccurredAt: "2024-05-02T10:00:00+08:00", RecordedAt: recorded, Source: &orders},
+			OccurredAt: "2024-05-02T02:00:00Z", RecordedAt: recorded, Source: &orders}, // as sent
 		{Type: "InquiryReceived", Customer: "KH202405010001", Version: 3, Position: 4,
 			OccurredAt: recorded, RecordedAt: recorded},
 	}

@@ -163,6 +163,13 @@ func TestHostileRequests(t *testing.T) {
 		{name: "SQL in the alerts status", method: "GET", path: "/v1/alerts?status=open%27--", token: "reader", status: 400, code: "invalid_enum"},
 		{name: "SQL in the page limit", method: "GET", path: "/v1/customers/KH1/events?limit=1%3BDELETE%20FROM%20events", token: "auditor", status: 400, code: "invalid_value"},
 
+		// Query strings that do not parse name the parameter; nothing is
+		// silently dropped (Go's parser drops what has a ';').
+		{name: "invalid UTF-8 in the alerts owner", method: "GET", path: "/v1/alerts?owner=%ff", token: "reader", status: 400, code: "invalid_query"},
+		{name: "semicolon in the alerts customer", method: "GET", path: "/v1/alerts?customer=%27;--", token: "reader", status: 400, code: "invalid_query"},
+		{name: "unknown alerts filter", method: "GET", path: "/v1/alerts?ownr=x", token: "reader", status: 400, code: "unknown_parameter"},
+		{name: "invalid UTF-8 in as_of", method: "GET", path: "/v1/customers/KH1?as_of=%c3", token: "auditor", status: 400, code: "invalid_query"},
+
 		// A huge token is only a bad token.
 		{name: "64 KiB bearer token", method: "POST", body: inquiry("KH1", "x"), token: "huge", status: 401, code: "unauthorized"},
 	}
@@ -438,7 +445,7 @@ func TestSlowLorisBodyIsCutOff(t *testing.T) {
 	// take 80 s to arrive. The server must give up after its read timeout.
 	body := inquiry("KH-SLOW", "slow")
 	body += strings.Repeat(" ", 4096-len(body))
-	head := "POST /v1/events HTTP/1.1\r\nHost: segments\r\nAuthorization: Bearer " + api.secrets["ingester"] +
+	head := "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + api.secrets["ingester"] +
 		"\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n"
 	const limit = 10 * time.Second
 	res, raw, elapsed, err := rawExchange(t, addr, head, body, 20*time.Millisecond, limit)
@@ -471,7 +478,7 @@ func TestSlowLorisHeadersAreCutOff(t *testing.T) {
 	api := newSecureAPI(t)
 	addr := hardenedServer(t, api, 500*time.Millisecond)
 	// Headers that never end.
-	head := "POST /v1/events HTTP/1.1\r\nHost: segments\r\n"
+	head := "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 	const limit = 10 * time.Second
 	_, _, elapsed, err := rawExchange(t, addr, head, strings.Repeat("X-A: b\r\n", 500), 20*time.Millisecond, limit)
 	var ne net.Error
@@ -493,11 +500,11 @@ func TestHugeHeaderIsRefused(t *testing.T) {
 		name string
 		head string
 	}{
-		{"one huge header", "POST /v1/events HTTP/1.1\r\nHost: segments\r\nAuthorization: Bearer " + api.secrets["ingester"] +
+		{"one huge header", "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + api.secrets["ingester"] +
 			"\r\nX-Junk: " + strings.Repeat("a", 1<<20) + "\r\n"},
-		{"many headers", "POST /v1/events HTTP/1.1\r\nHost: segments\r\nAuthorization: Bearer " + api.secrets["ingester"] +
+		{"many headers", "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + api.secrets["ingester"] +
 			"\r\n" + strings.Repeat("X-Junk: aaaaaaaaaaaaaaaa\r\n", 50_000)},
-		{"huge URL", "POST /v1/events?" + strings.Repeat("a", 1<<20) + " HTTP/1.1\r\nHost: segments\r\nAuthorization: Bearer " +
+		{"huge URL", "POST /v1/events?" + strings.Repeat("a", 1<<20) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
 			api.secrets["ingester"] + "\r\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -520,7 +527,7 @@ func TestHugeHeaderIsRefused(t *testing.T) {
 		})
 	}
 	// Unharmed.
-	res, raw, _, err := rawExchange(t, addr, "POST /v1/events HTTP/1.1\r\nHost: segments\r\nAuthorization: Bearer "+api.secrets["ingester"]+
+	res, raw, _, err := rawExchange(t, addr, "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "+api.secrets["ingester"]+
 		"\r\nContent-Type: application/json\r\nContent-Length: "+fmt.Sprint(len(body))+"\r\n\r\n", body, 0, 10*time.Second)
 	if err != nil || res.StatusCode != http.StatusCreated {
 		t.Fatalf("follow-up: %v %v %s", err, res, raw)

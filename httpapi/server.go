@@ -66,6 +66,9 @@ type Config struct {
 	// Tokens are the bearer tokens; empty means the API is open (and the
 	// server must listen on loopback only).
 	Tokens *auth.Set
+	// AllowedHosts are the names the Host header may carry (ports aside);
+	// empty means DefaultAllowedHosts.
+	AllowedHosts []string
 }
 
 // Auditor is what the audit endpoints need of the event store.
@@ -143,7 +146,22 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apiError{Code: "not_found", Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return a.recoverPanics(mux)
+	return a.recoverPanics(a.checkRequests(mux, routeParameters))
+}
+
+// routeParameters are the query parameters each route takes; any other is
+// refused. A route absent here takes any.
+var routeParameters = map[string][]string{
+	"POST /v1/events":                         {},
+	"GET /v1/customers/{code}/events":         {"after_version", "after", "limit", "unmasked"},
+	"GET /v1/customers/{code}":                {"as_of", "unmasked"},
+	"GET /v1/customers/{code}/labels/history": {},
+	"GET /v1/segments/summary":                {},
+	"GET /v1/alerts":                          {"status", "owner", "kind", "customer", "cursor", "limit"},
+	"GET /v1/rules":                           {},
+	"GET /v1/audit/verify":                    {},
+	"GET /v1/customers/{code}/audit/verify":   {},
+	"GET /v1/audit/disclosures":               {"customer", "limit"},
 }
 
 func (a *api) recoverPanics(next http.Handler) http.Handler {

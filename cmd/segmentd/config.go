@@ -16,6 +16,7 @@ import (
 	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/httpapi"
 )
 
 // Roles a process can take; "all" is every one of them.
@@ -24,10 +25,12 @@ var allRoles = []string{"api", "ingest", "notifier", "projector", "publisher", "
 // config is read from the environment (only here, in cmd) with flags
 // mirroring it.
 type config struct {
-	DatabaseURL      string
-	NATSURL          string
-	DataDir          string
-	HTTPAddr         string
+	DatabaseURL string
+	NATSURL     string
+	DataDir     string
+	HTTPAddr    string
+	// AllowedHosts are the names the API answers to in the Host header.
+	AllowedHosts     []string
 	EmbeddedNATSAddr string
 	Roles            []string
 	MasterKey        string
@@ -89,6 +92,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	c.AllowedHosts = allowedHosts(os.Getenv("SEGMENTS_ALLOWED_HOSTS"), c.HTTPAddr)
 	var err error
 	if c.Roles, err = parseRoles(roles); err != nil {
 		return c, err
@@ -103,6 +107,28 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		return c, fmt.Errorf("SEGMENTS_DATA_DIR: %w", err)
 	}
 	return c, nil
+}
+
+// allowedHosts reads SEGMENTS_ALLOWED_HOSTS (comma-separated names); by
+// default the listen address's host (unless it is a wildcard) and the
+// loopback names.
+func allowedHosts(list, httpAddr string) []string {
+	var out []string
+	for h := range strings.SplitSeq(list, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	out = append(out, httpapi.DefaultAllowedHosts...)
+	if host, _, err := net.SplitHostPort(httpAddr); err == nil {
+		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(out, host) {
+			out = append(out, host)
+		}
+	}
+	return out
 }
 
 func parseRoles(s string) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,6 +155,24 @@ func TestStreamReplicasComeFromTheEnvironmentWithOneByDefault(t *testing.T) {
 		t.Setenv("SEGMENTS_STREAM_REPLICAS", bad)
 		if _, err := load(); !errors.Is(err, ErrStreamReplicas) || !strings.Contains(err.Error(), "SEGMENTS_STREAM_REPLICAS") {
 			t.Errorf("SEGMENTS_STREAM_REPLICAS=%s: %v, want ErrStreamReplicas naming the variable", bad, err)
+		}
+	}
+}
+
+func TestAllowedHostsDefaultToTheListenHostAndLoopbackNames(t *testing.T) {
+	for _, c := range []struct {
+		list, addr string
+		want       []string
+	}{
+		{"", "127.0.0.1:8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{"", "10.1.2.3:8080", []string{"localhost", "127.0.0.1", "::1", "10.1.2.3"}},
+		{"", "segments.internal:8080", []string{"localhost", "127.0.0.1", "::1", "segments.internal"}},
+		{"", "0.0.0.0:8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{"", ":8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{" crm.example.com , 10.0.0.5 ", "0.0.0.0:8080", []string{"crm.example.com", "10.0.0.5"}},
+	} {
+		if got := allowedHosts(c.list, c.addr); !slices.Equal(got, c.want) {
+			t.Errorf("allowedHosts(%q, %q) = %v, want %v", c.list, c.addr, got, c.want)
 		}
 	}
 }

@@ -248,6 +248,7 @@ func (a *app) run(ctx context.Context) error {
 				Queries: projections.NewQueries(a.proj, a.store), Auditor: a.store, Tokens: a.tokens,
 				Imports:    &importer.Service{Dir: filepath.Join(a.cfg.DataDir, "imports"), Store: a.store, Location: a.loc, Logger: a.log},
 				Deliveries: notify.NewStore(a.pool),
+				AllowedHosts: a.cfg.AllowedHosts,
 			}),
 			Tokens: a.tokens, Logger: a.log,
 		})
