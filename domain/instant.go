@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -32,7 +33,7 @@ func ParseInstant(s string) (Instant, error) {
 	}
 	offset := ""
 	switch {
-	case len(s) > 0 && s[len(s)-1] == 'Z':
+	case strings.HasSuffix(s, "Z"):
 		offset = "Z"
 	case len(s) >= 6:
 		offset = s[len(s)-6:]
