@@ -112,6 +112,7 @@ var (
 	ErrCustomerErased     = errors.New("customer's personal data was erased")
 	ErrAlreadyErased      = errors.New("customer is already erased")
 	ErrCustomerTotal      = errors.New("customer's ordered total would exceed 10,000,000,000,000.00 yuan")
+	ErrEventIDReused      = errors.New("event_id was already used for an event with different content (type, customer, occurred_at, source, correlation_id or data)")
 )
 
 // RuleError is a violation of a rule that depends on the stream's past.
@@ -137,6 +138,7 @@ func (e *RuleError) Code() string {
 		{ErrRefundExceedsOrder, "refund_exceeds_order"},
 		{ErrCustomerErased, "customer_erased"},
 		{ErrCustomerTotal, "customer_total_exceeded"},
+		{ErrEventIDReused, "event_id_reused"},
 		{ErrAlreadyErased, "already_erased"},
 	} {
 		if errors.Is(e.Err, c.err) {

@@ -498,16 +498,15 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 		}
 		return rows.Err()
 	})
-	existing := map[uuid.UUID]Result{}
+	existing := map[uuid.UUID]storedEvent{}
 	if len(givenIDs) > 0 {
-		b.Queue("SELECT event_id, customer, version, position, recorded_at FROM events WHERE event_id = ANY($1)", givenIDs).Query(func(rows pgx.Rows) error {
+		b.Queue(selectStoredEvents, givenIDs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var r Result
-				if err := rows.Scan(&r.EventID, &r.Customer, &r.Version, &r.Position, &r.RecordedAt); err != nil {
+				st, err := scanStoredEvent(rows)
+				if err != nil {
 					return err
 				}
-				r.Duplicate = true
-				existing[r.EventID] = r
+				existing[st.result.EventID] = st
 			}
 			return rows.Err()
 		})
@@ -547,6 +546,9 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("append: read stream state: %w", mapError(err))
 	}
+	if err := s.loadKeysToCompare(ctx, tx, existing, streams, keyWanted); err != nil {
+		return nil, err
+	}
 	wrapWith, adopt, err := s.wrappingKey(head.masterKeyID)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
@@ -571,7 +573,7 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 		events += len(req.Events)
 	}
 	rows := make([]eventRow, 0, events)
-	newIDs := map[uuid.UUID]Result{}
+	newIDs := map[uuid.UUID]newEvent{}
 	for ri, req := range reqs {
 		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, position, recordedAt)
 		if err != nil {
@@ -594,31 +596,11 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 // applyRequest checks one request against the working state and builds its
 // rows. On failure the working state is restored and no rows are returned.
 func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*streamWork,
-	existing, newIDs map[uuid.UUID]Result, position int64, recordedAt time.Time,
+	existing map[uuid.UUID]storedEvent, newIDs map[uuid.UUID]newEvent, position int64, recordedAt time.Time,
 ) ([]Result, []eventRow, error) {
-	results := make([]Result, len(req.Events))
-	allDuplicates := true
-	firstInReq := map[uuid.UUID]int{}
-	dupOf := map[int]int{} // index of a repeated event_id -> its first index
-	for i, e := range req.Events {
-		if e.EventID == uuid.Nil {
-			allDuplicates = false
-			continue
-		}
-		if r, ok := existing[e.EventID]; ok {
-			results[i] = r
-		} else if r, ok := newIDs[e.EventID]; ok {
-			r.Duplicate = true
-			results[i] = r
-		} else if j, ok := firstInReq[e.EventID]; ok {
-			dupOf[i] = j
-		} else {
-			firstInReq[e.EventID] = i
-			allDuplicates = false
-		}
-	}
-	if allDuplicates {
-		return results, nil, nil
+	results, dupOf, allDuplicates, err := s.findDuplicates(req, streams, existing, newIDs)
+	if err != nil || allDuplicates {
+		return results, nil, err
 	}
 	// Take snapshots of the touched streams so a failure leaves no trace.
 	snaps := map[uuid.UUID]snapshot{}
@@ -670,9 +652,9 @@ func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*st
 		rows = append(rows, row)
 		results[i] = Result{EventID: row.eventID, Customer: e.Customer, Version: row.version, Position: row.position, RecordedAt: recordedAt}
 	}
-	for _, r := range results {
+	for i, r := range results {
 		if !r.Duplicate && r.EventID != uuid.Nil {
-			newIDs[r.EventID] = r
+			newIDs[r.EventID] = newEvent{result: r, envelope: &req.Events[i]}
 		}
 	}
 	for i, j := range dupOf {

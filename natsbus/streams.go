@@ -43,6 +43,9 @@ const (
 	HeaderOrigSeq    = "Segments-Original-Sequence"
 )
 
+// IngestDuplicateWindow is SEGMENTS_INGEST's dedupe window, JetStream's minimum.
+const IngestDuplicateWindow = 100 * time.Millisecond
+
 // StreamConfigs returns the JetStream streams the service needs. All use file
 // storage; SEGMENTS_EVENTS allows atomic batch publish, which is how the
 // publisher gets ordered, gap-free publication with one fsync per batch.
@@ -55,7 +58,12 @@ func StreamConfigs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      7 * 24 * time.Hour,
-			Duplicates:  2 * time.Minute,
+			// The shortest window JetStream allows: a message that reuses a
+			// Nats-Msg-Id must reach the worker, which records a true resend
+			// once (event ids derive from the Nats-Msg-Id, the log refuses a
+			// second copy) and rejects one with other content
+			// (event_id_reused) instead of JetStream dropping it unseen.
+			Duplicates: IngestDuplicateWindow,
 		},
 		{
 			Name:        StreamRejected,
