@@ -2,6 +2,7 @@ package domain
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	_ "embed" // the default rule set ships inside the binary
 	"encoding/hex"
@@ -287,17 +288,32 @@ func ParseRules(data []byte) (*RuleBook, error) {
 		return nil, p.errf("$.versions", "cannot read the versions as written")
 	}
 	book := &RuleBook{}
+	// A file's first version inherits what it leaves out from the built-in
+	// rule set (a file may start at version 2, naming only what changes).
+	builtIn, err := builtInVersion()
+	if err != nil {
+		return nil, err
+	}
 	var prev *versionConfig
 	for i := range f.Versions {
 		v := f.Versions[i]
 		at := fmt.Sprintf("$.versions[%d]", i)
-		if prev != nil {
-			var err error
+		switch {
+		case prev != nil:
 			if v, err = p.inherit(v, *prev, at); err != nil {
 				return nil, err
 			}
-		} else if v.Remove != nil {
+		case v.Remove != nil:
 			return nil, p.errf(at+".remove", "the first version has nothing to remove")
+		default:
+			// The tags a file's first version names are its whole set.
+			tags := v.Tags
+			if v, err = p.inherit(v, *builtIn, at); err != nil {
+				return nil, err
+			}
+			if tags != nil {
+				v.Tags = tags
+			}
 		}
 		rs, err := p.build(v, at)
 		if err != nil {
@@ -319,6 +335,16 @@ func ParseRules(data []byte) (*RuleBook, error) {
 		prev = &v
 	}
 	return book, nil
+}
+
+// builtInVersion is the last version of the embedded default rules file as
+// written (that file names every setting).
+func builtInVersion() (*versionConfig, error) {
+	var f rulesFile
+	if err := yaml.UnmarshalWithOptions(defaultRulesYAML, &f, yaml.Strict()); err != nil || len(f.Versions) == 0 {
+		return nil, fmt.Errorf("built-in rules: %w", cmp.Or(err, errors.New("no version")))
+	}
+	return &f.Versions[len(f.Versions)-1], nil
 }
 
 // inherit fills what v leaves out from the previous version. Tags merge by

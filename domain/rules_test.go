@@ -276,8 +276,6 @@ func TestRulesErrors(t *testing.T) {
 	txt = replaceOnce(t, def, "    time_zone: Asia/Shanghai\n", "    time_zone: Asia/Shanghai\n    time_zone: UTC\n")
 	add("duplicate key", txt, lineOf(t, txt, "time_zone: UTC", 1), "already defined")
 	// A required setting that is missing is reported at its version.
-	txt = replaceOnce(t, def, "    time_zone: Asia/Shanghai\n", "")
-	add("missing time zone", txt, lineOf(t, txt, "  - version: 1", 1), "time_zone")
 	txt = strings.TrimRight(def, "\n") + "\n  - version: 2\n    windows: {short_months: 1, long_months: 2}\n"
 	add("missing effective_at", txt, lineOf(t, txt, "  - version: 2", 1), "effective_at")
 	txt = replaceOnce(t, def, "      high:   {display: 高活跃, min_orders: 2}\n", "      high:   {display: 高活跃}\n")
@@ -368,5 +366,22 @@ func TestRulesErrors(t *testing.T) {
 				t.Errorf("error %q does not name its line", err)
 			}
 		})
+	}
+}
+
+func TestAFileStartingAtVersion2InheritsTheBuiltInSettings(t *testing.T) {
+	book := mustParse(t, "versions:\n"+version2)
+	if len(book.Versions) != 1 {
+		t.Fatalf("%d versions", len(book.Versions))
+	}
+	v, builtIn := book.Versions[0], domain.DefaultRuleBook().Latest()
+	if v.Version != 2 || v.Location.String() != "Asia/Shanghai" {
+		t.Errorf("version %d in %s, want 2 in Asia/Shanghai (inherited)", v.Version, v.Location)
+	}
+	if len(v.ValueTiers) != 4 || v.ValueTiers[0].MinNet != 80_000_000 {
+		t.Errorf("value tiers %+v, want the file's", v.ValueTiers)
+	}
+	if len(v.Tags) != len(builtIn.Tags) || len(v.Tags) == 0 {
+		t.Errorf("%d tags, want the built-in %d", len(v.Tags), len(builtIn.Tags))
 	}
 }

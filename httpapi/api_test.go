@@ -121,9 +121,9 @@ func TestResendingEventIDIsIdempotent(t *testing.T) {
 	}
 	api.expectStored(2)
 
-	// Even when the re-sent body differs (a retry after a change upstream),
-	// the stored result stands and nothing is stored.
-	api.post(withID(orderPlaced("KH1", "o1", "1"), id)).expect(t, http.StatusOK)
+	// A re-sent id with other content is a client bug, not a retry:
+	// refused, and nothing is stored.
+	api.post(withID(orderPlaced("KH1", "o1", "1"), id)).expectError(t, http.StatusConflict, "event_id_reused", "event_id")
 	api.expectStored(2)
 
 	// A batch mixing a stored event and a new one stores only the new one.
