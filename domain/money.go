@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"strconv"
@@ -73,6 +74,36 @@ func ParseMoney(s string) (Money, error) {
 		m = -m
 	}
 	return m, nil
+}
+
+// ParseMoneyTyped parses an amount as people type it in spreadsheets —
+// leading zeros, zeros beyond 2 decimals — multiplied by 10^shift (万 is 4),
+// exactly: the point is moved in the text and the result must be a valid
+// canonical amount (at most 2 decimals that matter, within MaxMoney).
+func ParseMoneyTyped(s string, shift int) (Money, error) {
+	if len(s) > maxMoneyDigits {
+		return 0, ErrMoneyRange
+	}
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	intPart, frac, hasPoint := strings.Cut(s, ".")
+	if intPart == "" || !allDigits(intPart) || !allDigits(frac) || (hasPoint && frac == "") || shift < 0 || shift > maxMoneyDigits {
+		return 0, ErrMoneySyntax
+	}
+	for ; shift > 0; shift-- {
+		if frac == "" {
+			intPart += "0"
+		} else {
+			intPart, frac = intPart+frac[:1], frac[1:]
+		}
+	}
+	canonical := cmp.Or(strings.TrimLeft(intPart, "0"), "0")
+	if frac = strings.TrimRight(frac, "0"); frac != "" {
+		canonical += "." + frac
+	}
+	return ParseMoney(sign + canonical)
 }
 
 func allDigits(s string) bool {

@@ -402,3 +402,37 @@ func TestMoneyArithmeticNeverWraps(t *testing.T) {
 		})
 	}
 }
+
+func TestParseMoneyTypedMovesThePointExactly(t *testing.T) {
+	tests := []struct {
+		in      string
+		shift   int
+		want    Money
+		wantErr error
+	}{
+		{in: "120", shift: 4, want: 120_000_000},
+		{in: "1.5", shift: 8, want: 15_000_000_000},
+		{in: "8.88", shift: 4, want: 8_880_000},
+		{in: "0.0001", shift: 4, want: 100},
+		{in: "007.50", shift: 0, want: 750},
+		{in: "1.500", shift: 0, want: 150},
+		{in: "0.00001", shift: 4, want: 10},
+		{in: "0.0000001", shift: 4, wantErr: ErrMoneyPrecision},
+		{in: "1e3", shift: 0, wantErr: ErrMoneySyntax},
+		{in: "+1", shift: 0, wantErr: ErrMoneySyntax},
+		{in: "1.", shift: 0, wantErr: ErrMoneySyntax},
+		{in: "1001", shift: 10, wantErr: ErrMoneyRange},
+	}
+	for _, tt := range tests {
+		got, err := ParseMoneyTyped(tt.in, tt.shift)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("ParseMoneyTyped(%q, %d) = %d, %v; want %v", tt.in, tt.shift, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseMoneyTyped(%q, %d) = %d, %v; want %d", tt.in, tt.shift, got, err, tt.want)
+		}
+	}
+}

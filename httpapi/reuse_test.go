@@ -36,7 +36,7 @@ func TestEventIDResentWithOtherContentIsAConflict(t *testing.T) {
 		{"other occurred_at", withID(with(orderPlaced("KH-R", "SO-1", `"100.00"`), `"occurred_at":"2024-05-02T10:00:01+08:00","source":"erp"`), id), http.StatusConflict, "event_id"},
 		{"the same instant with another offset", withID(with(orderPlaced("KH-R", "SO-1", `"100.00"`), `"occurred_at":"2024-05-02T02:00:00Z","source":"erp"`), id), http.StatusConflict, "event_id"},
 		{"occurred_at left out", withID(with(orderPlaced("KH-R", "SO-1", `"100.00"`), `"source":"erp"`), id), http.StatusConflict, "event_id"},
-		{"other source", withID(with(orderPlaced("KH-R", "SO-1", `"100.00"`), `"occurred_at":"2024-05-02T10:00:00+08:00","source":"crm"`), id), http.StatusConflict, "event_id"},
+		{"the same fact from another source (provenance, not content)", withID(with(orderPlaced("KH-R", "SO-1", `"100.00"`), `"occurred_at":"2024-05-02T10:00:00+08:00","source":"crm","correlation_id":"r-1"`), id), http.StatusOK, ""},
 		{"twice in one batch with other content", batch([]string{withID(inquiry("KH-B", "a"), "0190f0e2-8b5c-7d4e-9a1b-2c3d4e5f6a70"), withID(inquiry("KH-B", "b"), "0190f0e2-8b5c-7d4e-9a1b-2c3d4e5f6a70")}), http.StatusConflict, "events[1].event_id"},
 		{"the same sealed contact again", withID(contact("13812345678"), contactID), http.StatusOK, ""},
 		{"another phone (compared in plaintext, not ciphertext)", withID(contact("13812345679"), contactID), http.StatusConflict, "event_id"},

@@ -149,10 +149,7 @@ func ParseAmount(raw string) (domain.Money, error) {
 	if s == "" || strings.ContainsAny(s, "eE+") {
 		return 0, errAmount
 	}
-	if exp > 0 {
-		s += "e" + strconv.Itoa(exp)
-	}
-	m, err := domain.ParseMoney(s)
+	m, err := domain.ParseMoneyTyped(s, exp)
 	switch {
 	case errors.Is(err, domain.ErrMoneyRange):
 		return 0, errAmountRange
