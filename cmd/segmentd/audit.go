@@ -28,7 +28,7 @@ func verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, closeStore, err := openStore(ctx, cfg)
+	s, closeStore, err := openStore(ctx, &cfg)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func verify(ctx context.Context, args []string) error {
 }
 
 // openStore connects, migrates and opens the event store for a command.
-func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), error) {
+func openStore(ctx context.Context, cfg *config) (*eventstore.Store, func(), error) {
 	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return nil, nil, err
@@ -78,7 +78,7 @@ func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), erro
 }
 
 // openStoreWith connects, migrates and opens the event store with a keyring.
-func openStoreWith(ctx context.Context, cfg config, keys *privacy.Keyring, log *slog.Logger) (*eventstore.Store, func(), error) {
+func openStoreWith(ctx context.Context, cfg *config, keys *privacy.Keyring, log *slog.Logger) (*eventstore.Store, func(), error) {
 	pool, err := eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err

@@ -163,7 +163,7 @@ func parseReplicas(s string) (int, error) {
 	return n, nil
 }
 
-func (c config) has(role string) bool { return slices.Contains(c.Roles, role) }
+func (c *config) has(role string) bool { return slices.Contains(c.Roles, role) }
 
 func newLogger(level, format string) (*slog.Logger, error) {
 	var l slog.Level
@@ -226,7 +226,7 @@ var ErrOpenNATS = errors.New("the embedded NATS server is open without SEGMENTS_
 
 // checkEmbeddedNATS refuses a non-loopback embedded NATS address when the
 // server would accept anyone.
-func checkEmbeddedNATS(cfg config, tokens *auth.Set) error {
+func checkEmbeddedNATS(cfg *config, tokens *auth.Set) error {
 	if cfg.NATSURL != "" || cfg.EmbeddedNATSConfig != "" || !tokens.Empty() {
 		return nil
 	}

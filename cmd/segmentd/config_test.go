@@ -124,13 +124,13 @@ func TestServeRefusesAnOpenAPIOffLoopback(t *testing.T) {
 	}
 	cfg.TokensFile = ""
 	cfg.DatabaseURL = "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
-	if _, err := start(context.Background(), cfg, testenv.Logger(t)); !errors.Is(err, ErrOpenNonLoopback) {
+	if _, err := start(context.Background(), &cfg, testenv.Logger(t)); !errors.Is(err, ErrOpenNonLoopback) {
 		t.Fatalf("start: %v, want ErrOpenNonLoopback", err)
 	}
 	// Without the api role there is nothing to refuse: the failure is then
 	// the unreachable database, not the address.
 	cfg.Roles = []string{"ingest"}
-	if _, err := start(context.Background(), cfg, testenv.Logger(t)); err == nil || errors.Is(err, ErrOpenNonLoopback) {
+	if _, err := start(context.Background(), &cfg, testenv.Logger(t)); err == nil || errors.Is(err, ErrOpenNonLoopback) {
 		t.Fatalf("start without api role: %v, want a database error", err)
 	}
 }

@@ -31,7 +31,7 @@ func runService(t *testing.T, databaseURL, natsURL string) (*app, string) {
 	}
 	cfg.DatabaseURL, cfg.NATSURL, cfg.EmbeddedNATSAddr = databaseURL, natsURL, "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := start(ctx, cfg, testenv.Logger(t))
+	a, err := start(ctx, &cfg, testenv.Logger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func importFile(ctx context.Context, args []string) error {
 	opts := importer.Options{Path: file, Sheet: *sheet, Mapping: mapping, Name: *name, DryRun: *dryRun,
 		Location: loc, ReportPath: *reportPath, Progress: progressFor(os.Stderr)}
 	if !*dryRun {
-		store, closeStore, err := openStore(ctx, cfg)
+		store, closeStore, err := openStore(ctx, &cfg)
 		if err != nil {
 			return err
 		}

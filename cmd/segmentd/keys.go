@@ -18,7 +18,7 @@ const retiredKeyFileName = "master.key.retired"
 
 // keyring takes SEGMENTS_MASTER_KEY (one or more keys, comma-separated), or
 // the keyring file in the data directory, generating it on first start.
-func keyring(cfg config, log *slog.Logger) (*privacy.Keyring, error) {
+func keyring(cfg *config, log *slog.Logger) (*privacy.Keyring, error) {
 	if cfg.MasterKey != "" {
 		keys, err := privacy.ParseKeys(cfg.MasterKey)
 		if err != nil {

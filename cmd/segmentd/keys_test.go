@@ -20,14 +20,14 @@ import (
 	"github.com/segments-dev/segments/privacy"
 )
 
-func keysConfig(t *testing.T, dataDir, dbURL string) config {
+func keysConfig(t *testing.T, dataDir, dbURL string) *config {
 	t.Helper()
 	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.DatabaseURL, cfg.MasterKey, cfg.EmbeddedNATSAddr = dbURL, "", "127.0.0.1:0"
-	return cfg
+	return &cfg
 }
 
 // TestASecondInstanceWithAnotherGeneratedMasterKeyRefusesToStart: two
@@ -269,11 +269,11 @@ func TestRotationWithTheEnvironmentsKeyNeedsTheNewKeyListedFirst(t *testing.T) {
 		{oldText + "," + newText, newText, true},
 	} {
 		cfg := config{MasterKey: tc.env}
-		keys, err := keyring(cfg, testenv.Logger(t))
+		keys, err := keyring(&cfg, testenv.Logger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := newMasterKey(cfg, keys, tc.newKey); (err == nil) != tc.ok {
+		if _, err := newMasterKey(&cfg, keys, tc.newKey); (err == nil) != tc.ok {
 			t.Errorf("SEGMENTS_MASTER_KEY=%s --new-key=%q: err = %v, want ok %v", tc.env, tc.newKey, err, tc.ok)
 		}
 	}

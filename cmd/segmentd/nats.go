@@ -20,7 +20,7 @@ const natsCredentialsDir = "nats-credentials"
 // the generated credentials, and logs how to use them; without tokens it
 // stays open, on loopback only (checkEmbeddedNATS). It returns the options
 // segmentd's own connection needs.
-func startEmbeddedNATS(cfg config, tokens *auth.Set, log *slog.Logger) (*server.Server, []nats.Option, error) {
+func startEmbeddedNATS(cfg *config, tokens *auth.Set, log *slog.Logger) (*server.Server, []nats.Option, error) {
 	storeDir := filepath.Join(cfg.DataDir, "nats")
 	ec := natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr, ConfigFile: cfg.EmbeddedNATSConfig}
 	var opts []nats.Option

@@ -58,7 +58,7 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 	cfg.DatabaseURL = db.URL
 	cfg.EmbeddedNATSAddr = "127.0.0.1:0"
 	logs := &lockedBuffer{}
-	a, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	a, err := start(context.Background(), &cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +108,14 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 func TestAnEmbeddedNATSOffLoopbackNeedsTokensOrAConfig(t *testing.T) {
 	t.Parallel()
 	cfg := config{EmbeddedNATSAddr: "0.0.0.0:4223"}
-	if err := checkEmbeddedNATS(cfg, &auth.Set{}); !errors.Is(err, ErrOpenNATS) {
+	if err := checkEmbeddedNATS(&cfg, &auth.Set{}); !errors.Is(err, ErrOpenNATS) {
 		t.Errorf("open on 0.0.0.0: %v", err)
 	}
-	if err := checkEmbeddedNATS(cfg, tokenSet(t)); err != nil {
+	if err := checkEmbeddedNATS(&cfg, tokenSet(t)); err != nil {
 		t.Errorf("with tokens (credentials generated): %v", err)
 	}
 	cfg.EmbeddedNATSAddr = "127.0.0.1:4223"
-	if err := checkEmbeddedNATS(cfg, &auth.Set{}); err != nil {
+	if err := checkEmbeddedNATS(&cfg, &auth.Set{}); err != nil {
 		t.Errorf("open on loopback: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // loadNotify reads SEGMENTS_NOTIFY for the notifier role; a file that
 // cannot work refuses the start (line and field named).
-func loadNotify(cfg config, rules *domain.RuleBook, loc *time.Location, log *slog.Logger) (*notify.Config, error) {
+func loadNotify(cfg *config, rules *domain.RuleBook, loc *time.Location, log *slog.Logger) (*notify.Config, error) {
 	if !cfg.has("notifier") {
 		return nil, nil
 	}

@@ -20,7 +20,7 @@ func TestTheNotifierRefusesARoutesFileWhoseRouteMatchesNoAlertKindOfTheRules(t *
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = loadNotify(config{Roles: []string{"notifier"}, NotifyFile: path}, rules, time.UTC, testenv.Logger(t))
+	_, err = loadNotify(&config{Roles: []string{"notifier"}, NotifyFile: path}, rules, time.UTC, testenv.Logger(t))
 	if err == nil || !strings.Contains(err.Error(), "notify.yaml:8: routes[0].match.kind[0]") {
 		t.Fatalf("got %v", err)
 	}
@@ -28,7 +28,7 @@ func TestTheNotifierRefusesARoutesFileWhoseRouteMatchesNoAlertKindOfTheRules(t *
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := loadNotify(config{Roles: []string{"notifier"}, NotifyFile: path}, rules, time.UTC, testenv.Logger(t)); err != nil || cfg == nil {
+	if cfg, err := loadNotify(&config{Roles: []string{"notifier"}, NotifyFile: path}, rules, time.UTC, testenv.Logger(t)); err != nil || cfg == nil {
 		t.Fatalf("a valid file: %v", err)
 	}
 }
@@ -39,7 +39,7 @@ func TestTheShippedRoutesFilesLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"../../deploy/notify-local.yaml", "../../deploy/notify-compose.yaml"} {
-		cfg, err := loadNotify(config{Roles: []string{"notifier"}, NotifyFile: f}, rules, time.UTC, testenv.Logger(t))
+		cfg, err := loadNotify(&config{Roles: []string{"notifier"}, NotifyFile: f}, rules, time.UTC, testenv.Logger(t))
 		if err != nil || cfg == nil || cfg.Channels["mailbox"] == nil {
 			t.Errorf("%s: %v", f, err)
 		}

@@ -60,7 +60,7 @@ func replay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, closeStore, err := openStore(ctx, cfg)
+	s, closeStore, err := openStore(ctx, &cfg)
 	if err != nil {
 		return err
 	}

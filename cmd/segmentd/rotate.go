@@ -39,26 +39,26 @@ func rotateMasterKey(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	keys, err := keyring(cfg, log)
+	keys, err := keyring(&cfg, log)
 	if err != nil {
 		return err
 	}
-	next, err := newMasterKey(cfg, keys, *newKeyText)
+	next, err := newMasterKey(&cfg, keys, *newKeyText)
 	if err != nil {
 		return err
 	}
-	s, closeStore, err := openStoreWith(ctx, cfg, keys, log)
+	s, closeStore, err := openStoreWith(ctx, &cfg, keys, log)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	return rotate(ctx, os.Stdout, cfg, s, keys, next)
+	return rotate(ctx, os.Stdout, &cfg, s, keys, next)
 }
 
 // newMasterKey parses or generates the key to rotate to. With
 // SEGMENTS_MASTER_KEY it must be given and already listed there: running
 // instances cannot learn it otherwise.
-func newMasterKey(cfg config, keys *privacy.Keyring, text string) (privacy.MasterKey, error) {
+func newMasterKey(cfg *config, keys *privacy.Keyring, text string) (privacy.MasterKey, error) {
 	if text == "" {
 		if cfg.MasterKey != "" {
 			return privacy.MasterKey{}, errors.New("--new-key is required with SEGMENTS_MASTER_KEY: list the new key in SEGMENTS_MASTER_KEY of every instance (\"old,new\"), restart them, then rotate")
@@ -79,7 +79,7 @@ func newMasterKey(cfg config, keys *privacy.Keyring, text string) (privacy.Maste
 	return next, nil
 }
 
-func rotate(ctx context.Context, out io.Writer, cfg config, s *eventstore.Store, keys *privacy.Keyring, next privacy.MasterKey) error {
+func rotate(ctx context.Context, out io.Writer, cfg *config, s *eventstore.Store, keys *privacy.Keyring, next privacy.MasterKey) error {
 	old, err := s.CheckKeyring(ctx)
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func rotate(ctx context.Context, out io.Writer, cfg config, s *eventstore.Store,
 // retireKeys removes the keys the log retired from the keyring file, keeping
 // them in the retired file for backups; with SEGMENTS_MASTER_KEY it says
 // which keys may leave it.
-func retireKeys(ctx context.Context, out io.Writer, cfg config, s *eventstore.Store, keys *privacy.Keyring, path string) error {
+func retireKeys(ctx context.Context, out io.Writer, cfg *config, s *eventstore.Store, keys *privacy.Keyring, path string) error {
 	retired, err := s.RetiredMasterKeys(ctx)
 	if err != nil {
 		return err
@@ -154,7 +154,7 @@ func appendRetired(path string, keys []privacy.MasterKey) error {
 	var prev []privacy.MasterKey
 	if k, err := privacy.OpenKeyringFile(path); err == nil {
 		prev = k.Keys()
-	} else if _, statErr := os.Stat(path); !errors.Is(statErr, os.ErrNotExist) {
+	} else if _, statErr := os.Stat(path); !errors.Is(statErr, os.ErrNotExist) { //nolint:gosec // G703: the operator names the data directory
 		return err
 	}
 	return privacy.WriteKeyringFile(path, append(prev, keys...))

@@ -34,7 +34,7 @@ import (
 
 // app is a running service: its parts, for wiring and for tests.
 type app struct {
-	cfg     config
+	cfg     *config
 	log     *slog.Logger
 	loc     *time.Location
 	pool    *pgxpool.Pool
@@ -66,7 +66,7 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := start(ctx, cfg, log)
+	a, err := start(ctx, &cfg, log)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func serve(ctx context.Context, args []string) error {
 
 // start connects and migrates the database, opens the store and NATS, and
 // creates the streams; run then starts the roles.
-func start(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error) {
+func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
 	a.loc, _ = time.LoadLocation(cfg.TimeZone)
 	defer func() {

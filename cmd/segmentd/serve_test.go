@@ -33,7 +33,7 @@ func TestServeRecordsPublishesAndShutsDownGracefully(t *testing.T) {
 	cfg.EmbeddedNATSAddr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := start(ctx, cfg, testenv.Logger(t))
+	a, err := start(ctx, &cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func startWorkbench(t *testing.T) *workbenchEnv {
 	cfg.DatabaseURL = db.URL
 	cfg.EmbeddedNATSAddr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := start(ctx, cfg, testenv.Logger(t))
+	a, err := start(ctx, &cfg, testenv.Logger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
