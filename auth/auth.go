@@ -1,10 +1,17 @@
-// Package auth holds the API's bearer tokens: a file of "name scopes hash"
-// lines (only SHA-256 hashes of the secrets are ever stored), generation of
-// new tokens, and the check of a request's token against a required scope.
+// Package auth holds the API's bearer tokens: a file of "name scopes hash
+// [owner=<name>]" lines (only SHA-256 hashes of the secrets are ever
+// stored), generation of new tokens, and the check of a request's token
+// against a required scope.
+//
+// What other packages use of a token's identity is small: Identify (a
+// secret → its *Token), Token's Name, Scopes, Owner, Has and Actor, and
+// WithToken / FromContext to carry it through a request (the API's bearer
+// check and the workbench's session cookie put it there the same way).
 package auth
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -26,11 +33,14 @@ const (
 	ScopeIngest Scope = "ingest" // POST events
 	ScopeRead   Scope = "read"   // customers, segments, alerts
 	ScopeAudit  Scope = "audit"  // events, history, as_of, verify, replay
+	ScopeManage Scope = "manage" // team lead: read, act on any alert, reassign (SPEC §8)
 	ScopeAdmin  Scope = "admin"  // unmasked personal data, rules
 )
 
 // AllScopes lists the scopes.
-var AllScopes = []Scope{ScopeIngest, ScopeRead, ScopeAudit, ScopeAdmin}
+var AllScopes = []Scope{ScopeIngest, ScopeRead, ScopeAudit, ScopeManage, ScopeAdmin}
+
+const scopeList = "ingest, read, audit, manage or admin"
 
 // Errors callers branch on.
 var (
@@ -46,12 +56,41 @@ var (
 type Token struct {
 	Name   string
 	Scopes []Scope
-	hash   [sha256.Size]byte
+	// Owner binds the token to a customer owner (a success manager): it
+	// reads only the customers that person owns and the alerts they hold,
+	// and acts only on those (SPEC §8). Empty: not bound.
+	Owner string
+	hash  [sha256.Size]byte
 }
 
-// Has reports whether the token grants scope s.
+// Has reports whether the token grants scope s. Admin implies every scope;
+// manage implies read.
 func (t *Token) Has(s Scope) bool {
-	return slices.Contains(t.Scopes, ScopeAdmin) || slices.Contains(t.Scopes, s)
+	return slices.Contains(t.Scopes, ScopeAdmin) || slices.Contains(t.Scopes, s) ||
+		(s == ScopeRead && slices.Contains(t.Scopes, ScopeManage))
+}
+
+// Actor is who the token acts as, recorded as "by" of the alert actions and
+// follow-ups it appends: the owner it is bound to, else its name.
+func (t *Token) Actor() string {
+	if t.Owner != "" {
+		return t.Owner
+	}
+	return t.Name
+}
+
+type tokenKey struct{}
+
+// WithToken returns ctx carrying the request's authenticated token.
+func WithToken(ctx context.Context, t *Token) context.Context {
+	return context.WithValue(ctx, tokenKey{}, t)
+}
+
+// FromContext is the token WithToken put in ctx (nil: none, e.g. an API
+// without tokens).
+func FromContext(ctx context.Context) *Token {
+	t, _ := ctx.Value(tokenKey{}).(*Token)
+	return t
 }
 
 // Set is the configured tokens. The zero Set has none: the API is then open
@@ -72,7 +111,8 @@ func (s *Set) Len() int {
 }
 
 // Parse reads a tokens file: one token per line, "name scopes sha256hex",
-// scopes comma-separated; blank lines and # comments are ignored.
+// scopes comma-separated, optionally followed by "owner=<name>" (a name
+// without spaces); blank lines and # comments are ignored.
 func Parse(r io.Reader) (*Set, error) {
 	set := &Set{}
 	sc := bufio.NewScanner(r)
@@ -83,8 +123,8 @@ func Parse(r io.Reader) (*Set, error) {
 			continue
 		}
 		f := strings.Fields(text)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("tokens line %d: want \"name scopes sha256-hash\"", line)
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("tokens line %d: want \"name scopes sha256-hash [owner=<name>]\"", line)
 		}
 		t := Token{Name: f[0]}
 		if names[t.Name] {
@@ -94,7 +134,7 @@ func Parse(r io.Reader) (*Set, error) {
 		for _, sc := range strings.Split(f[1], ",") {
 			s := Scope(sc)
 			if !slices.Contains(AllScopes, s) {
-				return nil, fmt.Errorf("tokens line %d: unknown scope %q (want ingest, read, audit or admin)", line, sc)
+				return nil, fmt.Errorf("tokens line %d: unknown scope %q (want %s)", line, sc, scopeList)
 			}
 			t.Scopes = append(t.Scopes, s)
 		}
@@ -103,6 +143,13 @@ func Parse(r io.Reader) (*Set, error) {
 			return nil, fmt.Errorf("tokens line %d: the hash must be 64 hex digits (sha256 of the secret)", line)
 		}
 		copy(t.hash[:], h)
+		if len(f) == 4 {
+			owner, ok := strings.CutPrefix(f[3], "owner=")
+			if !ok || owner == "" {
+				return nil, fmt.Errorf("tokens line %d: the fourth field must be owner=<name>", line)
+			}
+			t.Owner = owner
+		}
 		set.tokens = append(set.tokens, t)
 	}
 	if err := sc.Err(); err != nil {
@@ -119,6 +166,12 @@ func Hash(secret string) string {
 
 // New generates a token: the secret to hand out once, and its file line.
 func New(name string, scopes []Scope) (secret, line string, err error) {
+	return NewForOwner(name, scopes, "")
+}
+
+// NewForOwner is New for a token bound to a customer owner (none when
+// owner is empty).
+func NewForOwner(name string, scopes []Scope, owner string) (secret, line string, err error) {
 	// Parse splits lines with strings.Fields (any Unicode space), so a name
 	// with any space would not read back as the same token.
 	if name == "" || strings.ContainsRune(name, '#') || strings.ContainsFunc(name, unicode.IsSpace) {
@@ -126,6 +179,9 @@ func New(name string, scopes []Scope) (secret, line string, err error) {
 	}
 	if len(scopes) == 0 {
 		return "", "", errors.New("at least one scope is required")
+	}
+	if strings.ContainsRune(owner, '#') || strings.ContainsFunc(owner, unicode.IsSpace) {
+		return "", "", errors.New("owner must be without spaces or #")
 	}
 	parts := make([]string, len(scopes))
 	for i, s := range scopes {
@@ -139,7 +195,11 @@ func New(name string, scopes []Scope) (secret, line string, err error) {
 		return "", "", fmt.Errorf("generate token: %w", err)
 	}
 	secret = "seg_" + base64.RawURLEncoding.EncodeToString(raw)
-	return secret, name + " " + strings.Join(parts, ",") + " " + Hash(secret), nil
+	line = name + " " + strings.Join(parts, ",") + " " + Hash(secret)
+	if owner != "" {
+		line += " owner=" + owner
+	}
+	return secret, line, nil
 }
 
 // Authenticate finds the token of an Authorization header value and checks
@@ -151,7 +211,21 @@ func (s *Set) Authenticate(header string, scope Scope) (*Token, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return nil, ErrNoToken
 	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+	found, err := s.Identify(strings.TrimSpace(secret))
+	if err != nil {
+		return nil, err
+	}
+	if !found.Has(scope) {
+		return found, ErrScope
+	}
+	return found, nil
+}
+
+// Identify finds the token of a secret (ErrBadToken when none), comparing
+// in constant time over every configured token, so timing does not reveal
+// how close a guess was.
+func (s *Set) Identify(secret string) (*Token, error) {
+	h := sha256.Sum256([]byte(secret))
 	var found *Token
 	for i := range s.tokens {
 		if subtle.ConstantTimeCompare(h[:], s.tokens[i].hash[:]) == 1 {
@@ -160,9 +234,6 @@ func (s *Set) Authenticate(header string, scope Scope) (*Token, error) {
 	}
 	if found == nil {
 		return nil, ErrBadToken
-	}
-	if !found.Has(scope) {
-		return found, ErrScope
 	}
 	return found, nil
 }
@@ -176,7 +247,7 @@ func ParseScopes(s string) ([]Scope, error) {
 			continue
 		}
 		if !slices.Contains(AllScopes, Scope(p)) {
-			return nil, fmt.Errorf("unknown scope %q (want ingest, read, audit or admin)", p)
+			return nil, fmt.Errorf("unknown scope %q (want %s)", p, scopeList)
 		}
 		out = append(out, Scope(p))
 	}

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -96,7 +97,9 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		mention   string
 	}{
 		{"two fields", "x read", "line 3", "name scopes sha256-hash"},
-		{"four fields", "x read " + hashOf("t") + " extra", "line 3", "name scopes sha256-hash"},
+		{"four fields, the fourth not an owner", "x read " + hashOf("t") + " extra", "line 3", "owner=<name>"},
+		{"an empty owner", "x read " + hashOf("t") + " owner=", "line 3", "owner=<name>"},
+		{"five fields", "x read " + hashOf("t") + " owner=王经理 extra", "line 3", "name scopes sha256-hash"},
 		{"trailing comment", "x read " + hashOf("t") + " # note", "line 3", "name scopes sha256-hash"},
 		{"unknown scope", "x read,write " + hashOf("t"), "line 3", `"write"`},
 		{"upper-case scope", "x READ " + hashOf("t"), "line 3", `"READ"`},
@@ -346,5 +349,43 @@ func TestTokenHas(t *testing.T) {
 	reader := auth.Token{Name: "r", Scopes: []auth.Scope{auth.ScopeRead}}
 	if !reader.Has(auth.ScopeRead) || reader.Has(auth.ScopeAudit) || reader.Has(auth.ScopeAdmin) || reader.Has(auth.ScopeIngest) {
 		t.Errorf("reader scopes wrong")
+	}
+}
+
+func TestOwnerBoundTokensAndTheManageScope(t *testing.T) {
+	t.Parallel()
+	wang, wangLine, err := auth.NewForOwner("wang", []auth.Scope{auth.ScopeRead}, "王经理")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead, leadLine, err := auth.New("lead", []auth.Scope{auth.ScopeManage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(wangLine, " owner=王经理") || strings.Contains(leadLine, "owner=") {
+		t.Fatalf("lines %q / %q", wangLine, leadLine)
+	}
+	if _, _, err := auth.NewForOwner("x", []auth.Scope{auth.ScopeRead}, "王 经理"); err == nil {
+		t.Error("NewForOwner accepted an owner with a space")
+	}
+	// An old three-field file stays valid beside the new lines.
+	set, err := auth.Parse(strings.NewReader("old read " + hashOf("o") + "\n" + wangLine + "\n" + leadLine + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := set.Identify(wang)
+	if err != nil || w.Name != "wang" || w.Owner != "王经理" || w.Actor() != "王经理" || w.Has(auth.ScopeManage) {
+		t.Fatalf("wang: %+v, %v", w, err)
+	}
+	l, err := set.Authenticate("Bearer "+lead, auth.ScopeRead)
+	if err != nil || l.Owner != "" || l.Actor() != "lead" || !l.Has(auth.ScopeManage) || l.Has(auth.ScopeAudit) || l.Has(auth.ScopeIngest) {
+		t.Fatalf("lead (manage implies read, nothing else): %+v, %v", l, err)
+	}
+	if _, err := set.Identify("seg_guess"); !errors.Is(err, auth.ErrBadToken) {
+		t.Errorf("unknown secret: %v", err)
+	}
+	ctx := auth.WithToken(context.Background(), w)
+	if auth.FromContext(ctx) != w || auth.FromContext(context.Background()) != nil {
+		t.Error("the token does not travel through the context")
 	}
 }

@@ -8,11 +8,29 @@ import (
 	"github.com/google/uuid"
 )
 
-// Alert statuses (SPEC §5).
+// Alert statuses (SPEC §8). Open, acknowledged, snoozed and overdue alerts
+// are unresolved: the projection keeps them (Projection.Alerts) and the
+// domain decides on them later. Resolved and superseded are final. Info is
+// the status of informational kinds (value_tier_changed): a record, never a
+// task, that is never open or overdue; only the latest one per customer is
+// kept, so that a newer change supersedes it.
 const (
-	AlertOpen     = "open"
-	AlertOverdue  = "overdue"
-	AlertResolved = "resolved"
+	AlertOpen               = "open"
+	AlertStatusAcknowledged = "acknowledged"
+	AlertStatusSnoozed      = "snoozed"
+	AlertOverdue            = "overdue"
+	AlertResolved           = "resolved"
+	AlertSuperseded         = "superseded"
+	AlertInfo               = "info"
+)
+
+// AlertStatuses lists the statuses in a stable order.
+var AlertStatuses = []string{AlertOpen, AlertStatusAcknowledged, AlertStatusSnoozed, AlertOverdue, AlertResolved, AlertSuperseded, AlertInfo}
+
+// Resolutions of a resolved alert.
+const (
+	ResolutionFollowedUp       = "followed_up"       // a FollowUpLogged
+	ResolutionConditionCleared = "condition_cleared" // the label change that raised it was undone
 )
 
 // Alert is a deadline-bearing task for the customer's owner, raised by a
@@ -27,14 +45,26 @@ type Alert struct {
 	ReasonEN    string       `json:"reason_en"`
 	CreatedAt   time.Time    `json:"created_at"`
 	DueAt       time.Time    `json:"due_at,omitzero"`
-	Owner       string       `json:"owner"`
+	Owner       string       `json:"owner"` // the assignee: the customer's owner at raise, or AlertAssigned's to
 	Status      string       `json:"status"`
-	ResolvedAt  time.Time    `json:"resolved_at,omitzero"`
+	ResolvedAt  time.Time    `json:"resolved_at,omitzero"` // when it was resolved or superseded
 	ResolvedBy  uuid.UUID    `json:"resolved_by,omitzero"` // the FollowUpLogged event
 	Playbook    string       `json:"playbook"`
 	RuleVersion int          `json:"rule_version"`
 	// Escalates is the alert a followup_overdue alert escalates.
-	Escalates uuid.UUID `json:"escalates,omitzero"`
+	Escalates    uuid.UUID `json:"escalates,omitzero"`
+	Resolution   string    `json:"resolution,omitzero"`    // ResolutionFollowedUp or ResolutionConditionCleared
+	SupersededBy uuid.UUID `json:"superseded_by,omitzero"` // the newer alert of the same kind
+	// AcknowledgedAt is when the first AlertStatusAcknowledged was recorded.
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	// SnoozedUntil is the end of the last snooze (status snoozed until then).
+	SnoozedUntil time.Time `json:"snoozed_until,omitzero"`
+	// EscalatedAt is when the alert became overdue and was escalated
+	// (zero: not yet); an alert is escalated at most once.
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	// Raised marks the update that raised the alert in AlertUpdates (the
+	// one the projector publishes); it is never stored.
+	Raised bool `json:"-"`
 	// DeliverySuppressed: the alert is recorded but must not be delivered to
 	// its owner (notifiers skip it); SuppressionReason says why
 	// (SuppressedDueBeforeImport, SuppressedEscalation).
@@ -77,17 +107,41 @@ func (rs *RuleSet) suppression(kind string, cause *Recorded) string {
 	return SuppressedDueBeforeImport
 }
 
+// Unresolved reports whether the alert is still a task.
+func (a *Alert) Unresolved() bool {
+	switch a.Status {
+	case AlertOpen, AlertStatusAcknowledged, AlertStatusSnoozed, AlertOverdue:
+		return true
+	}
+	return false
+}
+
+// Closed reports whether the alert is resolved or superseded: no action
+// applies to it any more.
+func (a *Alert) Closed() bool { return a.Status == AlertResolved || a.Status == AlertSuperseded }
+
 // alertNamespace makes alert ids deterministic from customer, kind and the
 // change instant: live, rebuilt and re-delivered processing agree on them.
 var alertNamespace = uuid.MustParse("4e7a1c2b-9d3f-5a6e-8b0c-1f2e3d4c5b6a")
 
-// AlertID is the id of the alert of a kind raised for a customer at an instant.
+// AlertID is the id of the alert of a kind raised for a customer at an
+// instant (EscalationID for followup_overdue).
 func AlertID(customer CustomerCode, kind string, at time.Time) uuid.UUID {
 	var buf nameBuf
 	k := nameKey(&buf, alertNamespace)
 	k = append(append(k, customer...), 0)
 	k = append(append(k, kind...), 0)
 	return nameUUID(strconv.AppendInt(k, at.UnixNano(), 10))
+}
+
+// EscalationID is the id of the followup_overdue alert escalating alert
+// escalated: an alert is escalated at most once, and two alerts due at the
+// same instant have escalations of their own.
+func EscalationID(escalated uuid.UUID) uuid.UUID {
+	var buf nameBuf
+	k := nameKey(&buf, alertNamespace)
+	k = append(append(k, AlertFollowUpOverdue...), 0)
+	return nameUUID(appendUUIDText(k, escalated))
 }
 
 // AddBusinessDays returns t plus n business days (the rule set's working
@@ -114,116 +168,6 @@ func (rs *RuleSet) dueAt(kind string, at time.Time) time.Time {
 		return rs.AddBusinessDays(at, r.DueBusinessDays)
 	}
 	return time.Time{}
-}
-
-// hasOpen reports whether the customer has an unresolved alert of kind.
-func (p *Projection) hasOpen(kind string) bool {
-	for i := range p.Alerts {
-		if p.Alerts[i].Kind == kind {
-			return true
-		}
-	}
-	return false
-}
-
-// raise opens an alert unless one of its kind is already unresolved (then,
-// like Gainsight's CTA dedupe, it updates nothing and raises nothing).
-func (p *Projection) raise(rs *RuleSet, kind, from, to, zh, en string, at time.Time, escalates uuid.UUID) {
-	if p.hasOpen(kind) {
-		return
-	}
-	a := Alert{
-		ID: AlertID(p.State.Customer, kind, at), Customer: p.State.Customer, Kind: kind, From: from, To: to,
-		ReasonZH: zh, ReasonEN: en, CreatedAt: at, DueAt: rs.dueAt(kind, at), Owner: p.State.Profile.Owner,
-		Status: AlertOpen, Playbook: rs.Alerts[kind].Playbook, RuleVersion: rs.Version, Escalates: escalates,
-	}
-	if escalates == uuid.Nil {
-		a.SuppressionReason = rs.suppression(kind, p.cause)
-	} else if p.escalatesSuppressed(escalates) {
-		a.SuppressionReason = SuppressedEscalation
-	}
-	a.DeliverySuppressed = a.SuppressionReason != ""
-	if kind == AlertValueTierChanged && to == rs.ValueTiers[0].Value {
-		a.Playbook += "（战略客户：一对一专属服务）"
-	}
-	p.Alerts = append(p.Alerts, a)
-	p.AlertUpdates = append(p.AlertUpdates, a)
-}
-
-// escalatesSuppressed reports whether the open alert id is suppressed.
-func (p *Projection) escalatesSuppressed(id uuid.UUID) bool {
-	for i := range p.Alerts {
-		if p.Alerts[i].ID == id {
-			return p.Alerts[i].DeliverySuppressed
-		}
-	}
-	return false
-}
-
-// alertsFromChanges derives the alerts of SPEC §5 from one evaluation's
-// label changes.
-func (p *Projection) alertsFromChanges(rs *RuleSet, changes []LabelChange, at time.Time) {
-	for _, c := range changes {
-		switch {
-		case c.Label == LabelActivity && c.To == ActivityLow && (c.From == ActivityHigh || c.From == ActivityMedium):
-			p.raise(rs, AlertActivityDropped, c.From, c.To,
-				"活跃度由"+rs.ActivityNames[c.From]+"降为"+rs.ActivityNames[c.To]+"："+c.ReasonZH,
-				"activity dropped from "+c.From+" to "+c.To+": "+c.ReasonEN, at, uuid.Nil)
-		case c.Label == TagLabel("churn_warning") && c.To == TagPresent:
-			p.raise(rs, AlertChurnRisk, c.From, c.To, "获得流失预警标签："+c.ReasonZH, "churn warning tag gained: "+c.ReasonEN, at, uuid.Nil)
-		case c.Label == TagLabel("needs_completion") && c.To == TagPresent:
-			p.raise(rs, AlertDataIncomplete, c.From, c.To, "客户资料待补充："+c.ReasonZH, "profile incomplete: "+c.ReasonEN, at, uuid.Nil)
-		case c.Label == LabelValueTier && c.From != "":
-			p.raise(rs, AlertValueTierChanged, c.From, c.To,
-				"价值层级由"+rs.Display(LabelValueTier, c.From)+"变为"+rs.Display(LabelValueTier, c.To)+"："+c.ReasonZH,
-				"value tier changed from "+c.From+" to "+c.To+": "+c.ReasonEN, at, uuid.Nil)
-		}
-	}
-}
-
-// nextDue is the earliest due instant of an open (not yet overdue) alert.
-func (p *Projection) nextDue() time.Time {
-	var next time.Time
-	for i := range p.Alerts {
-		a := &p.Alerts[i]
-		if a.Status == AlertOpen && !a.DueAt.IsZero() && (next.IsZero() || a.DueAt.Before(next)) {
-			next = a.DueAt
-		}
-	}
-	return next
-}
-
-// markOverdue turns every open alert due at or before at into overdue and
-// raises its followup_overdue escalation at the due instant.
-func (p *Projection) markOverdue(rs *RuleSet, at time.Time) {
-	for i := range p.Alerts {
-		a := &p.Alerts[i]
-		if a.Status != AlertOpen || a.DueAt.IsZero() || a.DueAt.After(at) {
-			continue
-		}
-		a.Status = AlertOverdue
-		p.AlertUpdates = append(p.AlertUpdates, *a)
-		p.raise(rs, AlertFollowUpOverdue, a.Kind, AlertOverdue,
-			rs.Alerts[a.Kind].Display+"告警已于截止时间 "+a.DueAt.In(rs.Location).Format("2006-01-02 15:04")+" 超时未跟进",
-			a.Kind+" alert not followed up by its due time "+a.DueAt.In(rs.Location).Format(time.RFC3339), a.DueAt, a.ID)
-	}
-}
-
-// resolve closes alerts on a follow-up: the one it names, or else every
-// unresolved alert created before its occurred_at.
-func (p *Projection) resolve(f *FollowUpLogged, r *Recorded) {
-	kept := p.Alerts[:0]
-	for i := range p.Alerts {
-		a := p.Alerts[i]
-		match := (f.AlertID != nil && *f.AlertID == a.ID) || (f.AlertID == nil && a.CreatedAt.Before(r.OccurredAt))
-		if match {
-			a.Status, a.ResolvedAt, a.ResolvedBy = AlertResolved, r.RecordedAt, r.EventID
-			p.AlertUpdates = append(p.AlertUpdates, a)
-			continue
-		}
-		kept = append(kept, a)
-	}
-	p.Alerts = kept
 }
 
 // TakeAlertUpdates returns the alerts raised or changed since the last call

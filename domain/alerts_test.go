@@ -70,8 +70,12 @@ func checkAlerts(t *testing.T, rs *domain.RuleSet, code domain.CustomerCode, got
 	}
 	for i, w := range want {
 		a := got[i]
-		if id := domain.AlertID(code, w.kind, w.created); a.ID != id {
-			t.Errorf("update %d (%s): id %v, want AlertID(customer, kind, created_at) = %v", i, w.kind, a.ID, id)
+		id := domain.AlertID(code, w.kind, w.created)
+		if w.escalates > 0 {
+			id = domain.EscalationID(got[w.escalates-1].ID)
+		}
+		if a.ID != id {
+			t.Errorf("update %d (%s): id %v, want %v", i, w.kind, a.ID, id)
 		}
 		if a.Customer != code || a.RuleVersion != rs.Version {
 			t.Errorf("update %d (%s): customer %q rule version %d", i, w.kind, a.Customer, a.RuleVersion)
@@ -89,7 +93,7 @@ func checkAlerts(t *testing.T, rs *domain.RuleSet, code domain.CustomerCode, got
 		if a.Escalates != esc {
 			t.Errorf("update %d (%s): escalates %v, want %v", i, w.kind, a.Escalates, esc)
 		}
-		if a.Status != domain.AlertResolved && (!a.ResolvedAt.IsZero() || a.ResolvedBy != uuid.Nil) {
+		if !a.Closed() && (!a.ResolvedAt.IsZero() || a.ResolvedBy != uuid.Nil) {
 			t.Errorf("update %d (%s) is %s but has a resolution: %+v", i, w.kind, a.Status, a)
 		}
 	}
@@ -167,25 +171,28 @@ func TestAlertKinds(t *testing.T) {
 			name:   "value tier up",
 			events: withProfile(order(t1, "SO-1", "150,000.00")),
 			until:  t1.Add(time.Hour),
-			want:   []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertOpen}},
+			want:   []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertInfo}},
 		},
 		{
 			name:   "value tier up to strategic: the one-to-one service playbook",
 			events: withProfile(order(t1, "SO-1", "1,000,000.00")),
 			until:  t1.Add(time.Hour),
 			want: []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "strategic", owner: owner, created: t1,
-				status: domain.AlertOpen, playbookSuffix: "（战略客户：一对一专属服务）"}},
+				status: domain.AlertInfo, playbookSuffix: "（战略客户：一对一专属服务）"}},
 		},
 		{
-			// The follow-up occurred at the alert's instant: the alert was not
-			// created before it and stays open, so the refund's tier change
-			// raises nothing.
-			name: "a second tier change while the first alert is open",
+			// An info alert is no task: the follow-up leaves it alone, and
+			// the refund's tier change supersedes it.
+			name: "a second tier change supersedes the first",
 			events: withProfile(order(t1, "SO-1", "150,000.00"),
-				ev{at: t1, rec: t1.Add(time.Hour), data: &domain.FollowUpLogged{By: owner}},
+				ev{at: t1.Add(time.Minute), rec: t1.Add(time.Hour), data: &domain.FollowUpLogged{By: owner}},
 				refund(t1.Add(2*time.Hour), "SO-1", "100,000.00")),
 			until: t1.Add(3 * time.Hour),
-			want:  []wantAlert{{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertOpen}},
+			want: []wantAlert{
+				{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertInfo},
+				{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: owner, created: t1, status: domain.AlertSuperseded},
+				{kind: domain.AlertValueTierChanged, from: "regular", to: "potential", owner: owner, created: t1.Add(2 * time.Hour), status: domain.AlertInfo},
+			},
 		},
 		{
 			name: "value tier first assignment raises nothing, an incomplete first event raises data_incomplete",
@@ -206,7 +213,7 @@ func TestAlertKinds(t *testing.T) {
 			// The projection keeps exactly the unresolved alerts.
 			open := map[uuid.UUID]domain.Alert{}
 			for _, a := range got {
-				if a.Status == domain.AlertResolved {
+				if a.Closed() {
 					delete(open, a.ID)
 				} else {
 					open[a.ID] = a
@@ -228,8 +235,9 @@ func TestAlertKinds(t *testing.T) {
 }
 
 func TestValueTierAlertReasons(t *testing.T) {
-	// A refund that moves the value tier down raises value_tier_changed,
-	// with the tier names, once the first alert was followed up.
+	// A refund that moves the value tier down raises value_tier_changed
+	// with the tier names; it supersedes the first (a follow-up does not
+	// resolve an info alert).
 	b := domain.DefaultRuleBook()
 	t1 := sh(2026, 3, 2, 10, 0)
 	evs := withProfile(
@@ -239,75 +247,11 @@ func TestValueTierAlertReasons(t *testing.T) {
 	)
 	var p domain.Projection
 	_, got := playAlerts(b, &p, recorded(testCode, evs), t1.Add(3*time.Hour))
-	if len(got) != 3 || got[0].To != "key" || got[1].Status != domain.AlertResolved || got[2].From != "key" || got[2].To != "regular" {
+	if len(got) != 3 || got[0].To != "key" || got[1].Status != domain.AlertSuperseded || got[1].SupersededBy != got[2].ID || got[2].From != "key" || got[2].To != "regular" {
 		t.Fatalf("updates %v", alertStrings(got))
 	}
 	if !strings.Contains(got[2].ReasonZH, "重点客户") || !strings.Contains(got[2].ReasonZH, "普通客户") || !strings.Contains(got[2].ReasonEN, "from key to regular") {
 		t.Errorf("reasons %q / %q", got[2].ReasonZH, got[2].ReasonEN)
-	}
-}
-
-func TestAlertDedupeWhileUnresolved(t *testing.T) {
-	b := domain.DefaultRuleBook()
-	rs := b.Latest()
-	t1 := sh(2026, 3, 2, 10, 0)
-	evs := withProfile(
-		order(t1, "SO-1", "150,000.00"),                  // potential → regular: alert A (no due: open until followed up)
-		order(t1.AddDate(0, 0, 1), "SO-2", "400,000.00"), // regular → key: A is unresolved, nothing
-		order(t1.AddDate(0, 0, 2), "SO-3", "500,000.00"), // key → strategic: nothing
-	)
-	var p domain.Projection
-	_, got := playAlerts(b, &p, recorded(testCode, evs), t1.AddDate(0, 0, 3))
-	checkAlerts(t, rs, testCode, got,
-		wantAlert{kind: domain.AlertValueTierChanged, from: "potential", to: "regular", owner: "王磊", created: t1, status: domain.AlertOpen})
-	a := got[0]
-
-	// A follow-up resolves it; the next change raises a new alert.
-	t4 := t1.AddDate(0, 0, 4)
-	evs = append(evs,
-		ev{at: t4, data: &domain.FollowUpLogged{By: "王磊", Summary: "回访"}},
-		refund(t4.Add(time.Hour), "SO-3", "500,000.00"), // strategic → key
-	)
-	recs := recorded(testCode, evs)
-	var more []domain.Alert
-	for _, r := range recs[4:] {
-		b.Advance(&p, r.RecordedAt, r)
-		more = append(more, p.TakeAlertUpdates()...)
-	}
-	if len(more) != 2 {
-		t.Fatalf("after the follow-up: %v", alertStrings(more))
-	}
-	if r := more[0]; r.ID != a.ID || r.Status != domain.AlertResolved || !r.ResolvedAt.Equal(t4) || r.ResolvedBy != recs[4].EventID {
-		t.Errorf("resolution %+v", r)
-	}
-	n := more[1]
-	if n.Kind != domain.AlertValueTierChanged || n.From != "strategic" || n.To != "key" || !n.CreatedAt.Equal(t4.Add(time.Hour)) ||
-		n.ID != domain.AlertID(testCode, domain.AlertValueTierChanged, t4.Add(time.Hour)) || n.Status != domain.AlertOpen {
-		t.Errorf("second alert %s (%v)", alertString(n), n.ID)
-	}
-	if len(p.Alerts) != 1 || p.Alerts[0].ID != n.ID {
-		t.Errorf("unresolved alerts %v", alertStrings(p.Alerts))
-	}
-
-	// An overdue alert still counts as unresolved: a second activity drop
-	// while the first is overdue raises nothing.
-	t5 := sh(2026, 4, 1, 10, 0)
-	evs2 := withProfile(order(t5, "SO-1", "10.00"))
-	b3 := t5.AddDate(0, 3, 0)
-	var q domain.Projection
-	_, got = playAlerts(b, &q, recorded(testCode, evs2), b3.Add(48*time.Hour))
-	if len(got) != 3 || got[1].Status != domain.AlertOverdue {
-		t.Fatalf("first drop: %v", alertStrings(got))
-	}
-	evs2 = append(evs2, order(b3.Add(49*time.Hour), "SO-2", "10.00"))
-	recs = recorded(testCode, evs2)
-	b.Advance(&q, recs[2].RecordedAt, recs[2])
-	if u := q.TakeAlertUpdates(); len(u) != 0 {
-		t.Fatalf("order: %v", alertStrings(u))
-	}
-	b.Advance(&q, b3.Add(49*time.Hour).AddDate(0, 3, 0), nil)
-	if u := q.TakeAlertUpdates(); len(u) != 0 {
-		t.Fatalf("a second drop while the first is overdue raised %v", alertStrings(u))
 	}
 }
 
@@ -321,9 +265,11 @@ func TestFollowUpOverdueEscalation(t *testing.T) {
 	recs := recorded(testCode, evs)
 	var p domain.Projection
 	_, got := playAlerts(b, &p, recs, time.Time{})
+	// The new owner takes over the alert the previous owner held.
 	checkAlerts(t, rs, testCode, got,
-		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOpen})
-	orig := got[0]
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOpen},
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "李娜", created: b3, due: due, status: domain.AlertOpen})
+	orig := got[1]
 	if ni := b.NextInstant(&p); !ni.Equal(due) {
 		t.Fatalf("NextInstant = %v, want the deadline %v", ni, due)
 	}
@@ -332,12 +278,12 @@ func TestFollowUpOverdueEscalation(t *testing.T) {
 		t.Fatalf("before the deadline: %v", summarize(ch))
 	}
 	// At the deadline exactly: the original becomes overdue and the
-	// escalation is raised at the due instant, owned by the owner then.
+	// escalation is raised at the due instant, owned by the alert's owner.
 	b.Advance(&p, due, nil)
 	got = append([]domain.Alert{orig}, p.TakeAlertUpdates()...)
 	checkAlerts(t, rs, testCode, got,
-		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOpen},
-		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "王磊", created: b3, due: due, status: domain.AlertOverdue},
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "李娜", created: b3, due: due, status: domain.AlertOpen},
+		wantAlert{kind: domain.AlertActivityDropped, from: "medium", to: "low", owner: "李娜", created: b3, due: due, status: domain.AlertOverdue},
 		wantAlert{kind: domain.AlertFollowUpOverdue, from: domain.AlertActivityDropped, to: domain.AlertOverdue, owner: "李娜", created: due, status: domain.AlertOpen, escalates: 1},
 	)
 	if got[1].ID != orig.ID {
@@ -367,7 +313,7 @@ func TestFollowUpOverdueEscalation(t *testing.T) {
 	// due instant, not the catch-up instant.
 	var r domain.Projection
 	_, got = playAlerts(b, &r, recorded(testCode, withProfile(order(t1, "SO-1", "10.00"))), t1.AddDate(2, 0, 0))
-	if len(got) != 3 || !got[2].CreatedAt.Equal(due) || !got[0].CreatedAt.Equal(b3) || got[2].ID != domain.AlertID(testCode, domain.AlertFollowUpOverdue, due) {
+	if len(got) != 3 || !got[2].CreatedAt.Equal(due) || !got[0].CreatedAt.Equal(b3) || got[2].ID != domain.EscalationID(got[0].ID) {
 		t.Fatalf("late catch-up: %v", alertStrings(got))
 	}
 }
@@ -405,8 +351,8 @@ func TestFollowUpResolution(t *testing.T) {
 		if len(u) != 1 || u[0].ID != d.ID || u[0].Status != domain.AlertResolved || !u[0].ResolvedAt.Equal(follow.Add(time.Minute)) || u[0].ResolvedBy != recs[3].EventID {
 			t.Fatalf("resolution by id: %v", alertStrings(u))
 		}
-		// The older alert it did not name stays open.
-		if len(p.Alerts) != 1 || p.Alerts[0].ID != v.ID || p.Alerts[0].Status != domain.AlertOpen {
+		// The older (info) alert it did not name stays.
+		if len(p.Alerts) != 1 || p.Alerts[0].ID != v.ID || p.Alerts[0].Status != domain.AlertInfo {
 			t.Errorf("unresolved %v", alertStrings(p.Alerts))
 		}
 		// The resolved alert's deadline is no longer a boundary.
@@ -417,19 +363,17 @@ func TestFollowUpResolution(t *testing.T) {
 
 	t.Run("by occurred_at", func(t *testing.T) {
 		// The follow-up happened between V and D but was recorded after D:
-		// it resolves V, created before its occurred_at, and not D.
+		// it does not resolve D, created after its occurred_at, nor V, an
+		// info alert (no task).
 		occurred := b3.Add(-time.Hour)
 		evs := append(slices.Clone(base), ev{at: occurred, rec: b3.Add(time.Hour), data: &domain.FollowUpLogged{By: "王磊"}})
 		recs := recorded(testCode, evs)
 		var p domain.Projection
 		_, got := playAlerts(b, &p, recs, b3.Add(2*time.Hour))
-		if len(got) != 3 {
+		if len(got) != 2 {
 			t.Fatalf("updates %v", alertStrings(got))
 		}
-		if r := got[2]; r.Kind != domain.AlertValueTierChanged || r.Status != domain.AlertResolved || !r.ResolvedAt.Equal(b3.Add(time.Hour)) || r.ResolvedBy != recs[2].EventID {
-			t.Errorf("resolution %s", alertString(r))
-		}
-		if len(p.Alerts) != 1 || p.Alerts[0].Kind != domain.AlertActivityDropped || p.Alerts[0].Status != domain.AlertOpen {
+		if len(p.Alerts) != 2 || p.Alerts[1].Kind != domain.AlertActivityDropped || p.Alerts[1].Status != domain.AlertOpen {
 			t.Errorf("unresolved %v", alertStrings(p.Alerts))
 		}
 		// A follow-up that occurred exactly at D's instant does not resolve D
@@ -444,10 +388,11 @@ func TestFollowUpResolution(t *testing.T) {
 			t.Errorf("follow-up at the creation instant resolved %v", alertStrings(u))
 		}
 		b.Advance(&p, recs[4].RecordedAt, recs[4])
-		if u := p.TakeAlertUpdates(); len(u) != 1 || u[0].Kind != domain.AlertActivityDropped || u[0].Status != domain.AlertResolved {
+		if u := p.TakeAlertUpdates(); len(u) != 1 || u[0].Kind != domain.AlertActivityDropped || u[0].Status != domain.AlertResolved ||
+			u[0].Resolution != domain.ResolutionFollowedUp || u[0].ResolvedBy != recs[4].EventID {
 			t.Errorf("follow-up after the creation instant: %v", alertStrings(u))
 		}
-		if len(p.Alerts) != 0 {
+		if len(p.Alerts) != 1 || p.Alerts[0].Status != domain.AlertInfo {
 			t.Errorf("unresolved %v", alertStrings(p.Alerts))
 		}
 	})
@@ -464,10 +409,10 @@ func TestFollowUpResolution(t *testing.T) {
 			}
 		}
 		slices.Sort(resolved)
-		if want := []string{domain.AlertActivityDropped, domain.AlertFollowUpOverdue, domain.AlertValueTierChanged}; !slices.Equal(resolved, want) {
+		if want := []string{domain.AlertActivityDropped, domain.AlertFollowUpOverdue}; !slices.Equal(resolved, want) {
 			t.Errorf("resolved %v, want %v (updates %v)", resolved, want, alertStrings(got))
 		}
-		if len(p.Alerts) != 0 {
+		if len(p.Alerts) != 1 || p.Alerts[0].Status != domain.AlertInfo {
 			t.Errorf("unresolved %v", alertStrings(p.Alerts))
 		}
 	})
@@ -488,7 +433,7 @@ func TestAlertOwnerAtThatInstant(t *testing.T) {
 		owners[a.Kind+"/"+a.Status] = a.Owner
 	}
 	want := map[string]string{
-		domain.AlertValueTierChanged + "/open":   "王磊",
+		domain.AlertValueTierChanged + "/info":   "王磊",
 		domain.AlertActivityDropped + "/open":    "李娜",
 		domain.AlertActivityDropped + "/overdue": "李娜",
 		domain.AlertFollowUpOverdue + "/open":    "李娜",
@@ -542,7 +487,7 @@ func TestAlertIDIsDeterministic(t *testing.T) {
 		if o[i].ID == a1[i].ID || alertString(o[i]) != alertString(a1[i]) {
 			t.Errorf("update %d of another customer: %v %s vs %v %s", i, o[i].ID, alertString(o[i]), a1[i].ID, alertString(a1[i]))
 		}
-		if a1[i].ID != domain.AlertID(testCode, a1[i].Kind, a1[i].CreatedAt) {
+		if a1[i].ID != domain.AlertID(testCode, a1[i].Kind, a1[i].CreatedAt) && a1[i].ID != domain.EscalationID(a1[i].Escalates) {
 			t.Errorf("update %d: id is not AlertID(customer, kind, created_at)", i)
 		}
 	}
@@ -625,7 +570,9 @@ func sameAlerts(t *rapid.T, what string, a, b []domain.Alert) {
 		if x.ID != y.ID || x.Customer != y.Customer || x.Kind != y.Kind || x.From != y.From || x.To != y.To ||
 			x.ReasonZH != y.ReasonZH || x.ReasonEN != y.ReasonEN || !x.CreatedAt.Equal(y.CreatedAt) || !x.DueAt.Equal(y.DueAt) ||
 			x.Owner != y.Owner || x.Status != y.Status || !x.ResolvedAt.Equal(y.ResolvedAt) || x.ResolvedBy != y.ResolvedBy ||
-			x.Playbook != y.Playbook || x.RuleVersion != y.RuleVersion || x.Escalates != y.Escalates {
+			x.Playbook != y.Playbook || x.RuleVersion != y.RuleVersion || x.Escalates != y.Escalates ||
+			x.Resolution != y.Resolution || x.SupersededBy != y.SupersededBy || !x.AcknowledgedAt.Equal(y.AcknowledgedAt) ||
+			!x.SnoozedUntil.Equal(y.SnoozedUntil) || !x.EscalatedAt.Equal(y.EscalatedAt) || x.Raised != y.Raised {
 			t.Fatalf("%s: alert update %d differs:\n%+v\n%+v", what, i, x, y)
 		}
 	}
@@ -636,7 +583,7 @@ func sameAlerts(t *rapid.T, what string, a, b []domain.Alert) {
 // at announced next instants, which may be alert deadlines), gives the same
 // labels, label changes and alert updates (ids, instants, statuses) and the
 // same unresolved alerts. Follow-ups sometimes name an alert raised
-// earlier.
+// earlier, or become an action on one (acknowledge, assign, snooze).
 func TestPropertyAlertsIndependentOfSteps(t *testing.T) {
 	seen := map[string]int{} // kind/status of the updates over every run
 	rapid.Check(t, func(t *rapid.T) {
@@ -657,8 +604,7 @@ func TestPropertyAlertsIndependentOfSteps(t *testing.T) {
 				probe := cloneProjection(&one)
 				b.Advance(probe, r.RecordedAt, nil)
 				if len(probe.Alerts) > 0 {
-					id := rapid.SampledFrom(probe.Alerts).Draw(t, "named alert").ID
-					r.Data = &domain.FollowUpLogged{By: f.By, AlertID: &id}
+					r.Data = drawAction(t, f, rapid.SampledFrom(probe.Alerts).Draw(t, "named alert").ID, r.RecordedAt)
 				}
 			}
 			wantChanges = append(wantChanges, b.Advance(&one, r.RecordedAt, r)...)
@@ -702,56 +648,90 @@ func TestPropertyAlertsIndependentOfSteps(t *testing.T) {
 		sameAlerts(t, "stepped", wantAlerts, gotAlerts)
 		sameAlerts(t, "unresolved", one.Alerts, many.Alerts)
 
-		// Invariants: at most one unresolved alert per kind; ids are
-		// AlertID(customer, kind, created_at); an overdue alert's
-		// escalation is created at its due instant.
+		// Invariants: at most one kept alert per kind (escalations: per
+		// escalated alert); kept alerts are unresolved or info; ids are
+		// AlertID(customer, kind, created_at), or EscalationID; an alert is
+		// escalated once, at max(due_at, the end of a snooze covering it).
 		kinds := map[string]bool{}
 		for _, a := range one.Alerts {
-			if kinds[a.Kind] {
-				t.Fatalf("two unresolved %s alerts: %v", a.Kind, alertStrings(one.Alerts))
+			key := a.Kind + a.Escalates.String()
+			if kinds[key] {
+				t.Fatalf("two kept %s alerts: %v", a.Kind, alertStrings(one.Alerts))
 			}
-			kinds[a.Kind] = true
-			if a.Status == domain.AlertResolved {
-				t.Fatalf("a resolved alert is kept as unresolved: %s", alertString(a))
+			kinds[key] = true
+			if a.Closed() {
+				t.Fatalf("a closed alert is kept: %s", alertString(a))
 			}
 		}
-		due := map[uuid.UUID]time.Time{}
+		escalatedAt := map[uuid.UUID]time.Time{}
 		for _, a := range wantAlerts {
-			if a.ID != domain.AlertID(a.Customer, a.Kind, a.CreatedAt) {
+			if a.ID != domain.AlertID(a.Customer, a.Kind, a.CreatedAt) && (a.Kind != domain.AlertFollowUpOverdue || a.ID != domain.EscalationID(a.Escalates)) {
 				t.Fatalf("alert id is not deterministic: %s", alertString(a))
 			}
-			if a.Status == domain.AlertOverdue {
-				if a.DueAt.IsZero() || a.DueAt.After(final) {
-					t.Fatalf("overdue before its deadline: %s", alertString(a))
+			if !a.EscalatedAt.IsZero() {
+				if a.DueAt.IsZero() || a.EscalatedAt.Before(a.DueAt) || a.EscalatedAt.After(final) {
+					t.Fatalf("escalated before its deadline: %s at %v", alertString(a), a.EscalatedAt)
 				}
-				due[a.ID] = a.DueAt
+				if e, ok := escalatedAt[a.ID]; ok && !e.Equal(a.EscalatedAt) {
+					t.Fatalf("escalated twice: %s at %v and %v", alertString(a), e, a.EscalatedAt)
+				}
+				escalatedAt[a.ID] = a.EscalatedAt
 			}
-			if a.Kind == domain.AlertFollowUpOverdue && a.Status == domain.AlertOpen {
-				if d, ok := due[a.Escalates]; !ok || !d.Equal(a.CreatedAt) {
-					t.Fatalf("escalation %s not at the escalated alert's deadline %v", alertString(a), d)
+			if a.Kind == domain.AlertFollowUpOverdue && a.Raised {
+				if e, ok := escalatedAt[a.Escalates]; !ok || !e.Equal(a.CreatedAt) {
+					t.Fatalf("escalation %s not at the escalated alert's escalation instant %v", alertString(a), e)
 				}
 			}
-			seen[a.Kind+"/"+a.Status]++
+			if a.Kind == domain.AlertValueTierChanged && (a.Status == domain.AlertOpen || a.Status == domain.AlertOverdue) {
+				t.Fatalf("an info alert became a task: %s", alertString(a))
+			}
+			key := a.Kind + "/" + a.Status
+			if a.Resolution != "" {
+				key += "/" + a.Resolution
+			}
+			seen[key]++
 		}
 		for _, r := range recs {
-			if f, ok := r.Data.(*domain.FollowUpLogged); ok && f.AlertID != nil {
-				seen["named follow-up"]++
+			switch d := r.Data.(type) {
+			case *domain.FollowUpLogged:
+				if d.AlertID != nil {
+					seen["named follow-up"]++
+				}
+			case *domain.AlertAcknowledged, *domain.AlertAssigned, *domain.AlertSnoozed:
+				seen[string(d.EventType())]++
 			}
 		}
 	})
 	// The property proved something only if the histories raised, escalated
 	// and resolved alerts of every kind.
 	for _, k := range []string{
-		domain.AlertActivityDropped + "/open", domain.AlertActivityDropped + "/overdue", domain.AlertActivityDropped + "/resolved",
+		domain.AlertActivityDropped + "/open", domain.AlertActivityDropped + "/overdue",
+		domain.AlertActivityDropped + "/resolved/" + domain.ResolutionFollowedUp, domain.AlertActivityDropped + "/resolved/" + domain.ResolutionConditionCleared,
 		domain.AlertChurnRisk + "/open", domain.AlertDataIncomplete + "/open", domain.AlertDataIncomplete + "/overdue",
-		domain.AlertValueTierChanged + "/open", domain.AlertValueTierChanged + "/resolved",
-		domain.AlertFollowUpOverdue + "/open", domain.AlertFollowUpOverdue + "/resolved", "named follow-up",
+		domain.AlertValueTierChanged + "/info", domain.AlertValueTierChanged + "/superseded",
+		domain.AlertFollowUpOverdue + "/open", domain.AlertFollowUpOverdue + "/resolved/" + domain.ResolutionFollowedUp, "named follow-up",
+		domain.AlertDataIncomplete + "/" + domain.AlertStatusAcknowledged, domain.AlertDataIncomplete + "/" + domain.AlertStatusSnoozed, string(domain.TypeAlertAcknowledged), string(domain.TypeAlertAssigned), string(domain.TypeAlertSnoozed),
 	} {
 		if seen[k] == 0 {
 			t.Errorf("no %s in any generated history: %v", k, seen)
 		}
 	}
 	t.Logf("alert updates over all runs: %v", seen)
+}
+
+// drawAction turns a follow-up recorded at at into one naming alert id, or
+// into an action on it.
+func drawAction(t *rapid.T, f *domain.FollowUpLogged, id uuid.UUID, at time.Time) domain.Event {
+	switch rapid.IntRange(0, 3).Draw(t, "action") {
+	case 1:
+		return &domain.AlertAcknowledged{AlertID: id, By: f.By}
+	case 2:
+		return &domain.AlertAssigned{AlertID: id, To: "组员", By: f.By}
+	case 3:
+		until := at.Add(time.Duration(rapid.Int64Range(1, int64(domain.MaxSnooze/time.Minute)).Draw(t, "snooze minutes")) * time.Minute)
+		return &domain.AlertSnoozed{AlertID: id, Until: until, By: f.By}
+	}
+	return &domain.FollowUpLogged{By: f.By, AlertID: &id}
 }
 
 // cloneProjection copies a projection deeply enough to advance the copy

@@ -189,6 +189,21 @@ func TestDecodeValidEvents(t *testing.T) {
 			want: &FollowUpLogged{By: "王磊"},
 		},
 		{
+			name: "AlertAcknowledged",
+			body: envJSON("AlertAcknowledged", `{"alert_id":"`+testEventID+`","by":"王磊"}`),
+			want: &AlertAcknowledged{AlertID: uuid.MustParse(testEventID), By: "王磊"},
+		},
+		{
+			name: "AlertAssigned",
+			body: envJSON("AlertAssigned", `{"alert_id":"`+testEventID+`","to":"李娜","by":"组长"}`),
+			want: &AlertAssigned{AlertID: uuid.MustParse(testEventID), To: "李娜", By: "组长"},
+		},
+		{
+			name: "AlertSnoozed for exactly 7 days",
+			body: envJSON("AlertSnoozed", `{"alert_id":"`+testEventID+`","until":"2024-05-09T10:00:00+08:00","by":"王磊"}`),
+			want: &AlertSnoozed{AlertID: uuid.MustParse(testEventID), Until: time.Date(2024, 5, 9, 10, 0, 0, 0, time.FixedZone("", 8*3600)), By: "王磊"},
+		},
+		{
 			name: "CustomerErased",
 			body: envJSON("CustomerErased", `{"reason":"客户要求删除个人信息"}`),
 			want: &CustomerErased{Reason: "客户要求删除个人信息"},
@@ -515,6 +530,14 @@ func envelopeRejections() []rejection {
 		{"needs too many", envJSON("NeedsDeclared", `{"core_needs":[`+strings.TrimSuffix(strings.Repeat(`"a",`, 33), ",")+`]}`), "data.core_needs", CodeTooMany},
 		{"follow-up without by", envJSON("FollowUpLogged", `{"summary":"回访"}`), "data.by", CodeRequired},
 		{"follow-up nil alert", envJSON("FollowUpLogged", `{"by":"x","alert_id":"00000000-0000-0000-0000-000000000000"}`), "data.alert_id", CodeInvalidValue},
+		{"ack without alert", envJSON("AlertAcknowledged", `{"by":"x"}`), "data.alert_id", CodeRequired},
+		{"ack without by", envJSON("AlertAcknowledged", `{"alert_id":"`+testEventID+`"}`), "data.by", CodeRequired},
+		{"ack with an unknown field", envJSON("AlertAcknowledged", `{"alert_id":"`+testEventID+`","by":"x","note":"y"}`), "data.note", CodeUnknownField},
+		{"assign without to", envJSON("AlertAssigned", `{"alert_id":"`+testEventID+`","by":"x"}`), "data.to", CodeRequired},
+		{"snooze without until", envJSON("AlertSnoozed", `{"alert_id":"`+testEventID+`","by":"x"}`), "data.until", CodeRequired},
+		{"snooze until not a time", envJSON("AlertSnoozed", `{"alert_id":"`+testEventID+`","until":"tomorrow","by":"x"}`), "data.until", CodeInvalidType},
+		{"snooze into the past", envJSON("AlertSnoozed", `{"alert_id":"`+testEventID+`","until":"2024-05-02T09:59:59+08:00","by":"x"}`), "data.until", CodeOutOfRange},
+		{"snooze over 7 days", envJSON("AlertSnoozed", `{"alert_id":"`+testEventID+`","until":"2024-05-09T10:00:01+08:00","by":"x"}`), "data.until", CodeOutOfRange},
 		{"erased without reason", envJSON("CustomerErased", `{}`), "data.reason", CodeRequired},
 
 		// Duplicate keys.

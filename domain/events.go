@@ -25,6 +25,9 @@ const (
 	TypeNeedsDeclared          EventType = "NeedsDeclared"
 	TypeFollowUpLogged         EventType = "FollowUpLogged"
 	TypeCustomerErased         EventType = "CustomerErased"
+	TypeAlertAcknowledged      EventType = "AlertAcknowledged"
+	TypeAlertAssigned          EventType = "AlertAssigned"
+	TypeAlertSnoozed           EventType = "AlertSnoozed"
 )
 
 // EventTypes lists the vocabulary in a stable order.
@@ -32,6 +35,7 @@ var EventTypes = []EventType{
 	TypeCustomerRegistered, TypeCustomerProfileUpdated, TypeOwnerAssigned,
 	TypeOrderPlaced, TypeOrderRefunded, TypeInquiryReceived, TypeSatisfactionRated,
 	TypeNeedsDeclared, TypeFollowUpLogged, TypeCustomerErased,
+	TypeAlertAcknowledged, TypeAlertAssigned, TypeAlertSnoozed,
 }
 
 // Event is the typed data of one event.
@@ -64,6 +68,12 @@ func NewEvent(t EventType) (Event, bool) {
 		return &FollowUpLogged{}, true
 	case TypeCustomerErased:
 		return &CustomerErased{}, true
+	case TypeAlertAcknowledged:
+		return &AlertAcknowledged{}, true
+	case TypeAlertAssigned:
+		return &AlertAssigned{}, true
+	case TypeAlertSnoozed:
+		return &AlertSnoozed{}, true
 	}
 	return nil, false
 }
@@ -177,7 +187,11 @@ type NeedsDeclared struct {
 	PriceSensitivity        PriceSensitivity        `json:"price_sensitivity,omitzero"`
 }
 
-// FollowUpLogged records a contact with the customer; it resolves alerts.
+// FollowUpLogged records a contact with the customer; it resolves alerts
+// (resolution followed_up). By is who followed up: through the API with
+// tokens configured it is the token's identity (httpapi sets it; a body
+// that names someone else is refused), through NATS ingest the upstream
+// system's statement.
 type FollowUpLogged struct {
 	By      string     `json:"by"`
 	Channel string     `json:"channel,omitzero"`
@@ -458,6 +472,13 @@ func (e *Envelope) Validate(now time.Time) error {
 			c.add("type", CodeInvalidValue, "does not match the data")
 		}
 		e.Data.validate(&c)
+		if s, ok := e.Data.(*AlertSnoozed); ok {
+			ref := e.OccurredAt
+			if ref.IsZero() {
+				ref = now
+			}
+			s.validateUntil(&c, ref)
+		}
 	}
 	return c.err()
 }

@@ -75,7 +75,8 @@ type Projection struct {
 	// which anything can change without an event is NextInstant.
 	Next  time.Time
 	Since map[string]time.Time // label or "tag:<name>" -> instant it took its value
-	// Alerts are the customer's unresolved (open or overdue) alerts.
+	// Alerts are the customer's unresolved alerts (open, acknowledged,
+	// snoozed, overdue) and its latest info alert (alert_lifecycle.go).
 	Alerts []Alert
 	// AlertUpdates are alerts raised or changed by Advance and not yet taken
 	// (TakeAlertUpdates); they are not part of the stored state.
@@ -97,8 +98,8 @@ func (b *RuleBook) nextBoundary(p *Projection) (time.Time, CauseKind) {
 		return time.Time{}, ""
 	}
 	next := p.Next
-	// A follow-up deadline is a boundary too: at due_at the alert becomes
-	// overdue and is escalated.
+	// A follow-up deadline or the end of a snooze is a boundary too: the
+	// alert becomes overdue and is escalated, or wakes up.
 	if due := p.nextDue(); !due.IsZero() && (next.IsZero() || due.Before(next)) {
 		next = due
 	}
@@ -126,10 +127,8 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 		}
 		changes = b.evaluate(p, at, cause, uuid.Nil, changes)
 	}
+	owner := p.State.Profile.Owner
 	if ev != nil && p.State.Apply(ev) {
-		if f, ok := ev.Data.(*FollowUpLogged); ok {
-			p.resolve(f, ev)
-		}
 		// recorded_at never decreases along the log and the scheduler waits
 		// for in-flight appends, so at is normally the event's recorded_at;
 		// never evaluate before the last evaluation, which would rewrite time.
@@ -138,6 +137,10 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 			at = p.EvaluatedAt
 		}
 		p.cause = ev
+		if p.State.Profile.Owner != owner && owner != "" {
+			p.ownerChanged(owner, p.State.Profile.Owner)
+		}
+		p.alertAction(ev, at)
 		changes = b.evaluate(p, at, CauseEvent, ev.EventID, changes)
 		p.cause = nil
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -9,9 +8,8 @@ import (
 	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/projections"
 )
-
-type tokenKey struct{}
 
 // guard requires a bearer token with scope (when tokens are configured) and
 // passes the token on in the request context.
@@ -29,9 +27,39 @@ func (a *api) guardBy(scopeOf func(*http.Request) auth.Scope, next http.HandlerF
 		scope := scopeOf(r)
 		tok, err := a.cfg.Tokens.Authenticate(r.Header.Get("Authorization"), scope)
 		if !a.authFailed(w, err, scope) {
-			next(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+			next(w, r.WithContext(auth.WithToken(r.Context(), tok)))
 		}
 	}
+}
+
+// boundOwner is the owner the request's token is bound to, when that
+// limits what it reads: "" for unbound, manage and admin tokens.
+func boundOwner(r *http.Request) string {
+	t := auth.FromContext(r.Context())
+	if t == nil || t.Owner == "" || t.Has(auth.ScopeManage) {
+		return ""
+	}
+	return t.Owner
+}
+
+// hidesCustomer answers 404 (and true) when an owner-bound token asks for a
+// customer its owner does not own now: as for a customer that does not
+// exist, so existence does not leak.
+func (a *api) hidesCustomer(w http.ResponseWriter, r *http.Request, code domain.CustomerCode) bool {
+	owner := boundOwner(r)
+	if owner == "" || a.cfg.Alerts == nil {
+		return false
+	}
+	current, err := a.cfg.Alerts.CustomerOwner(r.Context(), code)
+	if err == nil && current == owner {
+		return false
+	}
+	if err != nil && !errors.Is(err, projections.ErrNotFound) {
+		a.readFailed(w, err, code)
+		return true
+	}
+	writeError(w, http.StatusNotFound, apiError{Code: "customer_not_found", Field: "customer", Message: "no customer " + string(code)})
+	return true
 }
 
 // documentScope is what GET /v1/customers/{code} needs: read for the live
@@ -80,7 +108,7 @@ func (a *api) disclosure(w http.ResponseWriter, r *http.Request, customer domain
 		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidValue, Field: "unmasked", Message: "unmasked must be true or false"})
 		return 0, false
 	}
-	tok, _ := r.Context().Value(tokenKey{}).(*auth.Token)
+	tok := auth.FromContext(r.Context())
 	if a.cfg.Tokens.Empty() || tok == nil || !tok.Has(auth.ScopeAdmin) || a.cfg.Auditor == nil {
 		a.reject(w, http.StatusForbidden, apiError{Code: "forbidden", Field: "unmasked", Message: "unmasked personal data requires an admin token"})
 		return 0, false

@@ -28,6 +28,9 @@ func (a *api) customerFilter(w http.ResponseWriter, r *http.Request) (projection
 		NeedOrientation: q.Get("need_orientation"), Segment: q.Get("segment"), Tag: q.Get("tag"),
 		Owner: q.Get("owner"), Query: strings.TrimSpace(q.Get("q")), Cursor: q.Get("cursor"), Limit: 50,
 	}
+	if owner := boundOwner(r); owner != "" {
+		f.Owner = owner // an owner-bound token lists its owner's customers, whatever ?owner= says
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
@@ -110,8 +113,7 @@ func (a *api) listDisclosure(w http.ResponseWriter, r *http.Request) (eventstore
 
 // requestToken is the request's authenticated token (nil in open mode).
 func (a *api) requestToken(r *http.Request) *auth.Token {
-	tok, _ := r.Context().Value(tokenKey{}).(*auth.Token)
-	return tok
+	return auth.FromContext(r.Context())
 }
 
 // recordListDisclosure records a plaintext read of each card; it runs

@@ -249,7 +249,8 @@ func TestSQLInjectionStringsAreStoredLiterally(t *testing.T) {
 			`{"type":"InquiryReceived","customer":"` + code + `","data":{"channel":` + q + `,"topic":` + q + `}}`,
 			`{"type":"SatisfactionRated","customer":"` + code + `","data":{"score":3,"feedback":` + q + `}}`,
 			`{"type":"NeedsDeclared","customer":"` + code + `","data":{"core_needs":[` + q + `]}}`,
-			`{"type":"FollowUpLogged","customer":"` + code + `","data":{"by":` + q + `,"channel":` + q + `,"summary":` + q + `,"outcome":` + q + `}}`,
+			// by is the token's identity (SPEC §8), not a free field.
+			`{"type":"FollowUpLogged","customer":"` + code + `","data":{"by":"ingester","channel":` + q + `,"summary":` + q + `,"outcome":` + q + `}}`,
 			`{"type":"OwnerAssigned","customer":"` + code + `","data":{"owner":` + q + `}}`,
 			`{"type":"CustomerProfileUpdated","customer":"` + code + `","data":{"region":` + q + `,"contact":{"title":` + q + `}}}`,
 		}
@@ -295,7 +296,7 @@ func TestSQLInjectionStringsAreStoredLiterally(t *testing.T) {
 			{1, []string{"order_id"}, orderID}, {1, []string{"category"}, p},
 			{2, []string{"channel"}, p}, {2, []string{"topic"}, p},
 			{3, []string{"feedback"}, p},
-			{5, []string{"by"}, p}, {5, []string{"channel"}, p}, {5, []string{"summary"}, p}, {5, []string{"outcome"}, p},
+			{5, []string{"by"}, "ingester"}, {5, []string{"channel"}, p}, {5, []string{"summary"}, p}, {5, []string{"outcome"}, p},
 			{6, []string{"owner"}, p},
 			{7, []string{"region"}, p}, {7, []string{"contact", "title"}, p},
 		}

@@ -13,11 +13,15 @@ import (
 	"github.com/segments-dev/segments/projections"
 )
 
-// customerCode validates the {code} path value, answering 400 when bad.
+// customerCode validates the {code} path value, answering 400 when bad and
+// 404 when an owner-bound token may not see the customer (hidesCustomer).
 func (a *api) customerCode(w http.ResponseWriter, r *http.Request) (domain.CustomerCode, bool) {
 	code := r.PathValue("code")
 	if !domain.ValidCustomerCode(code) {
 		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidFormat, Field: "customer", Message: "customer must be 1-64 characters of letters, digits, '-', '_' or '.'"})
+		return "", false
+	}
+	if a.hidesCustomer(w, r, domain.CustomerCode(code)) {
 		return "", false
 	}
 	return domain.CustomerCode(code), true
@@ -83,16 +87,17 @@ func (a *api) queryFailed(w http.ResponseWriter, err error, code domain.Customer
 	a.readFailed(w, err, code)
 }
 
-var alertStatuses = []string{domain.AlertOpen, domain.AlertOverdue, domain.AlertResolved}
-
 var alertKinds = []string{domain.AlertActivityDropped, domain.AlertChurnRisk, domain.AlertDataIncomplete, domain.AlertValueTierChanged, domain.AlertFollowUpOverdue}
 
 func (a *api) getAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := projections.AlertFilter{Status: q.Get("status"), Owner: q.Get("owner"), Kind: q.Get("kind"), Cursor: q.Get("cursor"), Limit: 50}
-	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
-		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "status", Message: "status must be one of open, overdue, resolved"})
+	if f.Status != "" && !slices.Contains(domain.AlertStatuses, f.Status) {
+		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "status", Message: "status must be one of " + strings.Join(domain.AlertStatuses, ", ")})
 		return
+	}
+	if owner := boundOwner(r); owner != "" {
+		f.Owner = owner // an owner-bound token lists the alerts its owner holds
 	}
 	if f.Kind != "" && !slices.Contains(alertKinds, f.Kind) {
 		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "kind", Message: "kind must be one of " + strings.Join(alertKinds, ", ")})

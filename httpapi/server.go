@@ -69,6 +69,9 @@ type Config struct {
 	// AllowedHosts are the names the Host header may carry (ports aside);
 	// empty means DefaultAllowedHosts.
 	AllowedHosts []string
+	// Alerts serves GET /v1/alerts/{id} and the alert actions; when nil,
+	// Queries serves them if it can (projections.Queries does).
+	Alerts AlertReader
 }
 
 // Auditor is what the audit endpoints need of the event store.
@@ -108,6 +111,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if ar, ok := cfg.Queries.(AlertReader); ok && cfg.Alerts == nil {
+		cfg.Alerts = ar
+	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", a.guard(auth.ScopeIngest, a.postEvents))
@@ -124,6 +130,15 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/customers/{code}/labels/history", a.guard(auth.ScopeAudit, a.getLabelHistory))
 		mux.HandleFunc("GET /v1/segments/summary", a.guard(auth.ScopeRead, a.getSegmentSummary))
 		mux.HandleFunc("GET /v1/alerts", a.guard(auth.ScopeRead, a.getAlerts))
+	}
+	if cfg.Alerts != nil {
+		mux.HandleFunc("GET /v1/alerts/{id}", a.guard(auth.ScopeRead, a.getAlert))
+		mux.HandleFunc("POST /v1/alerts/{id}/ack", a.guard(auth.ScopeRead, a.actOn(nil, ackEvent)))
+		mux.HandleFunc("POST /v1/alerts/{id}/assign", a.guard(auth.ScopeRead, a.actOn([]string{"to"}, assignEvent)))
+		mux.HandleFunc("POST /v1/alerts/{id}/snooze", a.guard(auth.ScopeRead, a.actOn([]string{"until"}, snoozeEvent)))
+		mux.HandleFunc("POST /v1/alerts/{id}/resolve", a.guard(auth.ScopeRead, a.actOn([]string{"note", "channel"}, resolveEvent)))
+	}
+	if cfg.Queries != nil {
 		mux.HandleFunc("GET /v1/rules", a.guard(auth.ScopeAudit, a.getRules))
 		mux.HandleFunc("GET /v1/customers", a.guard(auth.ScopeRead, a.getCustomers))
 		mux.HandleFunc("GET /v1/customers.csv", a.guard(auth.ScopeRead, a.exportCustomersCSV))
@@ -235,6 +250,10 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, http.StatusBadRequest, apiError{Code: first.Code, Field: first.Field, Message: first.Field + " " + first.Message, Details: ve.Errors})
 		return
 	}
+	if bad := bindActor(r, &req); bad != nil {
+		a.reject(w, http.StatusBadRequest, *bad)
+		return
+	}
 	results, err := a.cfg.Store.Append(r.Context(), req)
 	if err != nil {
 		a.appendFailed(w, r, req, err)
@@ -322,6 +341,9 @@ func (a *api) getCustomerEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	customer := domain.CustomerCode(code)
+	if a.hidesCustomer(w, r, customer) {
+		return
+	}
 	events, err := a.cfg.Store.ReadStream(r.Context(), customer, after, limit+1)
 	if err != nil {
 		a.readFailed(w, err, customer)

@@ -43,6 +43,12 @@ type AlertDocument struct {
 	// history); SuppressionReason says why (domain.Suppressed…).
 	DeliverySuppressed bool   `json:"delivery_suppressed,omitempty"`
 	SuppressionReason  string `json:"delivery_suppressed_reason,omitempty"`
+	// The lifecycle of SPEC §8.
+	Resolution     *string    `json:"resolution"`
+	SupersededBy   *uuid.UUID `json:"superseded_by"`
+	AcknowledgedAt *string    `json:"acknowledged_at"`
+	SnoozedUntil   *string    `json:"snoozed_until"`
+	EscalatedAt    *string    `json:"escalated_at"`
 }
 
 // sourceColumn selects an event's envelope source (empty when none): the
@@ -63,6 +69,15 @@ func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
 		Reason: a.ReasonZH, ReasonEN: a.ReasonEN, CreatedAt: *ts(a.CreatedAt), DueAt: ts(a.DueAt), Owner: a.Owner,
 		Status: a.Status, Playbook: a.Playbook, ResolvedAt: ts(a.ResolvedAt), RuleVersion: a.RuleVersion,
 		DeliverySuppressed: a.DeliverySuppressed, SuppressionReason: a.SuppressionReason,
+		AcknowledgedAt: ts(a.AcknowledgedAt), SnoozedUntil: ts(a.SnoozedUntil), EscalatedAt: ts(a.EscalatedAt),
+	}
+	if a.Resolution != "" {
+		v := a.Resolution
+		d.Resolution = &v
+	}
+	if a.SupersededBy != uuid.Nil {
+		v := a.SupersededBy
+		d.SupersededBy = &v
 	}
 	if a.ResolvedBy != uuid.Nil {
 		v := a.ResolvedBy
@@ -77,7 +92,8 @@ func (p *Projector) alertDocument(a *domain.Alert) AlertDocument {
 
 var alertColumns = []string{"alert_id", "stream_id", "customer", "kind", "from_value", "to_value", "reason", "reason_en",
 	"created_at", "due_at", "owner", "status", "resolved_at", "resolved_by", "playbook", "rule_version", "escalates",
-	"delivery_suppressed", "suppression_reason"}
+	"delivery_suppressed", "suppression_reason",
+	"resolution", "superseded_by", "acknowledged_at", "snoozed_until", "escalated_at"}
 
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -95,7 +111,7 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 		return nil, nil
 	}
 	last := make(map[uuid.UUID]int, len(updates))
-	opened := map[uuid.UUID]int{} // each alert's first update with status open
+	raised := map[uuid.UUID]int{} // each alert's raising update (domain.Alert.Raised)
 	var order []uuid.UUID
 	for i := range updates {
 		id := updates[i].ID
@@ -103,10 +119,8 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 			order = append(order, id)
 		}
 		last[id] = i
-		if updates[i].Status == domain.AlertOpen {
-			if _, ok := opened[id]; !ok {
-				opened[id] = i
-			}
+		if updates[i].Raised {
+			raised[id] = i
 		}
 	}
 	// Columns of the upsert, in alertColumns order.
@@ -119,6 +133,9 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 		ruleVersions                                     []int
 		suppressed                                       []bool
 		suppressionReasons                               []*string
+		resolutions                                      []*string
+		supersededBy                                     []pgtype.UUID
+		acknowledgedAts, snoozedUntils, escalatedAts     []*time.Time
 	)
 	var outbox []outboxMessage
 	for _, id := range order {
@@ -136,26 +153,39 @@ func (p *Projector) queueAlerts(b *pgx.Batch, stream map[domain.CustomerCode]uui
 			reason = &a.SuppressionReason
 		}
 		suppressionReasons = append(suppressionReasons, reason)
+		var resolution *string
+		if a.Resolution != "" {
+			resolution = &a.Resolution
+		}
+		resolutions, supersededBy = append(resolutions, resolution), append(supersededBy, pgNullUUID(a.SupersededBy))
+		acknowledgedAts, snoozedUntils = append(acknowledgedAts, nullTime(a.AcknowledgedAt)), append(snoozedUntils, nullTime(a.SnoozedUntil))
+		escalatedAts = append(escalatedAts, nullTime(a.EscalatedAt))
 		if known == nil || !known(a.ID) {
-			// Publish an alert once, when it is raised (the only update with
-			// status open: alerts never return to open).
-			if i, ok := opened[id]; ok {
-				body, err := json.Marshal(p.alertDocument(&updates[i]), json.Deterministic(true))
+			// Publish an alert once, as it was raised: body and subject
+			// (owner) of the raising update, whatever later updates of the
+			// same batch changed, so batching does not change the message.
+			if i, ok := raised[id]; ok {
+				r := &updates[i]
+				body, err := json.Marshal(p.alertDocument(r), json.Deterministic(true))
 				if err != nil {
 					return nil, fmt.Errorf("encode alert: %w", err)
 				}
-				outbox = append(outbox, outboxMessage{stream: StreamAlerts, subject: AlertSubject(a.Kind, a.Owner), msgID: a.ID.String(), payload: body})
+				outbox = append(outbox, outboxMessage{stream: StreamAlerts, subject: AlertSubject(r.Kind, r.Owner), msgID: r.ID.String(), payload: body})
 			}
 		}
 	}
 	// One upsert from arrays (each alert id once: the last update wins).
 	b.Queue(`INSERT INTO alerts (`+strings.Join(alertColumns, ", ")+`)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[], $18::boolean[], $19::text[])
+			$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::uuid[], $15::text[], $16::int[], $17::uuid[],
+			$18::boolean[], $19::text[], $20::text[], $21::uuid[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[])
 		ON CONFLICT (alert_id) DO UPDATE SET status = EXCLUDED.status, resolved_at = EXCLUDED.resolved_at,
-			resolved_by = EXCLUDED.resolved_by, owner = alerts.owner`,
+			resolved_by = EXCLUDED.resolved_by, owner = EXCLUDED.owner, resolution = EXCLUDED.resolution,
+			superseded_by = EXCLUDED.superseded_by, acknowledged_at = EXCLUDED.acknowledged_at,
+			snoozed_until = EXCLUDED.snoozed_until, escalated_at = EXCLUDED.escalated_at`,
 		ids, streamIDs, customers, kinds, froms, tos, reasons, reasonsEN,
-		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates, suppressed, suppressionReasons)
+		created, dues, owners, statuses, resolvedAts, resolvedBy, playbooks, ruleVersions, escalates, suppressed, suppressionReasons,
+		resolutions, supersededBy, acknowledgedAts, snoozedUntils, escalatedAts)
 	return outbox, nil
 }
 
@@ -211,8 +241,7 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
 	limit := arg(f.Limit + 1)
-	rows, err := q.projector.pool.Query(ctx, `SELECT alert_id, customer, kind, from_value, to_value, reason, reason_en, created_at, due_at,
-		owner, status, resolved_at, resolved_by, playbook, rule_version, escalates, delivery_suppressed, coalesce(suppression_reason, '') FROM alerts `+where+`
+	rows, err := q.projector.pool.Query(ctx, alertSelect+where+`
 		ORDER BY created_at DESC, alert_id DESC LIMIT `+limit, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
@@ -222,24 +251,9 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 	var lastAt time.Time
 	var lastID uuid.UUID
 	for rows.Next() {
-		var a domain.Alert
-		var due, resolved *time.Time
-		var by, esc *uuid.UUID
-		if err := rows.Scan(&a.ID, &a.Customer, &a.Kind, &a.From, &a.To, &a.ReasonZH, &a.ReasonEN, &a.CreatedAt, &due,
-			&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc, &a.DeliverySuppressed, &a.SuppressionReason); err != nil {
+		a, err := scanAlert(rows)
+		if err != nil {
 			return nil, "", fmt.Errorf("list alerts: %w", eventstore.MapError(err))
-		}
-		if due != nil {
-			a.DueAt = *due
-		}
-		if resolved != nil {
-			a.ResolvedAt = *resolved
-		}
-		if by != nil {
-			a.ResolvedBy = *by
-		}
-		if esc != nil {
-			a.Escalates = *esc
 		}
 		if len(out) == f.Limit {
 			return out, encodeCursor(lastAt, lastID), nil
@@ -252,6 +266,58 @@ func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]AlertDocument, s
 	}
 	return out, "", nil
 }
+
+// alertSelect reads the columns scanAlert scans.
+const alertSelect = `SELECT alert_id, customer, kind, from_value, to_value, reason, reason_en, created_at, due_at,
+	owner, status, resolved_at, resolved_by, playbook, rule_version, escalates, delivery_suppressed, coalesce(suppression_reason, ''),
+	resolution, superseded_by, acknowledged_at, snoozed_until, escalated_at FROM alerts `
+
+// scanAlert reads one row of alertSelect.
+func scanAlert(row pgx.Row) (domain.Alert, error) {
+	var a domain.Alert
+	var due, resolved, acked, snoozed, escalated *time.Time
+	var by, esc, superseded *uuid.UUID
+	var resolution *string
+	if err := row.Scan(&a.ID, &a.Customer, &a.Kind, &a.From, &a.To, &a.ReasonZH, &a.ReasonEN, &a.CreatedAt, &due,
+		&a.Owner, &a.Status, &resolved, &by, &a.Playbook, &a.RuleVersion, &esc, &a.DeliverySuppressed, &a.SuppressionReason,
+		&resolution, &superseded, &acked, &snoozed, &escalated); err != nil {
+		return a, err
+	}
+	for _, t := range []struct{ dst, src *time.Time }{
+		{&a.DueAt, due}, {&a.ResolvedAt, resolved}, {&a.AcknowledgedAt, acked}, {&a.SnoozedUntil, snoozed}, {&a.EscalatedAt, escalated},
+	} {
+		if t.src != nil {
+			*t.dst = *t.src
+		}
+	}
+	for _, u := range []struct{ dst, src *uuid.UUID }{{&a.ResolvedBy, by}, {&a.Escalates, esc}, {&a.SupersededBy, superseded}} {
+		if u.src != nil {
+			*u.dst = *u.src
+		}
+	}
+	if resolution != nil {
+		a.Resolution = *resolution
+	}
+	return a, nil
+}
+
+// ErrAlertNotFound: no alert has the id.
+var ErrAlertNotFound = errors.New("alert not found")
+
+// Alert is one alert by id, as stored (ErrAlertNotFound when none).
+func (q *Queries) Alert(ctx context.Context, id uuid.UUID) (domain.Alert, error) {
+	a, err := scanAlert(q.projector.pool.QueryRow(ctx, alertSelect+"WHERE alert_id = $1", id))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return a, ErrAlertNotFound
+	case err != nil:
+		return a, fmt.Errorf("read alert: %w", eventstore.MapError(err))
+	}
+	return a, nil
+}
+
+// AlertDocument is alert a as the API shows it.
+func (q *Queries) AlertDocument(a *domain.Alert) AlertDocument { return q.projector.alertDocument(a) }
 
 func encodeCursor(at time.Time, id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
@@ -275,4 +341,18 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 		return time.Time{}, uuid.Nil, ErrBadCursor
 	}
 	return at, id, nil
+}
+
+// CustomerOwner is the customer's current owner as projected
+// (ErrNotFound when the customer has no projection).
+func (q *Queries) CustomerOwner(ctx context.Context, code domain.CustomerCode) (string, error) {
+	var owner string
+	err := q.projector.pool.QueryRow(ctx, "SELECT owner FROM customer_projections WHERE stream_id = $1", code.StreamID()).Scan(&owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", ErrNotFound
+	case err != nil:
+		return "", fmt.Errorf("owner of %s: %w", code, eventstore.MapError(err))
+	}
+	return owner, nil
 }

@@ -137,7 +137,11 @@ func TestAlertsListing(t *testing.T) {
 		if d.AlertID != domain.AlertID(domain.CustomerCode(d.Customer), d.Kind, created) {
 			t.Errorf("%s: id %v is not AlertID(customer, kind, created_at)", d.Customer, d.AlertID)
 		}
-		if d.Status != domain.AlertOpen || d.ResolvedAt != nil || d.Playbook != rs.Alerts[d.Kind].Playbook || d.Display != rs.Alerts[d.Kind].Display || d.Reason == "" {
+		wantStatus := domain.AlertOpen
+		if d.Kind == domain.AlertValueTierChanged {
+			wantStatus = domain.AlertInfo
+		}
+		if d.Status != wantStatus || d.ResolvedAt != nil || d.Playbook != rs.Alerts[d.Kind].Playbook || d.Display != rs.Alerts[d.Kind].Display || d.Reason == "" {
 			t.Errorf("%s: %+v", d.Customer, d)
 		}
 		switch d.Kind {
@@ -245,11 +249,12 @@ func TestAlertsListing(t *testing.T) {
 		t.Errorf("unknown customer: %+v", got)
 	}
 
-	// Statuses: follow-ups resolve three value-tier alerts; past every
+	// Statuses: follow-ups resolve three data_incomplete alerts (value-tier
+	// alerts are info, no task: a follow-up leaves them); past every
 	// churn_risk deadline the scheduler marks them overdue and escalates.
 	var resolvedCodes []domain.CustomerCode
 	var follow []domain.Envelope
-	for _, i := range []int{1, 4, 7} {
+	for _, i := range []int{0, 3, 6} {
 		c, o, _ := alertCustomer(i)
 		resolvedCodes = append(resolvedCodes, c)
 		follow = append(follow, ev(c, time.Time{}, &domain.FollowUpLogged{By: o, Channel: "电话", Summary: "回访", Outcome: "已沟通"}))
@@ -270,11 +275,13 @@ func TestAlertsListing(t *testing.T) {
 	if churn != 40 {
 		t.Fatalf("%d churn customers", churn)
 	}
+	info := count(func(i int) bool { _, _, k := alertCustomer(i); return k == domain.AlertValueTierChanged })
 	for status, want := range map[string]int{
 		domain.AlertResolved: 3,
 		domain.AlertOverdue:  churn,
+		domain.AlertInfo:     info,
 		// The others, plus one escalation per overdue alert.
-		domain.AlertOpen: (total - 3 - churn) + churn,
+		domain.AlertOpen: (total - 3 - churn - info) + churn,
 	} {
 		got, _ := listAll(t, e.q, projections.AlertFilter{Status: status, Limit: 50})
 		checkNewestFirst(t, got)
@@ -363,6 +370,25 @@ func TestAlertsRebuild(t *testing.T) {
 			evs = append(evs, ev(c, later, order("SO-2", "400000.00")))
 		}
 	}
+	// Act on four churn_risk alerts (due 24 h after raised): snooze one past
+	// its deadline (escalated when the snooze ends), acknowledge one, assign
+	// one, and clear one's condition with a good score.
+	churnAlert := func(i int) (domain.CustomerCode, uuid.UUID, time.Time) {
+		c, _, kind := alertCustomer(i)
+		at := alertsT0.Add(time.Duration(i/4) * 10 * time.Minute)
+		return c, domain.AlertID(c, kind, at), at
+	}
+	snoozedCode, snoozedID, snoozedAt := churnAlert(8)
+	snoozeEnd := snoozedAt.Add(40 * time.Hour)
+	ackCode, ackID, _ := churnAlert(11)
+	assignCode, assignID, _ := churnAlert(14)
+	clearCode, clearID, _ := churnAlert(17)
+	evs = append(evs,
+		ev(snoozedCode, later, &domain.AlertSnoozed{AlertID: snoozedID, Until: snoozeEnd, By: "王经理"}),
+		ev(ackCode, later, &domain.AlertAcknowledged{AlertID: ackID, By: "王经理"}),
+		ev(assignCode, later, &domain.AlertAssigned{AlertID: assignID, To: "组员甲", By: "组长"}),
+		ev(clearCode, later, rated(5)))
+	codes = append(codes, snoozedCode, ackCode, assignCode, clearCode)
 	e.record(later, evs...)
 	e.apply(codes...)
 	// Wednesday 11:00: the scheduler has passed the open churn_risk
@@ -379,9 +405,28 @@ func TestAlertsRebuild(t *testing.T) {
 	for _, d := range listed {
 		statuses[d.Kind+"/"+d.Status]++
 	}
-	if statuses["value_tier_changed/resolved"] != 2 || statuses["data_incomplete/resolved"] != 2 || statuses["churn_risk/resolved"] != 2 ||
-		statuses["value_tier_changed/open"] != 10 || statuses["churn_risk/overdue"] != 8 || statuses["followup_overdue/open"] != 8 {
+	// The follow-ups leave the value-tier alerts (info) alone; the later
+	// tier changes supersede them.
+	if statuses["value_tier_changed/superseded"] != 2 || statuses["data_incomplete/resolved"] != 2 || statuses["churn_risk/resolved"] != 3 ||
+		statuses["value_tier_changed/info"] != 10 || statuses["churn_risk/overdue"] != 7 || statuses["followup_overdue/open"] != 7 {
 		t.Fatalf("alerts before the rebuild: %v", statuses)
+	}
+	byID := map[uuid.UUID]projections.AlertDocument{}
+	for _, d := range listed {
+		byID[d.AlertID] = d
+	}
+	if d := byID[snoozedID]; d.Status != domain.AlertOverdue || d.EscalatedAt == nil || *d.EscalatedAt != rfc(snoozeEnd) ||
+		byID[domain.EscalationID(snoozedID)].CreatedAt != rfc(snoozeEnd) {
+		t.Errorf("snoozed past its deadline: %+v, escalation %+v", d, byID[domain.EscalationID(snoozedID)])
+	}
+	if d := byID[ackID]; d.Status != domain.AlertOverdue || d.AcknowledgedAt == nil || *d.AcknowledgedAt != rfc(later) || d.EscalatedAt == nil || *d.EscalatedAt != *d.DueAt {
+		t.Errorf("acknowledged: %+v", d)
+	}
+	if d, esc := byID[assignID], byID[domain.EscalationID(assignID)]; d.Owner != "组员甲" || esc.Owner != "组员甲" {
+		t.Errorf("assigned: %+v, escalation %+v", d, esc)
+	}
+	if d := byID[clearID]; d.Status != domain.AlertResolved || d.Resolution == nil || *d.Resolution != domain.ResolutionConditionCleared || *d.ResolvedAt != rfc(later) {
+		t.Errorf("condition cleared: %+v", d)
 	}
 
 	// The rebuild passes every boundary up to now, as the scheduler did: its

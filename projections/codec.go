@@ -53,6 +53,10 @@ type storedAlert struct {
 	Escalates   uuid.UUID `json:"escalates,omitzero"`
 	// Suppressed is the reason the alert is not delivered (empty: it is).
 	Suppressed string `json:"delivery_suppressed,omitzero"`
+	// The lifecycle of SPEC §8 (format docBinaryV3).
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	SnoozedUntil   time.Time `json:"snoozed_until,omitzero"`
+	EscalatedAt    time.Time `json:"escalated_at,omitzero"`
 }
 
 // storedAlerts is alerts as stored (nil stays nil: the document says "no
@@ -66,7 +70,8 @@ func storedAlerts(alerts []domain.Alert) []storedAlert {
 		a := &alerts[i]
 		out[i] = storedAlert{ID: a.ID, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt, DueAt: a.DueAt,
 			Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
-			RuleVersion: a.RuleVersion, Escalates: a.Escalates, Suppressed: a.SuppressionReason}
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates, Suppressed: a.SuppressionReason,
+			AcknowledgedAt: a.AcknowledgedAt, SnoozedUntil: a.SnoozedUntil, EscalatedAt: a.EscalatedAt}
 	}
 	return out
 }
@@ -81,7 +86,8 @@ func domainAlerts(customer domain.CustomerCode, alerts []storedAlert) []domain.A
 		a := &alerts[i]
 		out[i] = domain.Alert{ID: a.ID, Customer: customer, Kind: a.Kind, From: a.From, To: a.To, CreatedAt: a.CreatedAt,
 			DueAt: a.DueAt, Owner: a.Owner, Status: a.Status, ResolvedAt: a.ResolvedAt, ResolvedBy: a.ResolvedBy,
-			RuleVersion: a.RuleVersion, Escalates: a.Escalates, DeliverySuppressed: a.Suppressed != "", SuppressionReason: a.Suppressed}
+			RuleVersion: a.RuleVersion, Escalates: a.Escalates, DeliverySuppressed: a.Suppressed != "", SuppressionReason: a.Suppressed,
+			AcknowledgedAt: a.AcknowledgedAt, SnoozedUntil: a.SnoozedUntil, EscalatedAt: a.EscalatedAt}
 	}
 	return out
 }

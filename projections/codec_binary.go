@@ -29,13 +29,15 @@ import (
 // tells an empty one from nil, and this keeps documents byte-identical
 // however they were produced. Maps are written in key order.
 //
-// The first byte is the format: docBinaryV2, which adds to each alert its
-// delivery suppression reason (empty: delivered). docBinaryV1 documents and
-// those stored as JSON by earlier versions (beginning with '{') are still
-// read (decodeProjection).
+// The first byte is the format: docBinaryV3, which adds each alert's
+// acknowledged_at, snoozed_until and escalated_at (SPEC §8) to docBinaryV2,
+// which adds each alert's delivery suppression reason (empty: delivered) to
+// docBinaryV1. V1 and V2 documents, and those stored as JSON by earlier
+// versions (beginning with '{'), are still read (decodeProjection).
 const (
 	docBinaryV1 = 0x01
 	docBinaryV2 = 0x02
+	docBinaryV3 = 0x03
 )
 
 // errBadDocument: a binary document that is truncated or malformed.
@@ -43,7 +45,7 @@ var errBadDocument = errors.New("malformed binary projection document")
 
 // appendBinaryProjection appends sp's binary document to b.
 func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
-	w := binWriter{b: append(b, docBinaryV2)}
+	w := binWriter{b: append(b, docBinaryV3)}
 	w.state(&sp.State)
 	w.str(sp.ValueTier)
 	w.str(sp.Activity)
@@ -91,6 +93,9 @@ func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
 		w.varint(int64(a.RuleVersion))
 		w.uuid(a.Escalates)
 		w.str(a.Suppressed)
+		w.time(a.AcknowledgedAt)
+		w.time(a.SnoozedUntil)
+		w.time(a.EscalatedAt)
 	}
 	return w.b
 }
@@ -208,10 +213,11 @@ func readTimed[T any](r *binReader, value func() T) *domain.Timed[T] {
 // decodeBinaryProjection reads a document appendBinaryProjection wrote.
 func decodeBinaryProjection(b []byte) (storedProjection, error) {
 	var sp storedProjection
-	if len(b) == 0 || (b[0] != docBinaryV1 && b[0] != docBinaryV2) {
+	if len(b) == 0 || (b[0] < docBinaryV1 || b[0] > docBinaryV3) {
 		return sp, fmt.Errorf("%w: unknown format", errBadDocument)
 	}
 	withSuppression := b[0] >= docBinaryV2
+	lifecycle := b[0] >= docBinaryV3
 	r := binReader{b: b[1:]}
 	r.state(&sp.State)
 	sp.ValueTier = r.str()
@@ -257,6 +263,11 @@ func decodeBinaryProjection(b []byte) (storedProjection, error) {
 			a.Escalates = r.uuid()
 			if withSuppression {
 				a.Suppressed = r.str()
+			}
+			if lifecycle {
+				a.AcknowledgedAt = r.time()
+				a.SnoozedUntil = r.time()
+				a.EscalatedAt = r.time()
 			}
 		}
 	}

@@ -200,6 +200,9 @@ func randomStoredProjections(t testing.TB, n int, check func(i int, sp *storedPr
 				if maybe() {
 					a.DueAt, a.ResolvedAt, a.ResolvedBy, a.Escalates = tm(), tm(), u(), u()
 				}
+				if maybe() {
+					a.AcknowledgedAt, a.SnoozedUntil, a.EscalatedAt = tm(), tm(), tm()
+				}
 				sp.Alerts = append(sp.Alerts, a)
 			}
 		}
@@ -300,7 +303,8 @@ func TestBinaryProjectionCodecKnowsEveryField(t *testing.T) {
 		"Facts.Orders6m", "Facts.Inquiries3m", "Facts.InquiryCount", "Facts.LatestSatisfaction", "Facts.HasSatisfaction",
 		"Facts.ProfileMissing", "RuleVersion", "EvaluatedAt", "Next", "Since", "Alerts", "Alerts.ID", "Alerts.Kind", "Alerts.From",
 		"Alerts.To", "Alerts.CreatedAt", "Alerts.DueAt", "Alerts.Owner", "Alerts.Status", "Alerts.ResolvedAt", "Alerts.ResolvedBy",
-		"Alerts.RuleVersion", "Alerts.Escalates", "Alerts.Suppressed"}
+		"Alerts.RuleVersion", "Alerts.Escalates", "Alerts.Suppressed",
+		"Alerts.AcknowledgedAt", "Alerts.SnoozedUntil", "Alerts.EscalatedAt"}
 	if !slices.Equal(got, want) {
 		t.Errorf("stored fields changed; update codec_binary.go and this list:\n got %q\nwant %q", got, want)
 	}
@@ -313,6 +317,8 @@ func FuzzDecodeBinaryProjection(f *testing.F) {
 		f.Add(appendBinaryProjection(nil, sp))
 	})
 	f.Add([]byte{docBinaryV1})
+	f.Add([]byte{docBinaryV2})
+	f.Add([]byte{docBinaryV3})
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sp, err := decodeBinaryProjection(b)
@@ -376,7 +382,34 @@ func TestBinaryDocumentsOfFormatOneAreStillRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("document %d: format 1 read as %+v, format 2 as %+v", i, got, want)
+			t.Fatalf("document %d: format 1 read as %+v, the current format as %+v", i, got, want)
 		}
 	})
+}
+
+func TestAVersion2DocumentReadsWithoutTheAlertLifecycleFields(t *testing.T) {
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	sp := storedProjection{State: domain.CustomerState{Customer: "KH1", Version: 3}, RuleVersion: 1, EvaluatedAt: at,
+		Alerts: []storedAlert{{ID: uuid.New(), Kind: domain.AlertChurnRisk, CreatedAt: at, DueAt: at.Add(time.Hour), Owner: "王磊", Status: domain.AlertOpen, RuleVersion: 1,
+			AcknowledgedAt: at, SnoozedUntil: at, EscalatedAt: at}}}
+	v3 := appendBinaryProjection(nil, &sp)
+	// The V2 layout is V3 without the three times at the end of each alert
+	// (each an offset kind byte and two varints of zero when zero).
+	sp.Alerts[0].AcknowledgedAt, sp.Alerts[0].SnoozedUntil, sp.Alerts[0].EscalatedAt = time.Time{}, time.Time{}, time.Time{}
+	zero := appendBinaryProjection(nil, &sp)
+	var w binWriter
+	for range 3 {
+		w.time(time.Time{})
+	}
+	v2 := append([]byte{docBinaryV2}, zero[1:len(zero)-len(w.b)]...)
+	got, err := decodeBinaryProjection(v2)
+	if err != nil {
+		t.Fatalf("V2 document: %v", err)
+	}
+	if !reflect.DeepEqual(withoutEmpty(got), withoutEmpty(sp)) {
+		t.Errorf("V2 document read as %+v, want %+v", got, sp)
+	}
+	if back, err := decodeBinaryProjection(v3); err != nil || !back.Alerts[0].EscalatedAt.Equal(at) {
+		t.Errorf("V3 document: %+v, %v", back.Alerts, err)
+	}
 }

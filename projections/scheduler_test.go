@@ -321,7 +321,7 @@ func TestSchedulerRecordsTheDropAtTheBoundary(t *testing.T) {
 	esc := alerts[2]
 	if esc.kind != domain.AlertFollowUpOverdue || !esc.created.Equal(due) || esc.status != domain.AlertOpen || esc.due != nil ||
 		esc.escalates == nil || *esc.escalates != drop.id || esc.from != domain.AlertActivityDropped || esc.to != domain.AlertOverdue ||
-		esc.owner != "王经理" || esc.id != domain.AlertID(code, domain.AlertFollowUpOverdue, due) {
+		esc.owner != "王经理" || esc.id != domain.EscalationID(drop.id) {
 		t.Fatalf("escalation %v (escalates %v, owner %q)", esc, esc.escalates, esc.owner)
 	}
 	msgs = e.queued(projections.StreamAlerts)[queuedBefore:]

@@ -98,11 +98,12 @@ func openStoreWith(ctx context.Context, cfg *config, keys *privacy.Keyring, log 
 // token creates bearer tokens.
 func token(args []string) error {
 	if len(args) == 0 || args[0] != "new" {
-		return errors.New(`usage: segmentd token new --name NAME --scopes ingest,read,audit,admin`)
+		return errors.New(`usage: segmentd token new --name NAME --scopes ingest,read,audit,manage,admin [--owner NAME]`)
 	}
 	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
 	name := fs.String("name", "", "the token's name (who uses it; recorded in the disclosure log)")
-	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, read, audit, admin (admin implies all)")
+	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, read, audit, manage, admin (admin implies all, manage implies read)")
+	owner := fs.String("owner", "", "bind the token to this customer owner: it reads and acts only on that person's customers and alerts")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -110,7 +111,7 @@ func token(args []string) error {
 	if err != nil {
 		return err
 	}
-	secret, line, err := auth.New(*name, sc)
+	secret, line, err := auth.NewForOwner(*name, sc, *owner)
 	if err != nil {
 		return err
 	}
