@@ -78,6 +78,9 @@ func (a *actionAPI) as(token, method, path, body string) response {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.secrets[token])
 	}

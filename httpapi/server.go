@@ -177,6 +177,11 @@ var routeParameters = map[string][]string{
 	"GET /v1/audit/verify":                    {},
 	"GET /v1/customers/{code}/audit/verify":   {},
 	"GET /v1/audit/disclosures":               {"customer", "limit"},
+	"GET /v1/alerts/{id}":                     {},
+	"POST /v1/alerts/{id}/ack":                {},
+	"POST /v1/alerts/{id}/assign":             {},
+	"POST /v1/alerts/{id}/snooze":             {},
+	"POST /v1/alerts/{id}/resolve":            {},
 }
 
 func (a *api) recoverPanics(next http.Handler) http.Handler {

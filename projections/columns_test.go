@@ -41,8 +41,8 @@ func TestStoredColumnsFollowTheDocument(t *testing.T) {
 		if tags == nil || !slices.Equal(tags, want) || !slices.Equal(tags, docTags) {
 			t.Errorf("%s, %s: tags column %#v, document %v, want %v", when, code, tags, docTags, want)
 		}
-		if format != 2 || size > 1024 {
-			t.Errorf("%s, %s: stored document of format %d and %d bytes, want the binary format 2 in under 1 KiB", when, code, format, size)
+		if format != projections.DocumentFormat || size > 1024 {
+			t.Errorf("%s, %s: stored document of format %d and %d bytes, want the binary format %d in under 1 KiB", when, code, format, size, projections.DocumentFormat)
 		}
 	}
 	check("inserted", twoTags, []string{"strategic_partner", "needs_completion"})
@@ -95,8 +95,8 @@ func TestJSONDocumentsOfEarlierVersionsAreReadAndRewritten(t *testing.T) {
 	if err := e.db.Pool.QueryRow(ctxT(t), "SELECT get_byte(projection, 0) FROM customer_projections WHERE customer = $1", string(code)).Scan(&format); err != nil {
 		t.Fatal(err)
 	}
-	if format != 2 {
-		t.Errorf("document format %d after the update, want binary (2)", format)
+	if format != projections.DocumentFormat {
+		t.Errorf("document format %d after the update, want binary (%d)", format, projections.DocumentFormat)
 	}
 	d := e.doc(code)
 	if d.Version != 4 || d.Labels[domain.LabelValueTier].Value != "strategic" {
