@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,7 +23,7 @@ func verify(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		customer, args = args[0], args[1:]
 	}
-	cfg, err := loadConfig(newFlagSet(), args)
+	cfg, err := loadConfig(newFlagSet("verify", "[customer] [flags]\n\nWalk the hash chains of the log (all, or one customer's) and report broken links."), args, dataDirFlag, logLevelFlag)
 	if err != nil {
 		return err
 	}
@@ -66,7 +65,7 @@ func verify(ctx context.Context, args []string) error {
 
 // openStore connects, migrates and opens the event store for a command.
 func openStore(ctx context.Context, cfg *config) (*eventstore.Store, func(), error) {
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(cfg, os.Stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,14 +96,17 @@ func openStoreWith(ctx context.Context, cfg *config, keys *privacy.Keyring, log 
 
 // token creates bearer tokens.
 func token(args []string) error {
-	if len(args) == 0 || args[0] != "new" {
-		return errors.New(`usage: segmentd token new --name NAME --scopes ingest,read,audit,manage,admin [--owner NAME]`)
-	}
-	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
+	fs := newFlagSet("token", "new --name NAME --scopes ingest,read,audit,manage,admin [--owner NAME]\n\nCreate a bearer token: prints the secret once and the line to add to the SEGMENTS_TOKENS file.")
 	name := fs.String("name", "", "the token's name (who uses it; recorded in the disclosure log)")
 	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, read, audit, manage, admin (admin implies all, manage implies read)")
 	owner := fs.String("owner", "", "bind the token to this customer owner: it reads and acts only on that person's customers and alerts")
-	if err := fs.Parse(args[1:]); err != nil {
+	if len(args) == 0 || args[0] != "new" {
+		if err := parseFlags(fs, args, false); err != nil {
+			return err
+		}
+		return usageErrorf(fs, "want token new")
+	}
+	if err := parseFlags(fs, args[1:], false); err != nil {
 		return err
 	}
 	sc, err := auth.ParseScopes(*scopes)

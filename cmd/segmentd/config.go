@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -50,6 +51,11 @@ type config struct {
 	// (1 for the embedded server, 3 recommended on a NATS cluster); an
 	// existing stream keeps the count it has.
 	StreamReplicas int
+	// Location is TimeZone's: the API's times and the logs' are in it.
+	Location *time.Location
+
+	// rolesText and replicasText are Roles and StreamReplicas as given.
+	rolesText, replicasText string
 }
 
 func envOr(name, def string) string {
@@ -59,8 +65,59 @@ func envOr(name, def string) string {
 	return def
 }
 
-func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
-	c := config{
+// configFlag registers one flag that mirrors a setting of the environment;
+// each command names the ones it uses, so its usage lists only those.
+type configFlag func(fs *flag.FlagSet, c *config)
+
+func dataDirFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, master key file (SEGMENTS_DATA_DIR)")
+}
+
+func logLevelFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
+}
+
+func rulesFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
+}
+
+// serveFlags are every flag of serve.
+var serveFlags = []configFlag{dataDirFlag, logLevelFlag, rulesFlag, func(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
+	fs.StringVar(&c.rolesText, "roles", c.rolesText, "comma-separated roles: api, ingest, notifier, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
+	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
+	fs.StringVar(&c.NotifyFile, "notify", c.NotifyFile, "routes and channels of alert delivery (SEGMENTS_NOTIFY); none: alerts are not delivered")
+	fs.StringVar(&c.replicasText, "stream-replicas", c.replicasText, "replicas of the NATS streams created at start, 1 to 5; 3 on a NATS cluster (SEGMENTS_STREAM_REPLICAS)")
+	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
+}}
+
+// serveFlagSet is serve's flag set.
+func serveFlagSet() *flag.FlagSet {
+	return newFlagSet("serve", "[flags]\n\nRun the service: HTTP API, NATS ingest, projector, publisher, scheduler, notifier (by role).")
+}
+
+// loadServeConfig reads serve's configuration: the environment and every
+// flag mirroring it.
+func loadServeConfig(fs *flag.FlagSet, args []string) (config, error) {
+	return loadConfig(fs, args, serveFlags...)
+}
+
+// loadConfig reads the environment, then the given flags (no positional
+// arguments).
+func loadConfig(fs *flag.FlagSet, args []string, flags ...configFlag) (config, error) {
+	c := configFromEnv()
+	for _, f := range flags {
+		f(fs, &c)
+	}
+	if err := parseFlags(fs, args, false); err != nil {
+		return c, err
+	}
+	err := c.check()
+	return c, err
+}
+
+func configFromEnv() config {
+	return config{
 		DatabaseURL:        envOr("DATABASE_URL", eventstore.DefaultDatabaseURL),
 		NATSURL:            os.Getenv("NATS_URL"),
 		DataDir:            envOr("SEGMENTS_DATA_DIR", "data"),
@@ -74,39 +131,28 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		TokensFile:         os.Getenv("SEGMENTS_TOKENS"),
 		NotifyFile:         os.Getenv("SEGMENTS_NOTIFY"),
 		EmbeddedNATSConfig: os.Getenv("SEGMENTS_EMBEDDED_NATS_CONFIG"),
+		rolesText:          envOr("SEGMENTS_ROLES", "all"),
+		replicasText:       envOr("SEGMENTS_STREAM_REPLICAS", "1"),
 	}
-	roles := envOr("SEGMENTS_ROLES", "all")
-	replicas := envOr("SEGMENTS_STREAM_REPLICAS", "1")
-	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: embedded NATS store, generated master key (SEGMENTS_DATA_DIR)")
-	fs.StringVar(&roles, "roles", roles, "comma-separated roles: api, ingest, notifier, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (SEGMENTS_LOG_LEVEL)")
-	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
-	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
-	fs.StringVar(&c.NotifyFile, "notify", c.NotifyFile, "routes and channels of alert delivery (SEGMENTS_NOTIFY); none: alerts are not delivered")
-	fs.StringVar(&replicas, "stream-replicas", replicas, "replicas of the NATS streams created at start, 1 to 5; 3 on a NATS cluster (SEGMENTS_STREAM_REPLICAS)")
-	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
+}
+
+// check parses and checks what the environment and the flags gave.
+func (c *config) check() error {
 	c.AllowedHosts = allowedHosts(os.Getenv("SEGMENTS_ALLOWED_HOSTS"), c.HTTPAddr)
 	var err error
-	if c.Roles, err = parseRoles(roles); err != nil {
-		return c, err
+	if c.Roles, err = parseRoles(c.rolesText); err != nil {
+		return err
 	}
-	if c.StreamReplicas, err = parseReplicas(replicas); err != nil {
-		return c, err
+	if c.StreamReplicas, err = parseReplicas(c.replicasText); err != nil {
+		return err
 	}
-	if _, err := time.LoadLocation(c.TimeZone); err != nil {
-		return c, fmt.Errorf("SEGMENTS_TIMEZONE %q: %w", c.TimeZone, err)
+	if c.Location, err = time.LoadLocation(c.TimeZone); err != nil {
+		return fmt.Errorf("SEGMENTS_TIMEZONE %q: %w", c.TimeZone, err)
 	}
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
-		return c, fmt.Errorf("SEGMENTS_DATA_DIR: %w", err)
+		return fmt.Errorf("SEGMENTS_DATA_DIR: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 // allowedHosts reads SEGMENTS_ALLOWED_HOSTS (comma-separated names); by
@@ -165,19 +211,27 @@ func parseReplicas(s string) (int, error) {
 
 func (c *config) has(role string) bool { return slices.Contains(c.Roles, role) }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+// newLogger is the one logger of a process: records' times are in the time
+// zone the API speaks (SEGMENTS_TIMEZONE), not in slog's UTC.
+func newLogger(cfg *config, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("SEGMENTS_LOG_LEVEL %q: %w", level, err)
+	if err := l.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("SEGMENTS_LOG_LEVEL %q: %w", cfg.LogLevel, err)
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
+	loc := cfg.Location
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+			a.Value = slog.TimeValue(a.Value.Time().In(loc))
+		}
+		return a
+	}}
+	switch cfg.LogFormat {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("SEGMENTS_LOG_FORMAT %q: want text or json", format)
+	return nil, fmt.Errorf("SEGMENTS_LOG_FORMAT %q: want text or json", cfg.LogFormat)
 }
 
 // loadRules reads the rules file, or returns the built-in rules.

@@ -118,7 +118,7 @@ func TestLoadTokens(t *testing.T) {
 // start the API on a public address (and refuses before touching anything).
 func TestServeRefusesAnOpenAPIOffLoopback(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0", "--roles", "api"})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0", "--roles", "api"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestServeRefusesAnOpenAPIOffLoopback(t *testing.T) {
 func TestStreamReplicasComeFromTheEnvironmentWithOneByDefault(t *testing.T) {
 	dir := t.TempDir()
 	load := func(args ...string) (config, error) {
-		return loadConfig(newFlagSet(), append([]string{"--data-dir", dir}, args...))
+		return loadServeConfig(serveFlagSet(), append([]string{"--data-dir", dir}, args...))
 	}
 	t.Setenv("SEGMENTS_STREAM_REPLICAS", "")
 	if cfg, err := load(); err != nil || cfg.StreamReplicas != 1 {

@@ -25,7 +25,7 @@ import (
 // end of the test.
 func runService(t *testing.T, databaseURL, natsURL string) (*app, string) {
 	t.Helper()
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0"})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

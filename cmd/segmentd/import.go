@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -16,26 +14,23 @@ import (
 // importFile runs "segmentd import FILE [--sheet S] [--mapping M] [--dry-run]
 // [--name N] [--report R]" (SPEC §10).
 func importFile(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs := newFlagSet("import", "FILE.xlsx|FILE.csv [flags]\n\nBring in the seeds' customer, order and follow-up sheets (docs/IMPORT.md).")
 	sheet := fs.String("sheet", "", "import only this sheet of a workbook")
 	mappingPath := fs.String("mapping", "", "YAML file naming columns: columns: {表头: field}")
 	dryRun := fs.Bool("dry-run", false, "check and report, store nothing")
 	name := fs.String("name", "", "the import's id (default: sha256- and 16 hex digits of the file)")
 	reportPath := fs.String("report", "", "per-row report CSV (default: FILE.report.csv beside the input)")
-	// The file may come before or after the flags.
+	// The file comes before the flags.
 	var file string
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		file, args = args[0], args[1:]
 	}
-	cfg, err := loadConfig(fs, args)
+	cfg, err := loadConfig(fs, args, dataDirFlag, logLevelFlag)
 	if err != nil {
 		return err
 	}
-	if file == "" && fs.NArg() > 0 {
-		file = fs.Arg(0)
-	}
 	if file == "" {
-		return errors.New("usage: segmentd import FILE.xlsx|FILE.csv [--sheet S] [--mapping M] [--dry-run]")
+		return usageErrorf(fs, "a file to import is required")
 	}
 	var mapping importer.Mapping
 	if *mappingPath != "" {

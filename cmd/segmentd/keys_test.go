@@ -22,7 +22,7 @@ import (
 
 func keysConfig(t *testing.T, dataDir, dbURL string) *config {
 	t.Helper()
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0"})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,29 +40,32 @@ Usage:
 Configuration is read from the environment (see README): DATABASE_URL,
 NATS_URL, SEGMENTS_DATA_DIR, SEGMENTS_HTTP_ADDR, SEGMENTS_ROLES,
 SEGMENTS_MASTER_KEY, SEGMENTS_RULES, SEGMENTS_TOKENS, SEGMENTS_TIMEZONE, SEGMENTS_LOG_LEVEL, SEGMENTS_LOG_FORMAT.
-Run "segmentd serve -h" for the flags that mirror it.
+Run "segmentd COMMAND -h" for a command's flags ("segmentd serve -h" for
+the flags that mirror the environment).
 `
 
 func main() {
-	os.Exit(mainCode())
+	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func mainCode() int {
+// mainCode runs a command line and returns the process's exit code: 0, 1
+// for a failure, 2 for a command line that does not parse (with the usage).
+func mainCode(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "segmentd:", err)
-		}
-		return 1
-	}
-	return 0
+	return report(run(ctx, args), stdout, stderr)
 }
 
 func run(ctx context.Context, args []string) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "help", "-h", "-help", "--help":
+			return &usageError{err: flag.ErrHelp}
+		}
+		if args[0] != "" && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
@@ -81,10 +84,6 @@ func run(ctx context.Context, args []string) error {
 		return importFile(ctx, args)
 	case "rotate-master-key":
 		return rotateMasterKey(ctx, args)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return nil
 	}
-	fmt.Fprint(os.Stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return &usageError{err: fmt.Errorf("unknown command %q", cmd)}
 }

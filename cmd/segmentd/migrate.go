@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -16,10 +15,13 @@ func migrate(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		sub, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs := newFlagSet("migrate", "[up|list|validate]\n\nup (default): create the database if needed and apply migrations; list: each\nmigration and when it was applied; validate: fail if one is pending or changed.")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
+	}
+	if sub != "up" && sub != "list" && sub != "validate" {
+		return usageErrorf(fs, "unknown migrate command %q (want up, list or validate)", sub)
 	}
 	pool, err := eventstore.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -66,7 +68,6 @@ func migrate(ctx context.Context, args []string) error {
 		if sub == "validate" && bad > 0 {
 			return errors.New("migrations are pending or changed")
 		}
-		return nil
 	}
-	return fmt.Errorf("unknown migrate command %q (want up, list or validate)", sub)
+	return nil
 }

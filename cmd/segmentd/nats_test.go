@@ -51,7 +51,7 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--roles", "ingest", "--tokens", tokens})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--roles", "ingest", "--tokens", tokens})
 	if err != nil {
 		t.Fatal(err)
 	}

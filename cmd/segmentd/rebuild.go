@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/projections"
@@ -10,11 +11,11 @@ import (
 
 // rebuild drops every projection and replays the log (SPEC §7).
 func rebuild(ctx context.Context, args []string) error {
-	cfg, err := loadConfig(newFlagSet(), args)
+	cfg, err := loadConfig(newFlagSet("rebuild", "[flags]\n\nDrop every projection and replay the whole event log with the rules file."), args, rulesFlag, logLevelFlag)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(&cfg, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,19 +32,23 @@ type timelineEntry struct {
 // cause and rule version, every alert with its status changes, and the
 // labels at the end (as of --as-of when given).
 func replay(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
-		return errors.New("usage: segmentd replay <customer> [--as-of RFC3339] [--format text|json]")
-	}
-	code := domain.CustomerCode(args[0])
-	if !domain.ValidCustomerCode(string(code)) {
-		return fmt.Errorf("invalid customer code %q", code)
-	}
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs := newFlagSet("replay", "<customer> [--as-of T] [--format text|json] [flags]\n\n"+
+		"An auditor's timeline: events (masked), label changes with reason, cause and rule\nversion, alerts, final labels.")
 	asOfText := fs.String("as-of", "", "show the history up to this instant (RFC 3339)")
 	format := fs.String("format", "text", "text or json")
-	cfg, err := loadConfig(fs, args[1:])
+	var code domain.CustomerCode
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		code, args = domain.CustomerCode(args[0]), args[1:]
+	}
+	cfg, err := loadConfig(fs, args, dataDirFlag, rulesFlag, logLevelFlag)
 	if err != nil {
 		return err
+	}
+	if code == "" {
+		return usageErrorf(fs, "a customer code is required")
+	}
+	if !domain.ValidCustomerCode(string(code)) {
+		return fmt.Errorf("invalid customer code %q", code)
 	}
 	if *format != "text" && *format != "json" {
 		return fmt.Errorf("--format %q: want text or json", *format)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,13 +28,13 @@ import (
 //
 // Interrupted at any step, nothing is unreadable: run it again.
 func rotateMasterKey(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("rotate-master-key", flag.ContinueOnError)
+	fs := newFlagSet("rotate-master-key", "[--new-key K] [flags]\n\nMake a new master key the log's active key and re-wrap every customer data key with it.")
 	newKeyText := fs.String("new-key", os.Getenv("SEGMENTS_NEW_MASTER_KEY"), "the new master key (base64 or hex of 32 bytes); generated when empty (only with the key file)")
-	cfg, err := loadConfig(fs, args)
+	cfg, err := loadConfig(fs, args, dataDirFlag, logLevelFlag)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(&cfg, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,11 +57,11 @@ type app struct {
 }
 
 func serve(ctx context.Context, args []string) error {
-	cfg, err := loadConfig(newFlagSet(), args)
+	cfg, err := loadServeConfig(serveFlagSet(), args)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newLogger(&cfg, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -77,7 +76,7 @@ func serve(ctx context.Context, args []string) error {
 // creates the streams; run then starts the roles.
 func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
-	a.loc, _ = time.LoadLocation(cfg.TimeZone)
+	a.loc = cfg.Location
 	defer func() {
 		if err != nil {
 			a.close()
@@ -171,8 +170,6 @@ func (a *app) listening() string {
 	}
 	return ""
 }
-
-func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("serve", flag.ContinueOnError) }
 
 func (a *app) close() {
 	if a.store != nil {

@@ -25,7 +25,7 @@ func TestServeRecordsPublishesAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
 	db := testenv.Postgres(t)
 	dir := t.TempDir()
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--demo"})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--demo"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func startWorkbench(t *testing.T) *workbenchEnv {
 	if err := os.WriteFile(tokens, []byte(lines.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(newFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--demo", "--tokens", tokens})
+	cfg, err := loadServeConfig(serveFlagSet(), []string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--demo", "--tokens", tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
