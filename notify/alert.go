@@ -39,12 +39,14 @@ type CustomerInfo struct {
 }
 
 // Purposes of a delivery: the alert itself, the reminder before its due
-// time, and the two levels of escalation to the owner's managers.
+// time, the two levels of escalation to the owner's managers, and a line
+// of an owner's daily digest.
 const (
 	PurposeAlert       = "alert"
 	PurposeReminder    = "reminder"
 	PurposeEscalation  = "escalation"
 	PurposeEscalation2 = "escalation2"
+	PurposeDigest      = "digest"
 )
 
 // Item is one thing to tell: an alert with its customer, why it is sent

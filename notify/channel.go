@@ -71,6 +71,17 @@ func (e *SendError) Unwrap() error { return e.Err }
 func (c *Channel) Send(ctx context.Context, key string, items []Item, baseURL string, loc *time.Location) error {
 	m := &outgoing{Key: key, Items: items, Lang: c.Language,
 		Body: composer{lang: c.Language, baseURL: baseURL, loc: loc}.compose(items)}
+	return c.send(ctx, m)
+}
+
+// SendDaily delivers an owner's daily digest on the channel.
+func (c *Channel) SendDaily(ctx context.Context, key string, d *Daily, baseURL string, loc *time.Location) error {
+	m := &outgoing{Key: key, Items: d.items(), Lang: c.Language,
+		Body: composer{lang: c.Language, baseURL: baseURL, loc: loc}.daily(d)}
+	return c.send(ctx, m)
+}
+
+func (c *Channel) send(ctx context.Context, m *outgoing) error {
 	err := c.sender.send(ctx, m)
 	if se, ok := errors.AsType[*SendError](err); ok {
 		se.Channel = c.Name

@@ -35,7 +35,7 @@ func newLimiter(perMinute int) *rate.Limiter {
 // dispatch sends one channel's due deliveries until ctx ends. Each channel
 // has its own loop, so a slow or dead channel never delays another.
 func (n *Notifier) dispatch(ctx context.Context, ch *Channel, wake <-chan struct{}) {
-	lim := newLimiter(ch.RatePerMinute)
+	lim := n.limiters[ch.Name]
 	for ctx.Err() == nil {
 		if lim != nil && lim.Tokens() < 1 {
 			wait := time.Duration((1 - lim.Tokens()) / float64(lim.Limit()) * float64(time.Second))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/wneessen/go-mail"
@@ -44,7 +45,7 @@ func (e *emailSender) recipients(m *outgoing) []string {
 		if m.Items[i].Recipient != "" {
 			who = m.Items[i].Recipient
 		}
-		if addr, ok := e.people[who]; ok {
+		if addr, ok := e.people[who]; ok && !slices.Contains(to, addr) {
 			to = append(to, addr)
 		}
 	}

@@ -61,6 +61,7 @@ func (m composer) title(it *Item) string {
 		PurposeReminder:    {"即将到期提醒", "Due soon"},
 		PurposeEscalation:  {"逾期升级", "Escalation"},
 		PurposeEscalation2: {"逾期二级升级", "Second escalation"},
+		PurposeDigest:      {"预警", "Alert"},
 	}[it.Purpose]
 	return fmt.Sprintf("【%s】%s · %s", m.pick(prefix[0], prefix[1]), kind, who)
 }
@@ -129,36 +130,88 @@ const digestShown = 30
 
 // digest lists items one line each under head.
 func (m composer) digest(head string, items []Item) composed {
-	var text, md, h strings.Builder
-	text.WriteString(head + "\n")
-	md.WriteString("### " + head + "\n")
-	h.WriteString(`<html lang="` + m.pick("zh-CN", "en") + `"><body><h3>` + html.EscapeString(head) + "</h3><ol>")
-	shown := min(len(items), digestShown)
-	for i := range shown {
+	b := m.newListing(head)
+	b.section("", items)
+	return b.done()
+}
+
+// listing builds a message of headed, numbered item lines in every form.
+type listing struct {
+	m              composer
+	head           string
+	text, md, html strings.Builder
+	listed         int
+	more           int
+}
+
+func (m composer) newListing(head string) *listing {
+	b := &listing{m: m, head: head}
+	b.text.WriteString(head + "\n")
+	b.md.WriteString("### " + head + "\n")
+	b.html.WriteString(`<html lang="` + m.pick("zh-CN", "en") + `"><body><h3>` + html.EscapeString(head) + "</h3>")
+	return b
+}
+
+// section lists items under an optional heading; past digestShown items
+// overall, the rest are only counted.
+func (b *listing) section(heading string, items []Item) {
+	m := b.m
+	if heading != "" {
+		b.text.WriteString(heading + "\n")
+		b.md.WriteString("#### " + heading + "\n")
+		b.html.WriteString("<h4>" + html.EscapeString(heading) + "</h4>")
+	}
+	b.html.WriteString("<ol>")
+	for i := range items {
+		if b.listed == digestShown {
+			b.more += len(items) - i
+			break
+		}
+		b.listed++
 		it := &items[i]
 		summary := m.title(it) + "（" + it.Alert.From + " → " + it.Alert.To + "）"
 		if it.Alert.DueAt != nil {
 			summary += m.pick("，截止 ", ", due ") + it.Alert.DueAt.In(m.loc).Format("01-02 15:04")
 		}
-		fmt.Fprintf(&text, "%d. %s", i+1, summary)
-		fmt.Fprintf(&md, "%d. %s", i+1, summary)
-		h.WriteString("<li>" + html.EscapeString(summary))
+		fmt.Fprintf(&b.text, "%d. %s", i+1, summary)
+		fmt.Fprintf(&b.md, "%d. %s", i+1, summary)
+		b.html.WriteString("<li>" + html.EscapeString(summary))
 		if link := m.customerLink(it.Alert.Customer); link != "" {
-			text.WriteString(" " + link)
-			md.WriteString(" [" + m.pick("查看", "open") + "](" + link + ")")
-			h.WriteString(` <a href="` + html.EscapeString(link) + `">` + m.pick("查看", "open") + "</a>")
+			b.text.WriteString(" " + link)
+			b.md.WriteString(" [" + m.pick("查看", "open") + "](" + link + ")")
+			b.html.WriteString(` <a href="` + html.EscapeString(link) + `">` + m.pick("查看", "open") + "</a>")
 		}
-		text.WriteString("\n")
-		md.WriteString("\n")
-		h.WriteString("</li>")
+		b.text.WriteString("\n")
+		b.md.WriteString("\n")
+		b.html.WriteString("</li>")
 	}
-	if rest := len(items) - shown; rest > 0 {
-		more := fmt.Sprintf(m.pick("另有 %d 条，请在工作台查看。", "%d more: see the workbench."), rest)
-		text.WriteString(more + "\n")
-		md.WriteString(more + "\n")
-		h.WriteString("</ol><p>" + html.EscapeString(more) + "</p></body></html>")
-		return composed{Title: head, Text: text.String(), Markdown: md.String(), HTML: h.String()}
+	b.html.WriteString("</ol>")
+}
+
+func (b *listing) done() composed {
+	if b.more > 0 {
+		more := fmt.Sprintf(b.m.pick("另有 %d 条，请在工作台查看。", "%d more: see the workbench."), b.more)
+		b.text.WriteString(more + "\n")
+		b.md.WriteString(more + "\n")
+		b.html.WriteString("<p>" + html.EscapeString(more) + "</p>")
 	}
-	h.WriteString("</ol></body></html>")
-	return composed{Title: head, Text: text.String(), Markdown: md.String(), HTML: h.String()}
+	b.html.WriteString("</body></html>")
+	return composed{Title: b.head, Text: b.text.String(), Markdown: b.md.String(), HTML: b.html.String()}
+}
+
+// daily renders an owner's daily digest: overdue, due today, then open.
+func (m composer) daily(d *Daily) composed {
+	head := fmt.Sprintf(m.pick("【每日汇总】%s %s：逾期 %d 条，今日到期 %d 条，待处理 %d 条",
+		"[Daily digest] %s %s: %d overdue, %d due today, %d open"),
+		d.Owner, d.Day.Format("2006-01-02"), len(d.Overdue), len(d.DueToday), len(d.Open))
+	b := m.newListing(head)
+	for _, s := range []struct {
+		zh, en string
+		items  []Item
+	}{{"已逾期", "Overdue", d.Overdue}, {"今日到期", "Due today", d.DueToday}, {"待处理", "Open", d.Open}} {
+		if len(s.items) > 0 {
+			b.section(m.pick(s.zh, s.en), s.items)
+		}
+	}
+	return b.done()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 )
 
 // StreamAlerts is the stream the notifier reads (published by projections).
@@ -42,9 +43,11 @@ type Options struct {
 	Store     *Store
 	Customers Customers
 	Statuses  AlertStatuses
-	Metrics   Metrics
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Worklist feeds the daily digest (none without it).
+	Worklist Worklist
+	Metrics  Metrics
+	Logger   *slog.Logger
+	Now      func() time.Time
 	// Durable is the consumer's name (DefaultDurable).
 	Durable string
 	// Lease is how long a claimed delivery is left to its attempt before
@@ -61,6 +64,13 @@ type Options struct {
 type Notifier struct {
 	o    Options
 	wake map[string]chan struct{}
+	// limiters hold each rate-limited channel to its rate, shared by the
+	// dispatcher and the daily digest.
+	limiters map[string]*rate.Limiter
+	// digestMu serialises digest rounds; digestDone is the last local day
+	// whose digests were all sent (or found sent).
+	digestMu   sync.Mutex
+	digestDone time.Time
 }
 
 // New returns a notifier; Run starts it.
@@ -86,9 +96,12 @@ func New(o Options) *Notifier {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
-	n := &Notifier{o: o, wake: map[string]chan struct{}{}}
-	for name := range o.Config.Channels {
+	n := &Notifier{o: o, wake: map[string]chan struct{}{}, limiters: map[string]*rate.Limiter{}}
+	for name, ch := range o.Config.Channels {
 		n.wake[name] = make(chan struct{}, 1)
+		if lim := newLimiter(ch.RatePerMinute); lim != nil {
+			n.limiters[name] = lim
+		}
 	}
 	return n
 }
@@ -127,6 +140,7 @@ func (n *Notifier) Run(ctx context.Context, js jetstream.JetStream) error {
 	for name, ch := range n.o.Config.Channels {
 		wg.Go(func() { n.dispatch(ctx, ch, n.wake[name]) })
 	}
+	wg.Go(func() { n.digestLoop(ctx) })
 	n.consume(ctx, msgs)
 	wg.Wait()
 	return nil

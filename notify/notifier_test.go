@@ -25,16 +25,19 @@ type dedupingReceiver struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	seen   map[string]int
+	bodies map[string]string
 	status int
 }
 
 func startReceiver(t *testing.T, status int) *dedupingReceiver {
-	r := &dedupingReceiver{seen: map[string]int{}, status: status}
+	r := &dedupingReceiver{seen: map[string]int{}, bodies: map[string]string{}, status: status}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
+		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
-		r.seen[req.Header.Get(HeaderIdempotencyKey)]++
-		r.mu.Unlock()
+		defer r.mu.Unlock()
+		key := req.Header.Get(HeaderIdempotencyKey)
+		r.seen[key]++
+		r.bodies[key] = string(body)
 		w.WriteHeader(r.status)
 	}))
 	t.Cleanup(r.srv.Close)
@@ -200,4 +203,16 @@ func TestAReceiverBackFromAnOutageGetsEverythingOnceWithinTheBackoffCap(t *testi
 			t.Errorf("%s delivered %d times after the return", k, n)
 		}
 	}
+}
+
+func (r *dedupingReceiver) setStatus(status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = status
+}
+
+func (r *dedupingReceiver) body(key string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bodies[key]
 }

@@ -316,6 +316,29 @@ func (q *Queries) Alert(ctx context.Context, id uuid.UUID) (domain.Alert, error)
 	return a, nil
 }
 
+// ActionableAlerts lists the alerts that still need action (open,
+// acknowledged or overdue) as the API shows them, oldest first.
+func (q *Queries) ActionableAlerts(ctx context.Context) ([]AlertDocument, error) {
+	rows, err := q.projector.pool.Query(ctx, alertSelect+`WHERE status IN ('open', 'acknowledged', 'overdue')
+		ORDER BY created_at, alert_id`)
+	if err != nil {
+		return nil, fmt.Errorf("actionable alerts: %w", eventstore.MapError(err))
+	}
+	defer rows.Close()
+	var out []AlertDocument
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("actionable alerts: %w", eventstore.MapError(err))
+		}
+		out = append(out, q.projector.alertDocument(&a))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("actionable alerts: %w", eventstore.MapError(err))
+	}
+	return out, nil
+}
+
 // AlertDocument is alert a as the API shows it.
 func (q *Queries) AlertDocument(a *domain.Alert) AlertDocument { return q.projector.alertDocument(a) }
 

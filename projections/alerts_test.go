@@ -453,3 +453,24 @@ func TestAlertsRebuild(t *testing.T) {
 	}
 	sameSnapshot(t, e.snapshot(), live)
 }
+
+func TestActionableAlertsAreTheOpenOnesOldestFirstWithoutInformationalAlerts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, alertsT0)
+	recordAlertCustomers(e, 0, 12, alertsT0)
+	got, err := e.q.ActionableAlerts(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 {
+		t.Fatalf("%d actionable alerts, want 8 (12 minus the 4 value_tier_changed)", len(got))
+	}
+	for i, d := range got {
+		if d.Status != domain.AlertOpen || d.Kind == domain.AlertValueTierChanged {
+			t.Errorf("actionable alert %d: %s %s", i, d.Kind, d.Status)
+		}
+		if i > 0 && got[i-1].CreatedAt > d.CreatedAt {
+			t.Errorf("alert %d created %s before its predecessor %s", i, d.CreatedAt, got[i-1].CreatedAt)
+		}
+	}
+}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"time"
+
+	"github.com/go-json-experiment/json"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
@@ -59,7 +62,7 @@ func (a *app) newNotifier() *notify.Notifier {
 	q := projections.NewQueries(a.proj, a.store)
 	return notify.New(notify.Options{
 		Config: a.notify, Store: notify.NewStore(a.pool), Customers: customerInfo{q}, Statuses: q,
-		Metrics: a.metrics.Deliveries(), Logger: a.log,
+		Worklist: worklist{q}, Metrics: a.metrics.Deliveries(), Logger: a.log,
 	})
 }
 
@@ -83,4 +86,26 @@ func (c customerInfo) CustomerInfo(ctx context.Context, code string) (notify.Cus
 		info.Tags = append(info.Tags, t.Tag)
 	}
 	return info, nil
+}
+
+// worklist gives the daily digest the alerts still needing action, in the
+// shape SEGMENTS_ALERTS carries them.
+type worklist struct{ q *projections.Queries }
+
+func (w worklist) ActionableAlerts(ctx context.Context) ([]notify.Alert, error) {
+	docs, err := w.q.ActionableAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]notify.Alert, len(docs))
+	for i := range docs {
+		body, err := json.Marshal(&docs[i])
+		if err != nil {
+			return nil, fmt.Errorf("actionable alert: %w", err)
+		}
+		if err := json.Unmarshal(body, &out[i]); err != nil {
+			return nil, fmt.Errorf("actionable alert: %w", err)
+		}
+	}
+	return out, nil
 }
