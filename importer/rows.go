@@ -24,7 +24,9 @@ import (
 //     window, so activity counts see one order at the last cooperation date
 //     (never more than really happened) while the value tier sees the full
 //     amount. Without any date the amount cannot be placed in time and is
-//     reported (undated_amount), not stored.
+//     reported (undated_amount), not stored. Its own request: a customer
+//     that already has its opening balance (or was registered other than by
+//     an import, so that its orders are in the log) keeps what it has.
 func (c *Converter) customerRow(r *row) [][]domain.Envelope {
 	code := r.unit.Customer
 	since, hasSince := r.date(FieldSince, c.Location)
@@ -44,7 +46,7 @@ func (c *Converter) customerRow(r *row) [][]domain.Envelope {
 		out = append(out, []domain.Envelope{c.envelope(factID(code, "registered"), domain.TypeCustomerRegistered,
 			code, registeredAt, &domain.CustomerRegistered{Profile: profile})})
 	}
-	var facts []domain.Envelope
+	var facts, balance []domain.Envelope
 	if needs := c.needs(r); needs != nil {
 		key := strings.Join(needs.CoreNeeds, "、") + "|" + string(needs.CommunicationPreference) + "|" + string(needs.PriceSensitivity)
 		facts = append(facts, c.envelope(factID(code, "needs", key), domain.TypeNeedsDeclared, code, factsAt, needs))
@@ -65,12 +67,15 @@ func (c *Converter) customerRow(r *row) [][]domain.Envelope {
 		if at.IsZero() {
 			r.problem(FieldTotalAmount, CodeUndatedAmount, "累计合作金额没有日期（最近合作时间或合作起始日期），未记录 / the total amount has no date (最近合作时间 or 合作起始日期) and was not recorded")
 		} else {
-			facts = append(facts, c.envelope(factID(code, "opening-balance"), domain.TypeOrderPlaced, code, at,
-				&domain.OrderPlaced{OrderID: OpeningBalanceOrderID, Amount: amount, Category: OpeningBalanceOrderID}))
+			balance = []domain.Envelope{c.envelope(factID(code, "opening-balance"), domain.TypeOrderPlaced, code, at,
+				&domain.OrderPlaced{OrderID: OpeningBalanceOrderID, Amount: amount, Category: OpeningBalanceOrderID})}
 		}
 	}
 	if len(facts) > 0 {
 		out = append(out, facts)
+	}
+	if balance != nil {
+		out = append(out, balance)
 	}
 	r.unit.Missing = missingProfile(r, profile)
 	return out

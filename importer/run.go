@@ -294,14 +294,28 @@ func (im *run) store(ctx context.Context, u Unit) {
 	defer im.progress()
 	stored, dup := 0, 0
 	var problems []Problem
+	registeredElsewhere := false
 	for _, req := range u.Requests {
+		if registeredElsewhere && isOpeningBalance(req) {
+			dup++
+			problems = append(problems, Problem{Sheet: u.Sheet, Row: u.Row, Code: CodeBalanceSkipped,
+				Message: "客户不是由导入登记的，其订单已在系统中，期初余额未记录 / the customer was not registered by an import: its orders are in the log, so no opening balance was recorded"})
+			continue
+		}
 		res, err := im.o.Store.Append(ctx, req)
-		if errors.Is(err, domain.ErrAlreadyRegistered) {
+		switch {
+		case errors.Is(err, domain.ErrAlreadyRegistered):
+			registeredElsewhere = true
 			dup++
 			problems = append(problems, storeProblem(u, req, err))
 			continue
-		}
-		if err != nil {
+		case errors.Is(err, domain.ErrEventIDReused) && (isRegistration(req) || isOpeningBalance(req)):
+			// Imported before with other values: a snapshot does not change
+			// a registration or an opening balance (docs/IMPORT.md).
+			dup++
+			problems = append(problems, keptProblem(u, req))
+			continue
+		case err != nil:
 			problems = append(problems, storeProblem(u, req, err))
 			continue
 		}
@@ -327,6 +341,29 @@ func (im *run) store(ctx context.Context, u Unit) {
 	default:
 		im.sum.RowsRejected++
 	}
+}
+
+func isRegistration(req domain.AppendRequest) bool {
+	return len(req.Events) == 1 && req.Events[0].Type == domain.TypeCustomerRegistered
+}
+
+func isOpeningBalance(req domain.AppendRequest) bool {
+	if len(req.Events) != 1 {
+		return false
+	}
+	o, ok := req.Events[0].Data.(*domain.OrderPlaced)
+	return ok && o.OrderID == OpeningBalanceOrderID
+}
+
+// keptProblem says that a registration or opening balance imported before
+// with other values was kept as it was.
+func keptProblem(u Unit, req domain.AppendRequest) Problem {
+	if isRegistration(req) {
+		return Problem{Sheet: u.Sheet, Row: u.Row, Code: (&domain.RuleError{Err: domain.ErrAlreadyRegistered}).Code(),
+			Message: "客户已登记，档案未改动 / the customer is already registered; its profile was left as it was"}
+	}
+	return Problem{Sheet: u.Sheet, Row: u.Row, Code: CodeBalanceKept,
+		Message: "期初余额已导入，保持不变（变化请以事件发送）/ the opening balance was imported before and is kept as it was (send changes as events)"}
 }
 
 // storeProblem describes a request the store refused. A registration of a

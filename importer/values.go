@@ -26,6 +26,12 @@ const (
 	CodeIgnoredColumn  = "ignored_column"
 	CodeNeedsComplete  = "needs_completion"
 	CodeDuplicateInput = "duplicate_row"
+	// CodeBalanceKept: the customer's opening balance was imported before
+	// with another amount or date and is kept.
+	CodeBalanceKept = "opening_balance_kept"
+	// CodeBalanceSkipped: the customer was registered other than by an
+	// import; its orders are in the log, so no opening balance is added.
+	CodeBalanceSkipped = "opening_balance_skipped"
 )
 
 // Normalize turns what spreadsheet users type into plain text: full-width

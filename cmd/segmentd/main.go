@@ -33,6 +33,9 @@ Usage:
   segmentd import FILE.xlsx|FILE.csv [--sheet S] [--mapping M] [--dry-run] [--name N]
                                   bring in the seeds' customer, order and follow-up sheets;
                                   a per-row report goes to FILE.report.csv (docs/IMPORT.md)
+  segmentd export --format xlsx|csv [--out FILE] [--unmasked --token-file F]
+                                  every customer in the seeds' table layout, masked unless
+                                  an admin token is given (recorded in the disclosures log)
   segmentd token new --name N --scopes read,audit
                                   create a bearer token: prints the secret once and the
                                   line to add to the SEGMENTS_TOKENS file
@@ -82,6 +85,8 @@ func run(ctx context.Context, args []string) error {
 		return replay(ctx, args)
 	case "import":
 		return importFile(ctx, args)
+	case "export":
+		return exportFile(ctx, args)
 	case "rotate-master-key":
 		return rotateMasterKey(ctx, args)
 	}
