@@ -23,7 +23,7 @@ func TestHelpPrintsEachCommandsOwnUsageAndExitsZero(t *testing.T) {
 		want []string // in standard output
 	}{
 		{[]string{"--help"}, []string{"segmentd rebuild", "segmentd verify", "segmentd replay", "segmentd token new"}},
-		{[]string{"-h"}, []string{"segmentd migrate", "segmentd import"}},
+		{[]string{"-h"}, []string{"segmentd migrate", "segmentd import", "segmentd export"}},
 		{[]string{"help"}, []string{"segmentd rotate-master-key"}},
 		{[]string{"serve", "-h"}, []string{"Usage: segmentd serve", "-http-addr", "-roles", "-demo"}},
 		{[]string{"rebuild", "-h"}, []string{"Usage: segmentd rebuild", "-rules"}},
@@ -34,6 +34,7 @@ func TestHelpPrintsEachCommandsOwnUsageAndExitsZero(t *testing.T) {
 		{[]string{"migrate", "-h"}, []string{"Usage: segmentd migrate [up|list|validate]"}},
 		{[]string{"migrate", "list", "-h"}, []string{"Usage: segmentd migrate"}},
 		{[]string{"import", "-h"}, []string{"Usage: segmentd import FILE.xlsx|FILE.csv", "-dry-run", "-mapping"}},
+		{[]string{"export", "-h"}, []string{"Usage: segmentd export --format xlsx|csv", "-unmasked", "-token-file", "-tokens"}},
 		{[]string{"rotate-master-key", "-h"}, []string{"Usage: segmentd rotate-master-key", "-new-key"}},
 		{[]string{"token", "new", "-h"}, []string{"Usage: segmentd token new", "-scopes", "-owner"}},
 	} {

@@ -81,11 +81,14 @@ func rulesFlag(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.RulesFile, "rules", c.RulesFile, "rules file (SEGMENTS_RULES); the built-in rule set when empty")
 }
 
+func tokensFlag(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
+}
+
 // serveFlags are every flag of serve.
-var serveFlags = []configFlag{dataDirFlag, logLevelFlag, rulesFlag, func(fs *flag.FlagSet, c *config) {
+var serveFlags = []configFlag{dataDirFlag, logLevelFlag, rulesFlag, tokensFlag, func(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (SEGMENTS_HTTP_ADDR)")
 	fs.StringVar(&c.rolesText, "roles", c.rolesText, "comma-separated roles: api, ingest, notifier, projector, publisher, scheduler, or all (SEGMENTS_ROLES)")
-	fs.StringVar(&c.TokensFile, "tokens", c.TokensFile, "file of bearer tokens, \"name scopes sha256-hash\" per line (SEGMENTS_TOKENS); none: open API on loopback only")
 	fs.StringVar(&c.NotifyFile, "notify", c.NotifyFile, "routes and channels of alert delivery (SEGMENTS_NOTIFY); none: alerts are not delivered")
 	fs.StringVar(&c.replicasText, "stream-replicas", c.replicasText, "replicas of the NATS streams created at start, 1 to 5; 3 on a NATS cluster (SEGMENTS_STREAM_REPLICAS)")
 	fs.BoolVar(&c.Demo, "demo", false, "record a demo data set from the seed templates and print what is published")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,17 +23,17 @@ const exportEndpoint = "segmentd export"
 // [--unmasked --token-file F]": every customer in the seeds' customer table
 // layout, which `segmentd import` reads back (docs/IMPORT.md, "Export").
 func exportFile(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs := newFlagSet("export", "--format xlsx|csv [--out FILE] [--unmasked --token-file F]\n\nEvery customer in the seeds' customer table layout, which import reads back (docs/IMPORT.md).")
 	format := fs.String("format", "xlsx", "xlsx or csv")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	unmasked := fs.Bool("unmasked", false, "personal data in plaintext (needs --token-file with an admin token; recorded in the disclosures log)")
 	tokenFile := fs.String("token-file", "", "file holding an admin token's secret (SEGMENTS_TOKENS must list the token)")
-	cfg, err := loadConfig(fs, args)
+	cfg, err := loadConfig(fs, args, dataDirFlag, logLevelFlag, tokensFlag)
 	if err != nil {
 		return err
 	}
 	if *format != string(importer.FormatXLSX) && *format != string(importer.FormatCSV) {
-		return fmt.Errorf("--format must be xlsx or csv, not %q", *format)
+		return usageErrorf(fs, "--format must be xlsx or csv, not %q", *format)
 	}
 	loc, err := time.LoadLocation(cfg.TimeZone)
 	if err != nil {
