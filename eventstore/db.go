@@ -25,6 +25,55 @@ const DefaultMaxConns = 32
 // Connect opens a pool on databaseURL, creating the database first when it
 // does not exist. It does not migrate; call Migrate.
 func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := poolConfig(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	return openPool(ctx, cfg)
+}
+
+// ConnectExisting opens a pool on databaseURL for a command that only reads:
+// it never creates the database, and fails with ErrNoLog unless the database
+// holds a log migrated to this version's schema.
+func ConnectExisting(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := poolConfig(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
+			return nil, fmt.Errorf("%w: database %s does not exist", ErrNoLog, describe(cfg.ConnConfig))
+		}
+		return nil, err
+	}
+	migrated, err := Migrated(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("read the schema of %s: %w", describe(cfg.ConnConfig), mapError(err))
+	}
+	if !migrated {
+		pool.Close()
+		return nil, fmt.Errorf("%w: database %s is not at this version's schema (run segmentd migrate, or serve, first)", ErrNoLog, describe(cfg.ConnConfig))
+	}
+	return pool, nil
+}
+
+// Describe names the database of databaseURL without its password, for
+// messages that tell an operator which database a command uses.
+func Describe(databaseURL string) string {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return "an invalid DATABASE_URL"
+	}
+	return describe(cfg)
+}
+
+func poolConfig(databaseURL string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx's parse errors can echo the URL, password included: do not wrap.
@@ -37,15 +86,20 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	TuneSession(cfg)
-	if err := ensureDatabase(ctx, cfg.ConnConfig); err != nil {
-		return nil, err
-	}
+	return cfg, nil
+}
+
+func openPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool on %s: %w", describe(cfg.ConnConfig), mapError(err))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+			return nil, err
+		}
 		return nil, fmt.Errorf("connect to %s: %w", describe(cfg.ConnConfig), mapError(err))
 	}
 	return pool, nil

@@ -18,7 +18,7 @@ import (
 // this boundary so callers branch on these, never on driver types.
 var (
 	// ErrNotFound: no such customer stream (or row).
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errors.New("not in the log")
 	// ErrVersionConflict: expected_version did not match the stream.
 	ErrVersionConflict = errors.New("expected version does not match the stream")
 	// ErrConflict: a uniqueness rule of the log was violated.
@@ -33,6 +33,9 @@ var (
 	// ErrMasterKeyMismatch: the process's keyring lacks a master key the log
 	// uses (the active one, or one still wrapping data keys).
 	ErrMasterKeyMismatch = errors.New("master key does not match the log")
+	// ErrNoLog: a read-only command was pointed at a database that holds no
+	// log at this version's schema.
+	ErrNoLog = errors.New("no Segments event log here")
 )
 
 // VersionConflictError says which stream was not at the expected version.
@@ -89,7 +92,8 @@ func mapError(err error) error {
 		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return &storeError{ErrNotFound, err}
+		// The driver's "no rows in result set" says nothing to a reader.
+		return ErrNotFound
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -81,7 +81,7 @@ func (s *Store) StreamVersion(ctx context.Context, customer domain.CustomerCode)
 	var v int64
 	err := s.pool.QueryRow(ctx, "SELECT version FROM streams WHERE stream_id = $1", customer.StreamID()).Scan(&v)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", customer, mapError(err))
+		return 0, fmt.Errorf("customer %s: %w", customer, mapError(err))
 	}
 	return v, nil
 }

@@ -54,7 +54,7 @@ func (s *Store) VerifyStream(ctx context.Context, customer domain.CustomerCode) 
 			return s.VerifyStream(ctx, customer)
 		}
 		if len(events) == 0 {
-			return nil, fmt.Errorf("stream %s: %w", customer, ErrNotFound)
+			return nil, fmt.Errorf("customer %s: %w", customer, ErrNotFound)
 		}
 		e := events[0]
 		return &Break{Customer: e.Customer, StreamID: id, Version: e.Version, Position: e.Position,

@@ -27,7 +27,7 @@ func verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, closeStore, err := openStore(ctx, &cfg)
+	s, closeStore, err := openLogReader(ctx, &cfg)
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,31 @@ func openStore(ctx context.Context, cfg *config) (*eventstore.Store, func(), err
 		return nil, nil, err
 	}
 	return openStoreWith(ctx, cfg, keys, log)
+}
+
+// openLogReader opens the event store for a command that only reads (verify,
+// replay, export): it names the database it reads, and neither creates nor
+// migrates a database nor generates a master key.
+func openLogReader(ctx context.Context, cfg *config) (*eventstore.Store, func(), error) {
+	log, err := newLogger(cfg, os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := existingKeyring(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("reading the log", "database", eventstore.Describe(cfg.DatabaseURL), "data_dir", cfg.DataDir)
+	pool, err := eventstore.ConnectExisting(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := eventstore.New(eventstore.Config{Pool: pool, Keyring: keys, Logger: log})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return s, func() { s.Close(); pool.Close() }, nil
 }
 
 // openStoreWith connects, migrates and opens the event store with a keyring.

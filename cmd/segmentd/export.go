@@ -47,7 +47,7 @@ func exportFile(ctx context.Context, args []string) error {
 		}
 		o.Disclosure = eventstore.Plaintext
 	}
-	store, closeStore, err := openStore(ctx, &cfg)
+	store, closeStore, err := openLogReader(ctx, &cfg)
 	if err != nil {
 		return err
 	}

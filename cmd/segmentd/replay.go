@@ -56,14 +56,14 @@ func replay(ctx context.Context, args []string) error {
 	var asOf time.Time
 	if *asOfText != "" {
 		if asOf, err = time.Parse(time.RFC3339Nano, *asOfText); err != nil {
-			return fmt.Errorf("--as-of: %w", err)
+			return fmt.Errorf("--as-of %q: want an RFC 3339 instant such as 2026-06-01T00:00:00+08:00", *asOfText)
 		}
 	}
 	book, err := loadRules(cfg.RulesFile)
 	if err != nil {
 		return err
 	}
-	s, closeStore, err := openStore(ctx, &cfg)
+	s, closeStore, err := openLogReader(ctx, &cfg)
 	if err != nil {
 		return err
 	}
