@@ -183,8 +183,11 @@ func writeError(w http.ResponseWriter, status int, code, field, message string) 
 type identity struct {
 	Name   string   `json:"name"`
 	Scopes []string `json:"scopes"`
-	Open   bool     `json:"open"`
-	CSRF   string   `json:"csrf"`
+	// Owner: the customer owner an owner-bound token reads for (SPEC §8);
+	// the inbox and the list are that owner's and cannot be widened.
+	Owner string `json:"owner,omitempty"`
+	Open  bool   `json:"open"`
+	CSRF  string `json:"csrf"`
 }
 
 func (wb *workbench) identityOf(ses *session) identity {
@@ -192,6 +195,9 @@ func (wb *workbench) identityOf(ses *session) identity {
 		return identity{Name: "local", Scopes: []string{"read", "audit"}, Open: true, CSRF: ses.csrf}
 	}
 	id := identity{Name: ses.token.Name, CSRF: ses.csrf}
+	if !ses.token.Has(auth.ScopeManage) {
+		id.Owner = ses.token.Owner
+	}
 	for _, s := range auth.AllScopes {
 		if ses.token.Has(s) {
 			id.Scopes = append(id.Scopes, string(s))

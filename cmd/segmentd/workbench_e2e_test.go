@@ -37,8 +37,10 @@ func startWorkbench(t *testing.T) *workbenchEnv {
 	dir := t.TempDir()
 	e := &workbenchEnv{t: t, secrets: map[string]string{}}
 	var lines strings.Builder
-	for name, scopes := range map[string][]auth.Scope{"manager": {auth.ScopeRead, auth.ScopeAudit}, "ingester": {auth.ScopeIngest}} {
-		secret, line, err := auth.New(name, scopes)
+	// zhao is bound to 赵经理, owner of the demo customer KH202405010002.
+	owners := map[string]string{"zhao": zhaoOwner}
+	for name, scopes := range map[string][]auth.Scope{"manager": {auth.ScopeRead, auth.ScopeAudit}, "ingester": {auth.ScopeIngest}, "zhao": {auth.ScopeRead}} {
+		secret, line, err := auth.NewForOwner(name, scopes, owners[name])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,13 +78,21 @@ func startWorkbench(t *testing.T) *workbenchEnv {
 	return e
 }
 
+// zhaoOwner is the demo owner the owner-bound token "zhao" reads for.
+const zhaoOwner = "赵经理"
+
 // apiGet reads an API path with the manager's token into v.
 func (e *workbenchEnv) apiGet(ctx context.Context, path string, v any) error {
+	return e.apiGetAs(ctx, "manager", path, v)
+}
+
+// apiGetAs reads an API path with the named token into v.
+func (e *workbenchEnv) apiGetAs(ctx context.Context, token, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+e.secrets["manager"])
+	req.Header.Set("Authorization", "Bearer "+e.secrets[token])
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -223,6 +233,7 @@ func TestWorkbenchInARealBrowser(t *testing.T) {
 	t.Run("heat map cells and trend values equal the API", func(t *testing.T) { checkOverview(b.with(t), e) })
 	t.Run("the auditor sees a customer at an instant and verifies the chain", func(t *testing.T) { checkAudit(b.with(t), e) })
 	t.Run("English on request, logout ends the session", func(t *testing.T) { checkLanguageAndLogout(b.with(t), e) })
+	t.Run("an owner sees only their customers and alerts, acknowledges and follows up", func(t *testing.T) { checkOwnerInbox(b.with(t), e) })
 }
 
 type alertList struct {

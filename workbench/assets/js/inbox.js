@@ -58,12 +58,29 @@ export async function renderInbox(main, me) {
   }
 }
 
+// lifecycle are the fields an action changes.
+const lifecycle = (a) => [a.status, a.owner, a.acknowledged_at, a.snoozed_until, a.resolved_at].join('|');
+
+// settled waits (at most 3 s) until the alert shows an action just
+// recorded: the API answers 202 once the event is in the log, and the
+// projector applies it a few milliseconds later. Without the wait the
+// re-rendered inbox could still show the alert as it was.
+async function settled(a) {
+  const before = lifecycle(a);
+  for (let i = 0; i < 30; i++) {
+    const res = await get('/v1/alerts/' + encodeURIComponent(a.alert_id));
+    if (lifecycle(res.alert) !== before) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 // alertItem is one alert with its actions; done re-renders the inbox.
 export function alertItem(a, done) {
   const lang = getLang();
   const act = async (what, path, body) => {
     try {
       await post('/v1/alerts/' + encodeURIComponent(a.alert_id) + '/' + path, body);
+      await settled(a);
       status(t('act.done') + what);
       await done();
     } catch (e) {
