@@ -53,7 +53,7 @@ func existingKeyring(cfg *config) (*privacy.Keyring, error) {
 		return privacy.NewKeyring(keys...), nil
 	}
 	path := filepath.Join(cfg.DataDir, keyFileName)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) { //nolint:gosec // the operator chooses the data directory
 		return nil, fmt.Errorf("no master key: SEGMENTS_MASTER_KEY is unset and %s does not exist (give --data-dir the service's data directory, or set SEGMENTS_MASTER_KEY); this command only reads and never creates a key", path)
 	}
 	return privacy.OpenKeyringFile(path)
