@@ -2,18 +2,16 @@
 // seeds' column layout (客户信息管理与分析表单) with realistic Chinese
 // values, the tolerant formats people type, and deliberate errors and
 // duplicates: the test data of the importer and its benchmark.
+//
+// Everything is a function of the row index, so a file is the same bytes
+// whenever it is generated (the committed fixtures are checked against a
+// fresh generation) and a large file can be written as a stream.
 package fixturegen
 
 import (
-	"encoding/csv"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
-
-	"github.com/xuri/excelize/v2"
-	"golang.org/x/text/encoding/simplifiedchinese"
+	"strings"
 )
 
 // CustomerHeader is the seeds' customer table header.
@@ -25,31 +23,87 @@ var (
 	FollowUpHeader = []string{"客户编号", "跟进日期", "跟进人", "跟进方式", "跟进内容", "跟进结果"}
 )
 
+// The vocabularies of seeds 000–003 (industries as "大类-细分", regions as
+// "省-市", needs and titles as the seeds' examples give them).
 var (
-	industries = []string{"制造业-电子元件", "制造业-汽车零部件", "服务业-物流", "零售业-连锁超市", "信息技术-软件服务"}
-	regions    = []string{"广东-深圳", "北京-朝阳", "上海-浦东", "浙江-杭州", "江苏-苏州"}
-	needs      = []string{"定制化服务", "成本控制", "技术支持", "定制化服务、技术支持", "交付周期"}
-	owners     = []string{"周经理", "王经理", "李经理", "陈经理"}
-	titles     = []string{"采购部经理", "总经理", "技术总监", "采购专员"}
-	phones     = []string{"13800138000", "138-0013-8001", "010-12345678", "0755-1234567-801", "１３９００１３９００２"}
-	dates      = []string{"2024-05-10", "2024/5/10", "2024年5月10日", "2023-11-02", "2025/1/8"}
-	amounts    = []string{"1,200,000.00", "120万", "35000", "８８,０００.５０", "2,450,000"}
+	industries = []string{"制造业-电子元件", "制造业-汽车零部件", "服务业-物流", "零售业-连锁超市", "信息技术-软件服务", "制造业-精密机械", "金融业-融资租赁"}
+	regions    = []string{"广东-深圳", "北京-朝阳", "上海-浦东", "浙江-杭州", "江苏-苏州", "四川-成都"}
+	cities     = []string{"深圳市", "北京", "上海", "杭州", "苏州", "成都"}
+	brands     = []string{"华创", "鼎盛", "瑞达", "恒信", "宏图", "嘉禾", "佳讯", "远航", "博远", "金桥", "天成", "锐思"}
+	trades     = []string{"电子科技", "汽车配件", "物流", "商贸", "软件", "精密机械", "融资租赁"}
+	surnames   = []string{"李", "王", "张", "刘", "陈", "杨", "赵", "黄"}
+	needs      = []string{"定制化服务", "成本控制", "技术支持", "定制化服务、技术支持", "交付周期", "成本控制、售后响应"}
+	owners     = []string{"周经理", "王经理", "李经理", "陈经理", "销售主管赵某"}
+	titles     = []string{"采购部经理", "总经理", "技术总监", "采购专员", "财务经理"}
+	dates      = []string{"2024-05-10", "2024/5/10", "2024年5月10日", "2023-11-02", "2025/1/8", "2024.3.15"}
+	lastDates  = []string{"2025-06-01", "2025/5/20", "2025年4月8日", "2024-12-30"}
+	amounts    = []string{"1,200,000.00", "120万", "35000", "８８,０００.５０", "2,450,000", "¥36,800.00", "1.5亿"}
 )
 
+// Code is the customer code of generated row i: KH, the date of the seeds'
+// example (20240501) and a serial, as seed 001 numbers them.
+func Code(i int) string { return fmt.Sprintf("KH20240501%07d", i) }
+
+// CompanyName is a legal name unique to i, its trade matching the row's
+// industry (a branch number once the vocabulary's combinations are used up).
+func CompanyName(i int) string {
+	n := len(cities) * len(trades) * len(brands) // city and trade vary with i, the brand with i/42
+	name := cities[i%len(cities)] + brands[(i/(len(cities)*len(trades)))%len(brands)] + trades[i%len(trades)] + "有限公司"
+	if i >= n {
+		name += "第" + strconv.Itoa(i/n) + "分公司"
+	}
+	return name
+}
+
+// Phone is a number unique to i in one of the forms people type: a
+// mobile, a dashed mobile, a Beijing landline, a Shenzhen switchboard with
+// an extension, full-width digits.
+func Phone(i int) string {
+	switch i % 5 {
+	case 0:
+		return fmt.Sprintf("138%08d", i)
+	case 1:
+		s := fmt.Sprintf("%08d", i)
+		return "139-" + s[:4] + "-" + s[4:]
+	case 2:
+		return fmt.Sprintf("010-6%07d", i%10_000_000)
+	case 3:
+		return fmt.Sprintf("0755-2%06d-801", i%1_000_000)
+	}
+	return fullWidth(fmt.Sprintf("137%08d", i))
+}
+
+func fullWidth(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r - '0' + '０'
+		}
+		return r
+	}, s)
+}
+
+// Contact is a masked contact name as the seeds write them (李某, *经理).
+func Contact(i int) string {
+	if i%3 == 2 {
+		return "*经理"
+	}
+	return surnames[i%len(surnames)] + "某"
+}
+
 // CustomerRow is row i (0-based) of a generated customer table: valid, in
-// the formats above, with code KH2024050100NN.
+// the formats above, unique in code, name and phone.
 func CustomerRow(i int) []string {
 	return []string{
-		fmt.Sprintf("KH%012d", 202405010000+i),
-		fmt.Sprintf("深圳市%s科技有限公司", string(rune('甲'+i%10))+strconv.Itoa(i)),
+		Code(i),
+		CompanyName(i),
 		industries[i%len(industries)],
 		regions[i%len(regions)],
-		"*经理",
+		Contact(i),
 		titles[i%len(titles)],
-		phones[i%len(phones)],
+		Phone(i),
 		dates[i%len(dates)],
 		amounts[i%len(amounts)],
-		"2025-06-01",
+		lastDates[i%len(lastDates)],
 		strconv.Itoa(1 + i%5),
 		needs[i%len(needs)],
 		owners[i%len(owners)],
@@ -69,153 +123,19 @@ var BadRows = []struct {
 	{[]string{"KH-MISSING", "资料不全公司", "", "广东-深圳", "", "", "", "2024-05-10", "", "", "", "", ""}, "needs_completion"},
 }
 
-// WriteCSV writes a customer table of n valid rows followed by BadRows and
-// a duplicate of the first row, as UTF-8 (with a BOM when bom) or, when gbk,
-// in GB18030 as Chinese Excel saves "CSV".
-func WriteCSV(path string, n int, bom, gbk bool) error {
-	f, err := os.Create(filepath.Clean(path))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	var w io.Writer = f
-	if gbk {
-		w = simplifiedchinese.GB18030.NewEncoder().Writer(f)
-	} else if bom {
-		if _, err := f.WriteString("\uFEFF"); err != nil {
-			return err
-		}
-	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(CustomerHeader); err != nil {
-		return err
-	}
-	for i := range n {
-		if err := cw.Write(CustomerRow(i)); err != nil {
-			return err
-		}
-	}
-	for _, b := range BadRows {
-		if err := cw.Write(b.Cells); err != nil {
-			return err
-		}
-	}
-	if n > 0 {
-		if err := cw.Write(CustomerRow(0)); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	return f.Sync()
-}
-
-// Workbook describes a generated workbook.
-type Workbook struct {
-	Customers int // valid customer rows
-	Title     bool
-	Formulas  bool // 累计合作金额 as a formula with a cached value
-	Merged    bool // 负责人 merged over the first two data rows
-	EmptyRows bool
-	Orders    int // order rows for the first customers
-	FollowUps int
-	Password  string
-}
-
-// WriteXLSX writes a workbook: sheet 客户信息 (an optional title row, the
-// header, the rows), 订单记录 and 跟进记录.
-func WriteXLSX(path string, wb Workbook) error {
-	f := excelize.NewFile()
-	defer func() { _ = f.Close() }()
-	const sheet = "客户信息"
-	if err := f.SetSheetName("Sheet1", sheet); err != nil {
-		return err
-	}
-	row := 1
-	if wb.Title {
-		if err := f.SetCellValue(sheet, "A1", "客户信息管理与分析表单"); err != nil {
-			return err
-		}
-		if err := f.MergeCell(sheet, "A1", "M1"); err != nil {
-			return err
-		}
-		row++
-	}
-	if err := setRow(f, sheet, row, CustomerHeader); err != nil {
-		return err
-	}
-	first := row + 1
-	for i := range wb.Customers {
-		row++
-		if wb.EmptyRows && i == 2 {
-			row++ // an empty row between data rows
-		}
-		if err := setRow(f, sheet, row, CustomerRow(i)); err != nil {
-			return err
-		}
-		if wb.Formulas && i == 0 {
-			cell := fmt.Sprintf("I%d", row)
-			if err := f.SetCellFormula(sheet, cell, "1000000+200000"); err != nil {
-				return err
-			}
-			// excelize does not evaluate on save; store the cached value as Excel would.
-			if err := f.SetCellValue(sheet, cell, 1200000); err != nil {
-				return err
-			}
-			if err := f.SetCellFormula(sheet, cell, "1000000+200000"); err != nil {
-				return err
-			}
-		}
-	}
-	if wb.Merged && wb.Customers >= 2 {
-		if err := f.MergeCell(sheet, fmt.Sprintf("M%d", first), fmt.Sprintf("M%d", first+1)); err != nil {
-			return err
-		}
-	}
-	if err := writeSheet(f, "订单记录", OrderHeader, wb.Orders, orderRow); err != nil {
-		return err
-	}
-	if err := writeSheet(f, "跟进记录", FollowUpHeader, wb.FollowUps, followUpRow); err != nil {
-		return err
-	}
-	if wb.Password != "" {
-		return f.SaveAs(path, excelize.Options{Password: wb.Password})
-	}
-	return f.SaveAs(path)
-}
-
-func orderRow(i int) []string {
-	return []string{fmt.Sprintf("KH%012d", 202405010000+i%3), fmt.Sprintf("SO-%04d", i), dates[i%len(dates)], amounts[i%len(amounts)], "芯片", []string{"线上", "线下"}[i%2]}
-}
-
-func followUpRow(i int) []string {
-	return []string{fmt.Sprintf("KH%012d", 202405010000+i%3), dates[i%len(dates)], owners[i%len(owners)], "电话", "电话沟通，初步需求明确", "约定上门拜访"}
-}
-
-func writeSheet(f *excelize.File, name string, header []string, n int, gen func(int) []string) error {
-	if n == 0 {
+// DuplicateRows are rows that repeat a customer of the first n valid rows
+// (n ≥ 3): the same row again (same code: already imported), and the
+// cases a person would call duplicates under a new code — the same legal
+// name and phone with another owner (the case of issue 19), and the same
+// phone written another way.
+func DuplicateRows(n int) [][]string {
+	if n < 3 {
 		return nil
 	}
-	if _, err := f.NewSheet(name); err != nil {
-		return err
-	}
-	if err := setRow(f, name, 1, header); err != nil {
-		return err
-	}
-	for i := range n {
-		if err := setRow(f, name, i+2, gen(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func setRow(f *excelize.File, sheet string, row int, cells []string) error {
-	vals := make([]any, len(cells))
-	for i, c := range cells {
-		vals[i] = c
-	}
-	return f.SetSheetRow(sheet, fmt.Sprintf("A%d", row), &vals)
+	again := CustomerRow(0)
+	sameName := CustomerRow(1)
+	sameName[0], sameName[12] = Code(n+1000), "陈经理"
+	samePhone := CustomerRow(n + 1001)
+	samePhone[6] = "+86 138 0000 0000" // row 0's 13800000000
+	return [][]string{again, sameName, samePhone}
 }
