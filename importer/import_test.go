@@ -192,3 +192,12 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+func (b *bundle) stream(t *testing.T, code string) []eventstore.RecordedEvent {
+	t.Helper()
+	events, err := b.store.ReadStream(context.Background(), domain.CustomerCode(code), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}

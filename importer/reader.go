@@ -25,7 +25,23 @@ var (
 	ErrEncrypted      = errors.New("工作簿已加密或为旧版 .xls 格式，请在 Excel 中取消密码并另存为 .xlsx / the workbook is password-protected or a legacy .xls file: remove the password and save it as .xlsx")
 	ErrNoHeader       = errors.New("未找到表头（需包含“客户编号”列）/ no header row found (a column 客户编号 is required)")
 	ErrNoSheet        = errors.New("工作表不存在 / no such sheet")
+	ErrDamaged        = errors.New("文件已损坏或不完整 / the file is damaged or incomplete")
 )
+
+// RowError is a problem of the file as a whole found at one of its rows
+// (a damaged file, an unclosed quote): nothing of the file is imported,
+// and the report names the row.
+type RowError struct {
+	Sheet string
+	Row   int
+	Err   error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("%s 第 %d 行 / %s row %d: %v", e.Sheet, e.Row, e.Sheet, e.Row, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
 
 // Format is a spreadsheet file format.
 type Format string
@@ -105,11 +121,42 @@ func validUTF8Prefix(b []byte) bool {
 	return utf8.Valid(b)
 }
 
+// maxCSVRecord bounds the bytes of one CSV record. A stray quote opens a
+// field that, with lazy quotes, only the next quote closes: without a bound
+// a damaged 100 MB file would become one record held in memory.
+const maxCSVRecord = 4 << 20
+
+// recordLimit counts the bytes read since the last complete record and
+// fails the read beyond maxCSVRecord.
+type recordLimit struct {
+	r     io.Reader
+	since int
+}
+
+var errRecordTooLong = fmt.Errorf("%w: 引号未闭合，其后 %d MiB 内没有行结束 / a quoted field is not closed: no row ends within %d MiB",
+	ErrDamaged, maxCSVRecord>>20, maxCSVRecord>>20)
+
+func (l *recordLimit) Read(p []byte) (int, error) {
+	if l.since > maxCSVRecord {
+		return 0, errRecordTooLong
+	}
+	n, err := l.r.Read(p)
+	l.since += n
+	return n, err
+}
+
+// csvReadAhead is what encoding/csv and the bufio below it may hold beyond
+// the record they return.
+const csvReadAhead = 128 << 10
+
 // readCSV streams the rows of a CSV file (comma or, when the first line has
 // tabs and no commas, tab separated). It returns the detected encoding.
+// NUL bytes (binary content after a text beginning: a damaged or truncated
+// file) refuse the whole file at the row they are in.
 func readCSV(r io.Reader, sheet string, visit RowVisitor) (string, error) {
 	text, enc := decodeText(r)
-	br := bufio.NewReaderSize(text, 64<<10)
+	limit := &recordLimit{r: text}
+	br := bufio.NewReaderSize(limit, 64<<10)
 	sep := ','
 	if first, _ := br.Peek(4096); bytes.IndexByte(first, '\t') >= 0 && bytes.IndexByte(first, ',') < 0 {
 		sep = '\t'
@@ -124,9 +171,18 @@ func readCSV(r io.Reader, sheet string, visit RowVisitor) (string, error) {
 		if errors.Is(err, io.EOF) {
 			return enc, nil
 		}
-		if err != nil {
-			return enc, fmt.Errorf("CSV 第 %d 行无法解析 / CSV row %d cannot be read: %w", row, row, err)
+		if errors.Is(err, errRecordTooLong) {
+			return enc, &RowError{Sheet: sheet, Row: row, Err: err}
 		}
+		if err != nil {
+			return enc, &RowError{Sheet: sheet, Row: row, Err: fmt.Errorf("%w: CSV 无法解析 / CSV cannot be read: %w", ErrDamaged, err)}
+		}
+		for _, f := range rec {
+			if strings.IndexByte(f, 0) >= 0 {
+				return enc, &RowError{Sheet: sheet, Row: row, Err: fmt.Errorf("%w: 含有二进制数据（NUL 字节）/ binary content (NUL bytes)", ErrDamaged)}
+			}
+		}
+		limit.since = min(limit.since, csvReadAhead)
 		if err := visit(sheet, row, rec); err != nil {
 			return enc, err
 		}
@@ -174,7 +230,7 @@ func readXLSXSheet(f *excelize.File, sheet string, fillMerged bool, visit RowVis
 	for row := 1; rows.Next(); row++ {
 		cells, err := rows.Columns(excelize.Options{RawCellValue: true})
 		if err != nil {
-			return fmt.Errorf("工作表 %s 第 %d 行无法读取 / sheet %s row %d cannot be read: %w", sheet, row, sheet, row, err)
+			return &RowError{Sheet: sheet, Row: row, Err: fmt.Errorf("%w: %w", ErrDamaged, err)}
 		}
 		if len(merged) > 0 {
 			cells = fillMergedCells(cells, row, merged)

@@ -115,14 +115,15 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		sum.ImportID = id
 	}
-	total, err := check(o)
-	if err != nil {
-		return sum, err
-	}
 	if o.ReportPath == "" {
 		o.ReportPath = DefaultReportPath(o.Path)
 	}
 	sum.ReportPath = o.ReportPath
+	total, err := check(o)
+	if err != nil {
+		sum.Problems = writeRefusal(o.ReportPath, err)
+		return sum, err
+	}
 	rep, err := newReport(o.ReportPath)
 	if err != nil {
 		return sum, err
