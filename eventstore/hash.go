@@ -29,7 +29,7 @@ type hashInput struct {
 	Metadata   []byte
 }
 
-// ComputeHash returns the chained hash of one event: SHA-256 over the
+// computeHash returns the chained hash of one event: SHA-256 over the
 // previous event's hash in the same stream and every stored field, each
 // length-prefixed so no two different events encode alike. Times are taken
 // at microsecond precision, which is what PostgreSQL stores.

@@ -107,9 +107,6 @@ type pubAck struct {
 	} `json:"error"`
 }
 
-// JetStream error code for "wrong last sequence".
-const errCodeWrongLastSequence = 10071
-
 // Publish appends msgs (at most MaxAtomicBatch) as one atomic batch. On any
 // error the publisher forgets its expected sequence; call LastMessage before
 // publishing again.
@@ -158,7 +155,7 @@ func (p *BatchPublisher) Publish(ctx context.Context, msgs []OutMsg) error {
 			return fmt.Errorf("commit batch: bad acknowledgement %q: %w", resp.Data, err)
 		}
 		if ack.Error != nil {
-			if ack.Error.ErrCode == errCodeWrongLastSequence {
+			if ack.Error.ErrCode == int(jetstream.JSErrCodeStreamWrongLastSequence) {
 				return fmt.Errorf("commit batch: %w: %s", ErrOutOfSync, ack.Error.Description)
 			}
 			return fmt.Errorf("commit batch: %s (code %d)", ack.Error.Description, ack.Error.ErrCode)

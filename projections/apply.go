@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/domain"
-	"github.com/segments-dev/segments/eventstore"
 )
 
 // StreamChanges is the JetStream stream of label changes.
@@ -658,5 +657,3 @@ func (a *projectionArrays) args() []any {
 
 // ErrNotFound: no projection for that customer.
 var ErrNotFound = errors.New("customer not found")
-
-var _ = eventstore.ErrNotFound

@@ -1,8 +1,8 @@
-// Command segmentd runs Segments: the HTTP API, the NATS ingest worker and
-// the event publisher, in one process or split by role.
-//
-//	segmentd [serve] [flags]   run the service (default)
-//	segmentd migrate [up|list|validate]
+// Command segmentd runs Segments — the HTTP API and workbench, the NATS
+// ingest worker, the publisher, projector, scheduler and notifier, in one
+// process or split by role — and its operator commands (migrate, rebuild,
+// verify, replay, import, export, rotate-master-key, token); `segmentd
+// --help` lists them with their usage.
 package main
 
 import (
