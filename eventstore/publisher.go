@@ -26,7 +26,8 @@ type Message struct {
 }
 
 // Sink is where the publisher puts the log: a stream that keeps messages in
-// order and can say which position it holds last.
+// order and can say which position it holds last. Package sinktest is its
+// conformance suite.
 type Sink interface {
 	// LastPublishedPosition returns the log position carried by the stream's
 	// last message. known is false when the stream cannot tell (its last

@@ -51,7 +51,8 @@ func (s *EventSink) LastPublishedPosition(ctx context.Context) (int64, bool, err
 	return pos, true, nil
 }
 
-// PublishAtomic publishes the messages as one atomic batch.
+// PublishAtomic publishes the messages as one atomic batch, each with its
+// position in the Segments-Position header.
 func (s *EventSink) PublishAtomic(ctx context.Context, msgs []eventstore.Message) error {
 	out := make([]OutMsg, len(msgs))
 	for i, m := range msgs {
@@ -59,6 +60,9 @@ func (s *EventSink) PublishAtomic(ctx context.Context, msgs []eventstore.Message
 		for k, v := range m.Header {
 			h.Set(k, v)
 		}
+		// The position is the message's, whatever a caller's headers say:
+		// LastPublishedPosition reads it back from here.
+		h.Set(HeaderPosition, strconv.FormatInt(m.Position, 10))
 		out[i] = OutMsg{Subject: m.Subject, MsgID: m.ID, Header: h, Data: m.Body}
 	}
 	return s.pub.Publish(ctx, out)
