@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +38,12 @@ func money(s string) domain.Money {
 // examples (客户信息管理工具·客户关系细分分析版): a strategic customer with two
 // recent orders, a quiet customer with a low satisfaction score, a prospect
 // with many inquiries, an order reported before its customer was
-// registered, and a key customer.
-func demoEvents(now time.Time) []domain.Envelope {
+// registered, and a key customer whose activity drops a minute after now.
+func demoEvents(now time.Time) []domain.Envelope { return demoEventsDropping(now, time.Minute) }
+
+// demoEventsDropping is demoEvents with the key customer's activity
+// dropping after dropAfter.
+func demoEventsDropping(now time.Time, dropAfter time.Duration) []domain.Envelope {
 	day := 24 * time.Hour
 	ago := func(d time.Duration) time.Time { return now.Add(-d).Truncate(time.Second) }
 	var out []domain.Envelope
@@ -84,10 +89,10 @@ func demoEvents(now time.Time) []domain.Envelope {
 	c5 := "KH202405010005"
 	add(c5, ago(200*day), profile("成都天府食品有限公司", "食品制造", "四川-成都", "周经理", "刘洋", "总经理助理", "+8613600002222", "liu.yang@example.com", 600, "150000000"))
 	add(c5, ago(100*day), &domain.FollowUpLogged{By: "周经理", Channel: "线下拜访", Summary: "季度回访", Outcome: "计划追加订单"})
-	// Its only recent order leaves the 3-month window one minute after the
-	// demo starts: activity drops from medium to low at that instant and an
-	// activity_dropped alert (due in 24 h) is raised and published.
-	add(c5, threeMonthsBefore(now.Add(time.Minute)), &domain.OrderPlaced{OrderID: "SO-2026-0905", Amount: money("600000"), Category: "包装设备", Channel: domain.ChannelOffline})
+	// Its only recent order leaves the 3-month window dropAfter the demo
+	// starts: activity drops from medium to low at that instant and an
+	// activity_dropped alert (due in 24 h) is raised, published and delivered.
+	add(c5, threeMonthsBefore(now.Add(dropAfter)), &domain.OrderPlaced{OrderID: "SO-2026-0905", Amount: money("600000"), Category: "包装设备", Channel: domain.ChannelOffline})
 	return out
 }
 
@@ -105,7 +110,12 @@ func threeMonthsBefore(target time.Time) time.Time {
 // demo records the demo data set through the store (the same path as
 // POST /v1/events) and prints the events as JetStream delivers them.
 func (a *app) demo(ctx context.Context) error {
-	events := demoEvents(time.Now())
+	dropAfter := a.demoAlertAfter
+	if dropAfter == 0 {
+		dropAfter = time.Minute
+	}
+	a.howToWatchAlerts()
+	events := demoEventsDropping(time.Now(), dropAfter)
 	customers := map[string]bool{}
 	for _, e := range events {
 		customers[string(e.Customer)] = true
@@ -242,13 +252,6 @@ func (a *app) demoAlert(ctx context.Context) error {
 		a.log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
 			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.natsURL()+" sub 'alerts.>'")
 	}
-	if a.notify != nil {
-		a.log.Info("demo: the notifier delivers each alert as routed by SEGMENTS_NOTIFY",
-			"file", a.cfg.NotifyFile, "channels", len(a.notify.Channels), "mailpit", "http://127.0.0.1:8025 (deploy/notify-local.yaml)")
-	} else {
-		a.log.Info("demo: alerts are not delivered to people: SEGMENTS_NOTIFY is unset",
-			"try", "docker compose up -d mailpit && SEGMENTS_NOTIFY=deploy/notify-local.yaml go run ./cmd/segmentd serve --demo")
-	}
 	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped + ".>"}})
 	if err != nil {
 		return fmt.Errorf("demo: subscribe to alerts: %w", err)
@@ -274,6 +277,27 @@ func (a *app) demoAlert(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+}
+
+// howToWatchAlerts prints where the demo's alerts are delivered and how to
+// watch them arrive.
+func (a *app) howToWatchAlerts() {
+	switch box := a.mailbox.Load(); {
+	case box != nil:
+		a.log.Info("demo: alerts are mailed to the demo's embedded mailbox (SMTP "+box.addr+"): each mail is printed here "+
+			"and kept as an .eml file", "dir", box.dir, "routes", filepath.Join(box.dir, "notify-demo.yaml"))
+		a.log.Info("demo: to watch them in Mailpit's web UI instead",
+			"try", "docker compose up -d mailpit && SEGMENTS_NOTIFY=deploy/notify-local.yaml go run ./cmd/segmentd serve --demo ; open http://127.0.0.1:8025")
+	case a.notify != nil:
+		a.log.Info("demo: the notifier delivers each alert as routed by SEGMENTS_NOTIFY",
+			"file", a.cfg.NotifyFile, "channels", len(a.notify.Channels), "mailpit", "http://127.0.0.1:8025 (deploy/notify-local.yaml)")
+	default:
+		a.log.Info("demo: alerts are not delivered to people (no notifier role)")
+	}
+	if addr := a.listening(); addr != "" {
+		a.log.Info("demo: the alert, its deliveries and the actions on it",
+			"try", "curl -s 'http://"+addr+"/v1/alerts?status=open' ; curl -s http://"+addr+"/v1/alerts/<alert_id>")
 	}
 }
 

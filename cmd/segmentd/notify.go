@@ -24,7 +24,9 @@ func loadNotify(cfg *config, rules *domain.RuleBook, loc *time.Location, log *sl
 		return nil, nil
 	}
 	if cfg.NotifyFile == "" {
-		log.Info("notifier: SEGMENTS_NOTIFY is unset, alerts are published but not delivered")
+		if !cfg.Demo {
+			log.Info("notifier: SEGMENTS_NOTIFY is unset, alerts are published but not delivered")
+		}
 		return nil, nil
 	}
 	return notify.LoadConfig(cfg.NotifyFile, vocabulary(rules, loc), os.LookupEnv)

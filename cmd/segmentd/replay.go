@@ -15,6 +15,7 @@ import (
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/notify"
 	"github.com/segments-dev/segments/projections"
 )
 
@@ -22,7 +23,7 @@ import (
 type timelineEntry struct {
 	At     time.Time `json:"-"`
 	When   string    `json:"at"`
-	Kind   string    `json:"kind"` // event, label, alert
+	Kind   string    `json:"kind"` // event, label, alert, message
 	Detail any       `json:"detail"`
 	Text   string    `json:"-"`
 }
@@ -133,6 +134,7 @@ func writeReplay(ctx context.Context, w io.Writer, s *eventstore.Store, q *proje
 		}
 		add(at, "label", c, fmt.Sprintf("label   %s: %s → %s (cause %s, rules v%d) %s | %s", c.Label, from, c.To, cause, c.RuleVersion, c.Reason, c.ReasonEN))
 	}
+	deliveries := notify.NewStore(s.Pool())
 	alerts, _, err := q.Alerts(ctx, projections.AlertFilter{Customer: code, Limit: 10_000})
 	if err != nil {
 		return err
@@ -161,8 +163,15 @@ func writeReplay(ctx context.Context, w io.Writer, s *eventstore.Store, q *proje
 		}
 		if a.ResolvedAt != nil {
 			r, _ := time.Parse(time.RFC3339Nano, *a.ResolvedAt)
-			add(r, "alert", map[string]any{"alert_id": a.AlertID, "status": "resolved", "resolved_by": a.ResolvedBy},
-				fmt.Sprintf("alert   %s %s resolved by follow-up", a.Kind, a.AlertID))
+			how := "followed_up"
+			if a.Resolution != nil {
+				how = *a.Resolution
+			}
+			add(r, "alert", map[string]any{"alert_id": a.AlertID, "status": "resolved", "resolution": how, "resolved_by": a.ResolvedBy},
+				fmt.Sprintf("alert   %s %s resolved (%s)", a.Kind, a.AlertID, how))
+		}
+		if err := addDeliveries(ctx, deliveries, a, add); err != nil {
+			return err
 		}
 	}
 	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].At.Before(timeline[j].At) })
@@ -192,6 +201,26 @@ func writeReplay(ctx context.Context, w io.Writer, s *eventstore.Store, q *proje
 	fmt.Fprintf(&b, "  %-17s %s\n", "tags", strings.Join(tags, "；"))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write replay: %w", err)
+	}
+	return nil
+}
+
+// addDeliveries adds the messages that told people about an alert (the
+// notifier's delivered records, at the instant each was accepted), so the
+// timeline shows who was told before anyone acted.
+func addDeliveries(ctx context.Context, store *notify.Store, a *projections.AlertDocument,
+	add func(time.Time, string, any, string),
+) error {
+	ds, err := store.AlertDeliveries(ctx, a.AlertID)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.DeliveredAt == nil {
+			continue
+		}
+		add(*d.DeliveredAt, "message", map[string]any{"alert_id": a.AlertID, "delivery": d},
+			fmt.Sprintf("message %s %s %s delivered to channel %s (attempts %d)", a.Kind, a.AlertID, d.Purpose, d.Channel, d.Attempts))
 	}
 	return nil
 }

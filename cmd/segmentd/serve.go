@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +55,13 @@ type app struct {
 	running   map[string]*atomic.Bool
 	// restart is the supervisor's delay policy (zero: backoff.Restart).
 	restart backoff.Policy
+	// mailbox is the demo's SMTP catcher (serve --demo without
+	// SEGMENTS_NOTIFY); demoPrint is where it prints mails (stderr when
+	// nil) and demoAlertAfter when the demo's activity drop happens (1 min
+	// when zero; tests shorten it).
+	mailbox        atomic.Pointer[demoMailbox]
+	demoPrint      io.Writer
+	demoAlertAfter time.Duration
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -185,6 +193,9 @@ func (a *app) close() {
 	if a.pool != nil {
 		a.pool.Close()
 	}
+	if box := a.mailbox.Load(); box != nil {
+		box.close()
+	}
 }
 
 // run starts the configured roles and blocks until ctx is done, then shuts
@@ -195,6 +206,30 @@ func (a *app) run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var wg sync.WaitGroup
+
+	// The API listens before the workers start, so the demo's messages can
+	// link to its address.
+	var ln net.Listener
+	if a.cfg.has("api") {
+		var err error
+		if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+		}
+		addr := ln.Addr().String()
+		a.httpAddr.Store(&addr)
+	}
+	if a.cfg.Demo && a.notify == nil && a.cfg.has("notifier") && a.cfg.NotifyFile == "" {
+		base := ""
+		if addr := a.listening(); addr != "" {
+			base = "http://" + addr
+		}
+		if err := a.demoDelivery(base); err != nil {
+			if ln != nil {
+				_ = ln.Close()
+			}
+			return err
+		}
+	}
 
 	if a.cfg.has("publisher") {
 		pub := eventstore.NewPublisher(eventstore.PublisherConfig{
@@ -229,15 +264,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	var srv *http.Server
 	httpErr := make(chan error, 1)
-	if a.cfg.has("api") {
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.HTTPAddr)
-		if err != nil {
-			stopWork()
-			wg.Wait()
-			return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
-		}
-		addr := ln.Addr().String()
-		a.httpAddr.Store(&addr)
+	if ln != nil {
 		handler, err := workbench.New(workbench.Config{
 			API: httpapi.New(httpapi.Config{
 				Store: a.store, Location: a.loc, Logger: a.log, Metrics: a.metrics,
