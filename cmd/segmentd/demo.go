@@ -285,8 +285,8 @@ func (a *app) demoAlert(ctx context.Context) error {
 func (a *app) howToWatchAlerts() {
 	switch box := a.mailbox.Load(); {
 	case box != nil:
-		a.log.Info("demo: alerts are mailed to the demo's embedded mailbox (SMTP "+box.addr+"): each mail is printed here "+
-			"and kept as an .eml file", "dir", box.dir, "routes", filepath.Join(box.dir, "notify-demo.yaml"))
+		a.log.Info("demo: alerts are mailed to the demo's embedded mailbox: each mail is printed here and kept as an .eml file",
+			"smtp", box.addr, "dir", box.dir, "routes", filepath.Join(box.dir, "notify-demo.yaml"))
 		a.log.Info("demo: to watch them in Mailpit's web UI instead",
 			"try", "docker compose up -d mailpit && SEGMENTS_NOTIFY=deploy/notify-local.yaml go run ./cmd/segmentd serve --demo ; open http://127.0.0.1:8025")
 	case a.notify != nil:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -51,11 +52,11 @@ type demoMail struct {
 }
 
 // startDemoMailbox listens on a free loopback port and keeps mails in dir.
-func startDemoMailbox(dir string, out io.Writer, log *slog.Logger) (*demoMailbox, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+func startDemoMailbox(ctx context.Context, dir string, out io.Writer, log *slog.Logger) (*demoMailbox, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // G703: under the operator's data directory
 		return nil, fmt.Errorf("demo mailbox: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo mailbox: %w", err)
 	}
@@ -195,14 +196,14 @@ routes:
 `
 
 // demoDelivery starts the demo mailbox and routes every alert to it.
-func (a *app) demoDelivery(baseURL string) error {
-	box, err := startDemoMailbox(filepath.Join(a.cfg.DataDir, "demo-mail"), a.demoOut(), a.log)
+func (a *app) demoDelivery(ctx context.Context, baseURL string) error {
+	box, err := startDemoMailbox(ctx, filepath.Join(a.cfg.DataDir, "demo-mail"), a.demoOut(), a.log)
 	if err != nil {
 		return err
 	}
 	text := fmt.Sprintf(demoRoutes, baseURL, box.addr)
 	file := filepath.Join(box.dir, "notify-demo.yaml")
-	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil { //nolint:gosec // G703: under the operator's data directory
 		box.close()
 		return fmt.Errorf("demo mailbox: %w", err)
 	}

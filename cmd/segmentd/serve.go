@@ -223,7 +223,7 @@ func (a *app) run(ctx context.Context) error {
 		if addr := a.listening(); addr != "" {
 			base = "http://" + addr
 		}
-		if err := a.demoDelivery(base); err != nil {
+		if err := a.demoDelivery(ctx, base); err != nil {
 			if ln != nil {
 				_ = ln.Close()
 			}
