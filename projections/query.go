@@ -302,38 +302,49 @@ type Summary struct {
 
 // Summary counts customers and net amounts per label value, every value of
 // the rule set listed (zero when empty), and the value × activity matrix.
+// It reads the counters the projector's transactions keep (migration 0017,
+// segment_counters): a few hundred rows whatever the number of customers.
 func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
-	rs := q.projector.book.Latest()
 	rows, err := q.projector.pool.Query(ctx, `
-		SELECT 'value_tier', value_tier, count(*), sum(net_amount) FROM customer_projections GROUP BY value_tier
-		UNION ALL SELECT 'activity', activity, count(*), sum(net_amount) FROM customer_projections GROUP BY activity
-		UNION ALL SELECT 'need_orientation', need_orientation, count(*), sum(net_amount) FROM customer_projections GROUP BY need_orientation
-		UNION ALL SELECT 'lifecycle', lifecycle, count(*), sum(net_amount) FROM customer_projections GROUP BY lifecycle
-		UNION ALL SELECT 'segment', value_tier || '/' || activity, count(*), sum(net_amount) FROM customer_projections GROUP BY 2
-		UNION ALL SELECT 'tag', t, count(*), sum(net_amount) FROM customer_projections, unnest(tags) AS t GROUP BY t
-		UNION ALL SELECT 'total', '', count(*), coalesce(sum(net_amount), 0) FROM customer_projections`)
+		SELECT dimension, value, sum(customers)::bigint, sum(net_amount)::bigint
+		FROM segment_counters GROUP BY dimension, value`)
 	if err != nil {
 		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 	}
+	counts, err := scanSummaryCounts(rows)
+	if err != nil {
+		return nil, err
+	}
+	return q.summaryOf(counts), nil
+}
+
+// summaryKey is one (dimension, value) pair of the summary's counts:
+// dimension is a label, "segment", "tag" or "total" (value "").
+type summaryKey struct{ dimension, value string }
+
+// scanSummaryCounts reads rows of (dimension, value, customers, net amount).
+func scanSummaryCounts(rows pgx.Rows) (map[summaryKey][2]int64, error) {
 	defer rows.Close()
-	type key struct{ label, value string }
-	counts := map[key][2]int64{}
-	var total [2]int64
+	counts := map[summaryKey][2]int64{}
 	for rows.Next() {
-		var label, value string
+		var k summaryKey
 		var n, net int64
-		if err := rows.Scan(&label, &value, &n, &net); err != nil {
+		if err := rows.Scan(&k.dimension, &k.value, &n, &net); err != nil {
 			return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 		}
-		if label == "total" {
-			total = [2]int64{n, net}
-			continue
-		}
-		counts[key{label, value}] = [2]int64{n, net}
+		counts[k] = [2]int64{n, net}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 	}
+	return counts, nil
+}
+
+// summaryOf lays the counts out as the summary document.
+func (q *Queries) summaryOf(counts map[summaryKey][2]int64) *Summary {
+	rs := q.projector.book.Latest()
+	type key = summaryKey
+	total := counts[key{"total", ""}]
 	share := func(part, whole int64) float64 {
 		if whole == 0 {
 			return 0
@@ -369,5 +380,5 @@ func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 	for _, t := range rs.Tags {
 		out.Tags = append(out.Tags, value("tag", t.Name, t.Display))
 	}
-	return out, nil
+	return out
 }
