@@ -196,34 +196,52 @@ func (q *Queries) Customers(ctx context.Context, f CustomerFilter, how eventstor
 }
 
 // EachCustomerPage calls fn with the whole filtered list in pages of size
-// (newest change first), reading one page at a time: memory stays flat
-// however long the list.
+// (newest change first): memory stays flat (two pages) however long the
+// list. The next page is read while fn writes the current one, so an
+// export costs the slower of the two rather than their sum.
 func (q *Queries) EachCustomerPage(ctx context.Context, f CustomerFilter, size int, how eventstore.Disclosure, fn func([]CustomerCard) error) error {
 	f.Cursor = ""
 	base, err := q.compile(f)
 	if err != nil {
 		return err
 	}
-	var after *listKey
-	for {
+	type page struct {
+		cards []CustomerCard
+		keys  []listKey
+		err   error
+	}
+	read := func(after *listKey) <-chan page {
 		l := &listQuery{where: slices.Clone(base.where), args: slices.Clone(base.args)}
 		if after != nil {
 			l.add("(changed_at, stream_id) < (?, ?)", after.at, pgUUID(after.id))
 		}
-		cards, keys, err := q.listPage(ctx, l, size, how)
-		if err != nil {
-			return err
+		ch := make(chan page, 1)
+		go func() {
+			cards, keys, err := q.listPage(ctx, l, size, how)
+			ch <- page{cards, keys, err}
+		}()
+		return ch
+	}
+	next := read(nil)
+	for next != nil {
+		p := <-next
+		if p.err != nil {
+			return p.err
 		}
-		if len(cards) > 0 {
-			if err := fn(cards); err != nil {
+		next = nil
+		if len(p.cards) == size {
+			next = read(&p.keys[len(p.keys)-1])
+		}
+		if len(p.cards) > 0 {
+			if err := fn(p.cards); err != nil {
+				if next != nil {
+					<-next // the read under way ends before ctx may be reused
+				}
 				return err
 			}
 		}
-		if len(cards) < size {
-			return nil
-		}
-		after = &keys[len(keys)-1]
 	}
+	return nil
 }
 
 type listKey struct {
