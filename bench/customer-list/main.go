@@ -3,7 +3,9 @@
 // list reads nothing else), then times 50-row pages of GET /v1/customers
 // with each single filter (p50/p99 over many requests, first and deep
 // pages), prints each filter's plan (EXPLAIN ANALYZE), times the segment
-// summary, and streams the CSV export of every row against a raw COPY TO of
+// summary (from the counters) and the 12-month trend over a synthetic label
+// history, the requests of each workbench page and its first load's
+// assets, and streams the CSV export of every row against a raw COPY TO of
 // the same columns, with the process's RSS before and after.
 //
 //	go run ./bench/customer-list -customers 1000000
@@ -36,6 +38,7 @@ import (
 	"github.com/segments-dev/segments/internal/loadkit"
 	"github.com/segments-dev/segments/privacy"
 	"github.com/segments-dev/segments/projections"
+	"github.com/segments-dev/segments/workbench"
 )
 
 func main() {
@@ -92,6 +95,9 @@ func run(ctx context.Context, pg string, n, requests int, keep bool) error {
 	if err := fill(ctx, pool, n); err != nil {
 		return err
 	}
+	if err := fillHistory(ctx, pool, n); err != nil {
+		return err
+	}
 	key, err := privacy.NewMasterKey(make([]byte, 32))
 	if err != nil {
 		return err
@@ -102,12 +108,25 @@ func run(ctx context.Context, pg string, n, requests int, keep bool) error {
 	}
 	defer store.Close()
 	q := projections.NewQueries(projections.New(projections.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler)}), store)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: store, Queries: q, Auditor: store}))
+	wb, err := workbench.New(workbench.Config{API: httpapi.New(httpapi.Config{Store: store, Queries: q, Auditor: store})})
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(wb)
 	defer srv.Close()
 	if err := pages(ctx, srv.URL, pool, trace, requests); err != nil {
 		return err
 	}
-	if err := summary(ctx, q); err != nil {
+	if err := summary(ctx, srv.URL, q, pool); err != nil {
+		return err
+	}
+	if err := trend(ctx, srv.URL); err != nil {
+		return err
+	}
+	if err := workbenchPages(ctx, srv.URL); err != nil {
+		return err
+	}
+	if err := assets(); err != nil {
 		return err
 	}
 	return export(ctx, srv.URL, pool, n)
@@ -256,19 +275,6 @@ func explain(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (s
 		return "", err
 	}
 	return strings.Join(lines, "\n") + "\n", nil
-}
-
-func summary(ctx context.Context, q *projections.Queries) error {
-	var took []time.Duration
-	for range 5 {
-		start := time.Now()
-		if _, err := q.Summary(ctx); err != nil {
-			return err
-		}
-		took = append(took, time.Since(start))
-	}
-	fmt.Printf("\nsegment summary (aggregated on read): min %s, max %s over 5 runs\n", slices.Min(took).Round(time.Millisecond), slices.Max(took).Round(time.Millisecond))
-	return nil
 }
 
 func rssKB() int64 {
