@@ -232,6 +232,7 @@ func TestWorkbenchInARealBrowser(t *testing.T) {
 	t.Run("the card shows labels, tags with reasons and the timeline", func(t *testing.T) { checkCard(b.with(t), e) })
 	t.Run("heat map cells and trend values equal the API", func(t *testing.T) { checkOverview(b.with(t), e) })
 	t.Run("the auditor sees a customer at an instant and verifies the chain", func(t *testing.T) { checkAudit(b.with(t), e) })
+	t.Run("labels, the heat map's numbers and contrast, keyboard navigation", func(t *testing.T) { checkAccessibility(b.with(t), e) })
 	t.Run("English on request, logout ends the session", func(t *testing.T) { checkLanguageAndLogout(b.with(t), e) })
 	t.Run("an owner sees only their customers and alerts, acknowledges and follows up", func(t *testing.T) { checkOwnerInbox(b.with(t), e) })
 }

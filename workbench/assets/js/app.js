@@ -49,7 +49,15 @@ async function route() {
     clear(main).append(h('p', { class: 'error', role: 'alert', text: t('error') + e.message }));
   }
   main.dataset.ready = page;
+  // After a navigation, keyboard and screen reader users continue at the
+  // new page's heading rather than at the link they left.
+  if (moveFocus) {
+    moveFocus = false;
+    (main.querySelector('h1') || main).focus();
+  }
 }
+
+let moveFocus = false;
 
 function showLogin(open) {
   document.getElementById('nav').hidden = true;
@@ -96,7 +104,14 @@ document.getElementById('logout').addEventListener('click', async () => {
   showLogin(loginOpen);
 });
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => { moveFocus = true; route(); });
+
+// The skip link moves the focus to the page's content; as a plain
+// "#main" link it would change the route.
+document.getElementById('skip-link').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  (main.querySelector('h1') || main).focus();
+});
 
 let loginOpen = false;
 setLang(getLang());

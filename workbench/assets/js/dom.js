@@ -4,12 +4,13 @@
 
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
+  if (tag === 'h1') el.tabIndex = -1; // the focus lands on a page's heading after a navigation
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') el.className = v;
     else if (k === 'text') el.textContent = v;
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'for' || k === 'scope' || k === 'role') el.setAttribute(k, v === true ? '' : v);
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'for' || k === 'scope' || k === 'role' || k === 'tabindex') el.setAttribute(k, v === true ? '' : v);
     else el[k] = v;
   }
   append(el, children);

@@ -46,8 +46,14 @@ function heatMap(s) {
       h('span', { class: 'muted', text: c.display }));
   })));
   return h('section', { class: 'panel', id: 'heatmap' }, h('h2', { text: t('ov.heat') }),
-    table([[t('col.value_tier') + ' \\ ' + t('col.activity')], ...activities.map((a) => [label(activityNames[a] || { value: a })])], rows, { class: 'heat', id: 'heat-table' }),
+    captioned(table([[t('col.value_tier') + ' \\ ' + t('col.activity')], ...activities.map((a) => [label(activityNames[a] || { value: a })])], rows, { class: 'heat', id: 'heat-table' }), t('ov.heatCaption')),
     h('p', { class: 'muted', text: t('ov.total') + '：' + s.customers + ' ' + t('ov.customers') + ' · ' + money(s.net_amount) }));
+}
+
+// captioned gives a table a caption that screen readers announce with it.
+function captioned(tbl, text) {
+  tbl.prepend(h('caption', { class: 'visually-hidden', text }));
+  return tbl;
 }
 
 function trendPanel(tr) {
