@@ -189,12 +189,6 @@ func readCSV(r io.Reader, sheet string, visit RowVisitor) (string, error) {
 	}
 }
 
-// mergedFillLimit bounds the workbook size for which merged ranges are
-// expanded: excelize reads a worksheet's merged ranges from the whole sheet
-// XML, which is not streamed. Above it, merged cells keep their value in the
-// top-left cell only.
-const mergedFillLimit = 20 << 20
-
 // openXLSX opens a workbook, turning excelize's errors about encryption and
 // format into the package's.
 func openXLSX(path string) (*excelize.File, error) {
@@ -213,14 +207,11 @@ func openXLSX(path string) (*excelize.File, error) {
 // readXLSXSheet streams one worksheet's rows with raw cell values: formulas
 // give their cached value, dates their serial number (ParseDate reads it),
 // amounts their unformatted number. Cells of a merged range all get the
-// range's value (see mergedFillLimit).
-func readXLSXSheet(f *excelize.File, sheet string, fillMerged bool, visit RowVisitor) error {
-	var merged []excelize.MergeCell
-	if fillMerged {
-		var err error
-		if merged, err = f.GetMergeCells(sheet); err != nil {
-			return err
-		}
+// range's value.
+func readXLSXSheet(f *excelize.File, path, sheet string, visit RowVisitor) error {
+	merged, err := mergedRanges(path, sheet)
+	if err != nil {
+		return err
 	}
 	rows, err := f.Rows(sheet)
 	if err != nil {
@@ -240,25 +231,6 @@ func readXLSXSheet(f *excelize.File, sheet string, fillMerged bool, visit RowVis
 		}
 	}
 	return rows.Error()
-}
-
-// fillMergedCells gives each cell of row inside a merged range the range's
-// value (excelize stores it in the top-left cell only).
-func fillMergedCells(cells []string, row int, merged []excelize.MergeCell) []string {
-	for _, m := range merged {
-		c1, r1, err1 := excelize.CellNameToCoordinates(m.GetStartAxis())
-		c2, r2, err2 := excelize.CellNameToCoordinates(m.GetEndAxis())
-		if err1 != nil || err2 != nil || row < r1 || row > r2 {
-			continue
-		}
-		for len(cells) < c2 {
-			cells = append(cells, "")
-		}
-		for c := c1; c <= c2; c++ {
-			cells[c-1] = m.GetCellValue()
-		}
-	}
-	return cells
 }
 
 // ReadFile streams every row of the file's sheets (one sheet named by
@@ -284,10 +256,6 @@ func ReadFile(path, sheet string, visit RowVisitor) (string, error) {
 		return "", err
 	}
 	defer func() { _ = f.Close() }()
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
 	sheets := f.GetSheetList()
 	if sheet != "" {
 		found := false
@@ -300,7 +268,7 @@ func ReadFile(path, sheet string, visit RowVisitor) (string, error) {
 		sheets = []string{sheet}
 	}
 	for _, s := range sheets {
-		if err := readXLSXSheet(f, s, st.Size() <= mergedFillLimit, visit); err != nil {
+		if err := readXLSXSheet(f, path, s, visit); err != nil {
 			return "xlsx", err
 		}
 	}

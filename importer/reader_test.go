@@ -116,3 +116,18 @@ func TestFilesThatAreNotWhatTheirNameSaysAreRefusedWithAClearMessage(t *testing.
 		t.Errorf("misnamed workbook read as %q: %q", desc, rows)
 	}
 }
+
+// The merged ranges are found by scanning the sheet XML in chunks: a
+// reference cut by a chunk's end is still found.
+func TestMergedRangesAreFoundAcrossChunkBoundaries(t *testing.T) {
+	for _, pad := range []int{256<<10 - 20, 256<<10 - 5, 256<<10 + 3} {
+		xml := strings.Repeat(" ", pad) + `<mergeCells count="2"><mergeCell ref="M3:M4"/><mergeCell ref="A1:C1"/></mergeCells>`
+		got, err := scanMergeCells(strings.NewReader(xml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0] != (mergedRange{c1: 13, r1: 3, c2: 13, r2: 4}) || got[1] != (mergedRange{c1: 1, r1: 1, c2: 3, r2: 1}) {
+			t.Errorf("pad %d: %+v", pad, got)
+		}
+	}
+}
