@@ -200,3 +200,8 @@ func (m Mapping) recognise(cells []string) (Header, bool) {
 // headerSearchRows bounds how far down a sheet the header row is looked
 // for (title rows and notes often sit above it).
 const headerSearchRows = 20
+
+// Recognise reads cells as a header row, as the importer does (for tools
+// that convert rows without reading a file, such as the benchmark's
+// reference).
+func (m Mapping) Recognise(cells []string) (Header, bool) { return m.recognise(cells) }
