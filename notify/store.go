@@ -151,7 +151,12 @@ type outcome struct {
 	lastError string
 }
 
-// settle records the outcomes of attempts.
+// settle records the outcomes of attempts. Only pending deliveries change;
+// the condition says so by naming the other statuses because "status =
+// 'pending'" matches the partial index alert_deliveries_due, which the
+// planner then chose over the primary key, scanning every pending delivery
+// of the channel for each outcome (quadratic in the backlog: 2.7 s per
+// settle at 10,000 pending, bench/notify).
 func (s *Store) settle(ctx context.Context, now time.Time, outs []outcome) error {
 	if len(outs) == 0 {
 		return nil
@@ -167,7 +172,8 @@ func (s *Store) settle(ctx context.Context, now time.Time, outs []outcome) error
 			next_attempt_at = CASE WHEN o.status = 'pending' THEN o.next ELSE d.next_attempt_at END,
 			delivered_at = CASE WHEN o.status = 'delivered' THEN $7::timestamptz END
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS o(alert_id, channel, purpose, status, err, next)
-		WHERE d.alert_id = o.alert_id AND d.channel = o.channel AND d.purpose = o.purpose AND d.status = 'pending'`,
+		WHERE d.alert_id = o.alert_id AND d.channel = o.channel AND d.purpose = o.purpose
+			AND d.status NOT IN ('delivered', 'dead', 'suppressed', 'skipped')`,
 		ids, channels, purposes, statuses, errs, nexts, now)
 	if err != nil {
 		return fmt.Errorf("settle deliveries: %w", eventstore.MapError(err))
