@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +56,14 @@ type Config struct {
 	// Erasures, when set, keeps rejections of messages about erased
 	// customers free of their payload (*eventstore.Store is one).
 	Erasures ErasureChecker
+	// PinnedTTL is how long the worker that receives the messages may stop
+	// asking for them before another instance's worker takes over
+	// (DefaultPinnedTTL when 0). See order.go.
+	PinnedTTL time.Duration
+	// OrderWait is how long a message that fails only as unknown_order (a
+	// refund before its order) is retried before it is rejected
+	// (DefaultOrderWait when 0; negative: rejected at once).
+	OrderWait time.Duration
 }
 
 // ErasureChecker says whether customers were erased.
@@ -67,6 +76,7 @@ type Worker struct {
 	cfg     Config
 	created time.Time
 	stream  jetstream.Stream // SEGMENTS_INGEST
+	pin     atomic.Value     // string: the pin id of the latest message received
 }
 
 // ingestNamespace derives event ids for messages that carry none.
@@ -89,6 +99,12 @@ func New(cfg Config) *Worker {
 	if cfg.Durable == "" {
 		cfg.Durable = "segments-ingest"
 	}
+	if cfg.PinnedTTL <= 0 {
+		cfg.PinnedTTL = DefaultPinnedTTL
+	}
+	if cfg.OrderWait == 0 {
+		cfg.OrderWait = DefaultOrderWait
+	}
 	return &Worker{cfg: cfg}
 }
 
@@ -99,18 +115,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("ingest: stream %s: %w", natsbus.StreamIngest, err)
 	}
 	w.created, w.stream = stream.CachedInfo().Created, stream
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       w.cfg.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1, // never drop a message: invalid ones are rejected, others retried
-		MaxAckPending: 4096,
-		FilterSubject: natsbus.SubjectIngest,
-	})
+	cons, err := stream.CreateOrUpdateConsumer(ctx, w.consumerConfig())
 	if err != nil {
 		return fmt.Errorf("ingest: consumer: %w", err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(512))
+	iter, err := cons.Messages(w.pullOptions()...)
 	if err != nil {
 		return fmt.Errorf("ingest: subscribe: %w", err)
 	}
@@ -140,6 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			close(ch)
 		}
 		wg.Wait()
+		w.unpin(ctx)
 	}()
 	for {
 		msg, err := iter.Next()
@@ -153,6 +163,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.cfg.Logger.Warn("ingest: fetch", "err", err)
 			continue
 		}
+		w.notePin(msg)
 		item, ok := w.decode(procCtx, msg)
 		if !ok {
 			continue
@@ -228,6 +239,8 @@ func (w *Worker) append(ctx context.Context, item work) {
 		var ee *eventstore.EventError
 		var vc *eventstore.VersionConflictError
 		switch {
+		case w.retryOrder(item.msg, err):
+			return
 		case errors.As(err, &ee):
 			field := ee.Err.Field
 			if len(item.req.Events) > 1 || item.req.Batch {

@@ -79,6 +79,9 @@ func (h *harness) start(app ingest.Appender, configure ...func(*ingest.Config)) 
 		Shards:        8,
 		Durable:       durable,
 		ShutdownGrace: 5 * time.Second,
+		// Short, so that unknown_order rejections come quickly; still
+		// retried twice.
+		OrderWait: 500 * time.Millisecond,
 	}
 	for _, c := range configure {
 		c(&cfg)

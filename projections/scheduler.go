@@ -48,7 +48,9 @@ func NewScheduler(p *Projector, now func() time.Time, log *slog.Logger, m Schedu
 
 // Run schedules until ctx is done. Several schedulers may run at once: each
 // customer is claimed with a transaction-scoped advisory try-lock (the same
-// key the projector locks), so no customer is processed twice at once.
+// key the projector locks), so no customer is processed twice at once, and
+// is advanced only if it is still due once the lock is held, so no instant
+// is claimed twice (stillDue).
 func (s *Scheduler) Run(ctx context.Context) error {
 	if err := s.run(ctx); err != nil && ctx.Err() == nil {
 		return err
@@ -200,6 +202,9 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 		if len(claimed) == 0 {
 			return nil
 		}
+		if claimed, err = stillDue(ctx, tx, claimed, now, due); err != nil || len(claimed) == 0 {
+			return err
+		}
 		_, cached, err = s.proj.applyTx(ctx, tx, claimed, now, nil)
 		return err
 	})
@@ -214,4 +219,31 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return len(claimed), nil
+}
+
+// stillDue keeps the claimed customers whose boundary is still at or before
+// now, and records it in due. The list of due customers was read before the
+// locks were taken: another scheduler may have advanced a customer and
+// committed in between, releasing its lock, and advancing it again would
+// be a second claim of one instant. This statement runs after the locks
+// were granted, so its snapshot sees every commit of their previous holder.
+func stillDue(ctx context.Context, tx pgx.Tx, claimed []uuid.UUID, now time.Time, due map[uuid.UUID]time.Time) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, `SELECT stream_id, next_at FROM customer_projections
+		WHERE stream_id = ANY($1::uuid[]) AND next_at <= $2`, pgUUIDs(claimed), now)
+	if err != nil {
+		return nil, err
+	}
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		var at time.Time
+		if err := rows.Scan((*uuidDst)(&id), &at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		due[id] = at
+		out = append(out, id)
+	}
+	rows.Close()
+	return out, rows.Err()
 }

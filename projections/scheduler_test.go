@@ -405,10 +405,11 @@ func raceEnvelopes(n int) ([]domain.Envelope, []domain.CustomerCode) {
 	return evs, codes
 }
 
-// TestSchedulersRaceWithoutDuplicates: 300 customers are due; two
+// TestSchedulersRaceWithoutDuplicates: 300 customers are due; three
 // schedulers advance them at the same time. Every label change, alert and
 // alert message exists exactly once: the read models equal those one
-// scheduler builds alone, on another database from the same log.
+// scheduler builds alone, on another database from the same log, and the
+// three together claim exactly as many boundary instants as it does.
 func TestSchedulersRaceWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	const customers = 300
@@ -426,28 +427,34 @@ func TestSchedulersRaceWithoutDuplicates(t *testing.T) {
 		e.clock.Set(late)
 		return e, proj
 	}
-	single, sp := setup()
-	alone := drainDue(t, projections.NewScheduler(sp, single.clock.Now, testenv.Logger(t), nil), late)
-	if alone != customers {
-		t.Fatalf("one scheduler advanced %d customers, want %d", alone, customers)
-	}
-
-	// Two schedulers race at every pass: the clock steps 20 ms at a time
-	// across the 300 ms over which the boundaries are spread (a few
-	// customers due per pass), then past the long windows and deadlines.
-	raced, rp := setup()
-	ctx := ctxT(t)
-	scheds := []*projections.Scheduler{
-		projections.NewScheduler(rp, raced.clock.Now, testenv.Logger(t), nil),
-		projections.NewScheduler(rp, raced.clock.Now, testenv.Logger(t), nil),
-	}
-	advanced := make([]int, len(scheds))
-	contested := 0
+	// The clock steps 20 ms at a time across the 300 ms over which the
+	// boundaries are spread (a few customers due per pass), then past the
+	// long windows and deadlines.
 	var passes []time.Time
 	for at := schedT0.Add(1600 * time.Millisecond); at.Before(schedT0.Add(4100 * time.Millisecond)); at = at.Add(20 * time.Millisecond) {
 		passes = append(passes, at)
 	}
 	passes = append(passes, late, late)
+
+	single, sp := setup()
+	one := projections.NewScheduler(sp, single.clock.Now, testenv.Logger(t), nil)
+	alone := 0
+	for _, at := range passes {
+		alone += runDue(t, one, at)
+	}
+	if alone < customers {
+		t.Fatalf("one scheduler claimed %d boundary instants of %d customers", alone, customers)
+	}
+
+	// Three schedulers race at every pass.
+	raced, rp := setup()
+	ctx := ctxT(t)
+	scheds := make([]*projections.Scheduler, 3)
+	for i := range scheds {
+		scheds[i] = projections.NewScheduler(rp, raced.clock.Now, testenv.Logger(t), nil)
+	}
+	advanced := make([]int, len(scheds))
+	contested := 0 // passes in which several schedulers claimed some
 	for _, at := range passes {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -467,28 +474,31 @@ func TestSchedulersRaceWithoutDuplicates(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
-		if got[0] > 0 && got[1] > 0 {
-			contested++
-		}
+		busy := 0
 		for i := range got {
 			advanced[i] += got[i]
+			if got[i] > 0 {
+				busy++
+			}
+		}
+		if busy > 1 {
+			contested++
 		}
 	}
-	// Whatever a pass left (a scheduler skips what the other holds).
-	for range 5 {
-		if runDue(t, scheds[0], late) == 0 {
-			break
-		}
+	total := 0
+	for _, n := range advanced {
+		total += n
 	}
-	// A scheduler that loses the try-lock race skips the customer; one that
-	// claims it after the other committed finds nothing left to do (and
-	// counts it): the sum is at least one claim per due customer per pass.
-	t.Logf("%d passes; the schedulers claimed %v customers (%d in all); in %d passes both claimed some", len(passes), advanced, advanced[0]+advanced[1], contested)
+	t.Logf("%d passes; the schedulers claimed %v boundary instants (%d in all, one scheduler alone %d); in %d passes several claimed some",
+		len(passes), advanced, total, alone, contested)
+	if total != alone {
+		t.Errorf("three schedulers claimed %d boundary instants, one alone claims %d: an instant was claimed twice or skipped", total, alone)
+	}
 	var due int
 	if err := raced.db.Pool.QueryRow(ctx, "SELECT count(*) FROM customer_projections WHERE next_at <= $1", late).Scan(&due); err != nil {
 		t.Fatal(err)
 	}
-	if due != 0 || advanced[0] == 0 || advanced[1] == 0 {
+	if due != 0 || slices.Contains(advanced, 0) {
 		t.Fatalf("%d customers still due; the schedulers advanced %v", due, advanced)
 	}
 
