@@ -16,6 +16,11 @@ import (
 // last renewal.
 const DefaultLeaseTTL = 5 * time.Second
 
+// tokenPoll is how often a waiting instance asks whether the leader's
+// session still exists (see token.go): a dead leader is replaced within
+// about this long, a frozen one only when its lease expires.
+const tokenPoll = 150 * time.Millisecond
+
 // ErrLeadershipLost: the lease expired or another instance holds it.
 var ErrLeadershipLost = errors.New("leadership lost")
 
@@ -30,6 +35,7 @@ type Leadership struct {
 	holder uuid.UUID
 	epoch  int64
 	ttl    time.Duration
+	token  *token // this candidate's liveness token (token.go)
 
 	mu      sync.Mutex
 	validTo time.Time // local monotonic bound: last renewal sent + ttl
@@ -38,24 +44,43 @@ type Leadership struct {
 	done    chan struct{}
 }
 
-// AcquireLeadership waits until this caller holds the lease name (polling
-// every ttl/5; ttl ≤ 0 means DefaultLeaseTTL) and returns it renewing.
+// AcquireLeadership waits until this caller holds the lease name and
+// returns it renewing (ttl ≤ 0 means DefaultLeaseTTL). It takes the lease
+// when it is free or expired (checked every ttl/5), or at once when the
+// leader's process is gone: every candidate keeps a connection of its own
+// holding a session lock while it leads (token.go), and a waiting candidate
+// that can take that lock knows the leader's session ended.
 func AcquireLeadership(ctx context.Context, pool *pgxpool.Pool, name string, ttl time.Duration) (*Leadership, error) {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	l := &Leadership{pool: pool, name: name, holder: uuid.New(), ttl: ttl, lost: make(chan struct{}), done: make(chan struct{})}
+	tok, err := openToken(ctx, pool, name)
+	if err != nil {
+		return nil, fmt.Errorf("acquire leadership %s: %w", name, err)
+	}
+	l := &Leadership{pool: pool, name: name, holder: uuid.New(), ttl: ttl, token: tok, lost: make(chan struct{}), done: make(chan struct{})}
+	var checked time.Time // last look at the lease's expiry
 	for {
 		sent := time.Now()
-		ok, err := l.tryAcquire(ctx)
+		leaderGone, err := tok.take(ctx)
 		if err != nil {
+			tok.close(ctx)
 			return nil, err
+		}
+		ok := false
+		if leaderGone || sent.Sub(checked) >= ttl/5 {
+			checked = sent
+			if ok, err = l.tryAcquire(ctx, leaderGone); err != nil {
+				tok.close(ctx)
+				return nil, err
+			}
 		}
 		if ok {
 			l.validTo = sent.Add(ttl)
 			break
 		}
-		if !sleep(ctx, ttl/5) {
+		if !sleep(ctx, min(tokenPoll, ttl/5)) {
+			tok.close(ctx)
 			return nil, ctx.Err()
 		}
 	}
@@ -66,13 +91,14 @@ func AcquireLeadership(ctx context.Context, pool *pgxpool.Pool, name string, ttl
 }
 
 // tryAcquire takes the lease when it is free or expired (by the database's
-// clock, the one clock every instance shares).
-func (l *Leadership) tryAcquire(ctx context.Context) (bool, error) {
+// clock, the one clock every instance shares), or in any case when
+// leaderGone (this candidate holds the token, so no live leader does).
+func (l *Leadership) tryAcquire(ctx context.Context, leaderGone bool) (bool, error) {
 	err := l.pool.QueryRow(ctx, `INSERT INTO leader_leases (name, holder, epoch, expires_at)
 		VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond')
 		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, epoch = leader_leases.epoch + 1, expires_at = EXCLUDED.expires_at
-			WHERE leader_leases.expires_at < clock_timestamp()
-		RETURNING epoch`, l.name, l.holder, l.ttl.Milliseconds()).Scan(&l.epoch)
+			WHERE $4 OR leader_leases.expires_at < clock_timestamp()
+		RETURNING epoch`, l.name, l.holder, l.ttl.Milliseconds(), leaderGone).Scan(&l.epoch)
 	if errors.Is(mapError(err), ErrNotFound) {
 		return false, nil // held by a live leader
 	}
@@ -87,6 +113,8 @@ func (l *Leadership) tryAcquire(ctx context.Context) (bool, error) {
 // unreachable) end it when the lease may have expired.
 func (l *Leadership) renew(ctx context.Context) {
 	defer close(l.done)
+	defer l.token.close(ctx) // the token goes with leadership
+
 	tick := time.NewTicker(l.ttl / 3)
 	defer tick.Stop()
 	for {
@@ -114,6 +142,9 @@ func (l *Leadership) renew(ctx context.Context) {
 		l.mu.Lock()
 		l.validTo = sent.Add(l.ttl)
 		l.mu.Unlock()
+		// A leader that took over from a frozen one could not take its
+		// token; it takes it once the frozen one gives it up.
+		_, _ = l.token.take(ctx)
 	}
 }
 

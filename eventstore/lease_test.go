@@ -68,3 +68,52 @@ func TestOneLeaderAtATimeAndAStaleLeaderIsFencedOut(t *testing.T) {
 		t.Error("the stale leader's Release ended the new leader's lease")
 	}
 }
+
+// A leader whose process dies is replaced at once, not when its lease
+// expires: its session, and the session lock it holds, end with it. Here
+// the leader's session is ended by the server (the lease, 30 s, is still
+// valid), as the kernel ends it for a killed process.
+func TestADeadLeaderIsReplacedBeforeItsLeaseExpires(t *testing.T) {
+	t.Parallel()
+	db := testenv.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 30 * time.Second
+	first, err := eventstore.AcquireLeadership(ctx, db.Pool, "dies", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Release(ctx)
+	acquired := make(chan *eventstore.Leadership, 1)
+	go func() {
+		l, err := eventstore.AcquireLeadership(ctx, db.Pool, "dies", ttl)
+		if err != nil {
+			t.Error(err)
+		}
+		acquired <- l
+	}()
+	select {
+	case <-acquired:
+		t.Fatal("a second instance took the lease of a live leader")
+	case <-time.After(500 * time.Millisecond):
+	}
+	var ended bool
+	died := time.Now()
+	if err := db.Pool.QueryRow(ctx, `SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&ended); err != nil || !ended {
+		t.Fatalf("end the leader's session: %v %v", ended, err)
+	}
+	second := <-acquired
+	if second == nil {
+		t.FailNow()
+	}
+	defer second.Release(ctx)
+	took := time.Since(died)
+	t.Logf("the second instance led %v after the first's session ended", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("the second instance took %v to lead, want ≤ 1 s", took)
+	}
+	if !leaseHeld(t, db, second) || leaseHeld(t, db, first) {
+		t.Error("after the takeover the new leader's fence does not hold, or the old one's still does")
+	}
+}
