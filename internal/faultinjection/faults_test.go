@@ -3,6 +3,7 @@ package faultinjection_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -97,22 +98,45 @@ func TestKillingTheServiceNATSAndPostgreSQLUnderLoadLosesAndDuplicatesNothing(t 
 	acked := l.acked
 	l.mu.Unlock()
 
-	verify(t, cluster, bus, acked)
+	db, err := cluster.Connect(context.Background(), "segments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(context.Background()) }()
+	_, js := bus.Connect(t)
+	verify(t, db, js, acked)
+}
+
+// querier is a database connection or pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // verify waits until publication has caught up and checks the log and the
 // streams: every acknowledged event recorded, every recorded event on
-// SEGMENTS_EVENTS once, every alert on SEGMENTS_ALERTS once.
-func verify(t *testing.T, cluster *testenv.Cluster, bus *testenv.NATS, acked map[uuid.UUID]bool) {
+// SEGMENTS_EVENTS once, in position order, every alert on SEGMENTS_ALERTS
+// once. It returns SEGMENTS_EVENTS as read.
+func verify(t *testing.T, db querier, js jetstream.JetStream, acked map[uuid.UUID]bool) idCount {
 	t.Helper()
 	ctx := context.Background()
-	db, err := cluster.Connect(ctx, "segments")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = db.Close(ctx) }()
-	_, js := bus.Connect(t)
 
+	// Requests cancelled when the load stopped may still commit: wait until
+	// the log, the read models and the streams agree, then read the log.
+	var alerts int
+	testenv.Eventually(t, 90*time.Second, "every event published and every alert relayed", func() bool {
+		var caughtUp bool
+		var events int
+		err := db.QueryRow(ctx, `SELECT
+				(SELECT count(*) FROM outbox) = 0
+				AND (SELECT count(*) FROM streams s LEFT JOIN customer_projections p USING (stream_id)
+				     WHERE p.version IS DISTINCT FROM s.version) = 0,
+				(SELECT count(*) FROM events), (SELECT count(*) FROM alerts)`).Scan(&caughtUp, &events, &alerts)
+		if err != nil || !caughtUp {
+			return false
+		}
+		return streamMsgs(ctx, js, natsbus.StreamEvents) >= uint64(events) && streamMsgs(ctx, js, natsbus.StreamAlerts) >= uint64(alerts)
+	})
 	rows, err := db.Query(ctx, "SELECT event_id FROM events")
 	if err != nil {
 		t.Fatal(err)
@@ -134,22 +158,6 @@ func verify(t *testing.T, cluster *testenv.Cluster, bus *testenv.NATS, acked map
 	if lost > 0 {
 		t.Errorf("%d acknowledged events are not in the log", lost)
 	}
-
-	var alerts int
-	testenv.Eventually(t, 90*time.Second, "every event published and every alert relayed", func() bool {
-		var caughtUp bool
-		err := db.QueryRow(ctx, `SELECT
-				(SELECT count(*) FROM outbox) = 0
-				AND (SELECT count(*) FROM streams s LEFT JOIN customer_projections p USING (stream_id)
-				     WHERE p.version IS DISTINCT FROM s.version) = 0`).Scan(&caughtUp)
-		if err != nil || !caughtUp {
-			return false
-		}
-		if err := db.QueryRow(ctx, "SELECT count(*) FROM alerts").Scan(&alerts); err != nil {
-			return false
-		}
-		return streamMsgs(ctx, js, natsbus.StreamEvents) >= uint64(len(stored)) && streamMsgs(ctx, js, natsbus.StreamAlerts) >= uint64(alerts)
-	})
 	if alerts == 0 {
 		t.Error("the load raised no alert: SEGMENTS_ALERTS was not exercised")
 	}
@@ -167,7 +175,14 @@ func verify(t *testing.T, cluster *testenv.Cluster, bus *testenv.NATS, acked map
 	if al.msgs != alerts || al.distinct != alerts {
 		t.Errorf("SEGMENTS_ALERTS holds %d messages, %d distinct, for %d alerts", al.msgs, al.distinct, alerts)
 	}
+	for i := 1; i < len(events.published); i++ {
+		if prev, cur := events.published[i-1], events.published[i]; cur.position <= prev.position {
+			t.Errorf("SEGMENTS_EVENTS: position %d (sequence %d) after position %d", cur.position, cur.seq, prev.position)
+			break
+		}
+	}
 	t.Logf("log %d events; SEGMENTS_EVENTS %d; alerts %d; SEGMENTS_ALERTS %d", len(stored), events.msgs, alerts, al.msgs)
+	return events
 }
 
 func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) uint64 {
@@ -187,6 +202,15 @@ func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) uint
 type idCount struct {
 	msgs, distinct int
 	ids            map[uuid.UUID]bool
+	published      []published // in stream order
+}
+
+// published is a message as its stream stored it.
+type published struct {
+	id       uuid.UUID
+	seq      uint64
+	at       time.Time // when the stream stored it
+	position int64     // Segments-Position (0 when absent)
 }
 
 // distinctIDs reads every message of a stream and counts its Nats-Msg-Ids.
@@ -217,6 +241,8 @@ func distinctIDs(t *testing.T, js jetstream.JetStream, stream string) idCount {
 			t.Fatalf("%s message %d: Nats-Msg-Id %q", stream, seq, m.Header.Get(jetstream.MsgIDHeader))
 		}
 		out.ids[id] = true
+		pos, _ := strconv.ParseInt(m.Header.Get(natsbus.HeaderPosition), 10, 64)
+		out.published = append(out.published, published{id: id, seq: seq, at: m.Time, position: pos})
 	}
 	out.distinct = len(out.ids)
 	return out

@@ -16,8 +16,12 @@ import (
 // load is a set of clients that record events over HTTP, each event with
 // its own event_id, re-sent until acknowledged (a 2xx).
 type load struct {
-	base   string
+	bases  []string // instances; each request goes to the next that answers
 	client *http.Client
+	// hangsAllowed: a request that times out is sent to another instance
+	// instead of counting as a problem (a frozen instance does not answer;
+	// a load balancer would route around it).
+	hangsAllowed bool
 
 	mu       sync.Mutex
 	acked    map[uuid.UUID]bool
@@ -31,9 +35,9 @@ type load struct {
 // as hung.
 const requestTimeout = 8 * time.Second
 
-func newLoad(base string) *load {
+func newLoad(bases ...string) *load {
 	return &load{
-		base: base, client: &http.Client{Timeout: requestTimeout},
+		bases: bases, client: &http.Client{Timeout: requestTimeout},
 		acked: map[uuid.UUID]bool{}, statuses: map[int]int{}, whileDB: map[int]int{},
 	}
 }
@@ -47,7 +51,7 @@ func (l *load) run(ctx context.Context, client int) {
 			id := uuid.New()
 			body := fmt.Sprintf(`{"event_id":%q,"type":"OrderPlaced","customer":%q,"data":{"order_id":"SO-%d","amount":%q,"channel":"online"}}`,
 				id, customer, i, amount)
-			for ctx.Err() == nil && !l.send(ctx, id, body) {
+			for try := client; ctx.Err() == nil && !l.send(ctx, l.bases[try%len(l.bases)], id, body); try++ {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
@@ -55,8 +59,8 @@ func (l *load) run(ctx context.Context, client int) {
 }
 
 // send posts one event and reports whether it was acknowledged.
-func (l *load) send(ctx context.Context, id uuid.UUID, body string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/v1/events", bytes.NewBufferString(body))
+func (l *load) send(ctx context.Context, base string, id uuid.UUID, body string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/events", bytes.NewBufferString(body))
 	if err != nil {
 		return false
 	}
@@ -66,7 +70,7 @@ func (l *load) send(ctx context.Context, id uuid.UUID, body string) bool {
 	if err != nil {
 		// Refused or reset while segmentd is killed and restarting; a
 		// timeout is a hang.
-		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || time.Since(start) >= requestTimeout) {
+		if ctx.Err() == nil && !l.hangsAllowed && (errors.Is(err, context.DeadlineExceeded) || time.Since(start) >= requestTimeout) {
 			l.problem(fmt.Sprintf("POST /v1/events hung for %v: %v", time.Since(start).Round(time.Millisecond), err))
 		}
 		return false

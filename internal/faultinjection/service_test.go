@@ -69,6 +69,13 @@ func (s *service) base() string { return "http://" + s.addr }
 // start runs segmentd and waits until /readyz says ready.
 func (s *service) start() {
 	s.t.Helper()
+	s.launch()
+	s.awaitReady(60 * time.Second)
+}
+
+// launch runs segmentd without waiting for it.
+func (s *service) launch() {
+	s.t.Helper()
 	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.t.Fatal(err)
@@ -81,7 +88,14 @@ func (s *service) start() {
 	}
 	s.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.cmd, s.exited)
-	s.awaitReady(60 * time.Second)
+}
+
+// signal sends sig (SIGSTOP freezes the process, SIGCONT thaws it).
+func (s *service) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v: %v", sig, err)
+	}
 }
 
 // kill ends segmentd at once (SIGKILL): no graceful shutdown.
