@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/ingest"
@@ -145,4 +147,33 @@ func (h *harness) awaitDelivered(n uint64) {
 		info, err := cons.Info(ctxT(h.t))
 		return err == nil && info.Delivered.Consumer >= n
 	})
+}
+
+// A consumer created by an earlier version (no priority policy) is
+// brought to the pinned policy at start, keeping what it has delivered.
+func TestAnUnpinnedConsumerIsUpgraded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := ctxT(t)
+	st, err := h.js.Stream(ctx, natsbus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxDeliver: -1, MaxAckPending: 4096, FilterSubject: natsbus.SubjectIngest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("ingest.orders", body(t, orderPlaced("KH-UP", "o1", "100")))
+	h.start(h.store)
+	h.awaitEvents(1)
+	h.awaitIdle()
+	cons, err := st.Consumer(ctx, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cons.CachedInfo().Config.PriorityPolicy; p != jetstream.PriorityPolicyPinned {
+		t.Errorf("priority policy %v after the upgrade, want pinned", p)
+	}
 }
