@@ -43,7 +43,10 @@ func TestClusterOfThreeInstancesOnThreeNATSNodes(t *testing.T) {
 	svcs := make([]*service, 3)
 	bases := make([]string, len(svcs))
 	for i := range svcs {
-		svcs[i] = newService(t, bin, db.URL+"&application_name="+instanceName(i), nodes.URLs())
+		// Ten pooled connections (and three for leadership) per instance:
+		// the shared test server allows a hundred in all.
+		url := db.URL + "&pool_max_conns=10&application_name=" + instanceName(i)
+		svcs[i] = newService(t, bin, url, nodes.URLs())
 		svcs[i].env = append(svcs[i].env, "SEGMENTS_STREAM_REPLICAS=3")
 		bases[i] = svcs[i].base()
 	}
