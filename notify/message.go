@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"strings"
@@ -63,6 +64,10 @@ func (m composer) title(it *Item) string {
 		PurposeEscalation2: {"逾期二级升级", "Second escalation"},
 		PurposeDigest:      {"预警", "Alert"},
 	}[it.Purpose]
+	if it.Purpose == PurposeAlert && it.Alert.Status == "info" {
+		// An informational change (value_tier_changed) is news, not a task.
+		prefix = [2]string{"客户变化", "Change"}
+	}
 	return fmt.Sprintf("【%s】%s · %s", m.pick(prefix[0], prefix[1]), kind, who)
 }
 
@@ -80,7 +85,7 @@ func (m composer) lines(it *Item) []line {
 		{label: m.pick("变化", "Change"), value: a.From + " → " + a.To},
 		{label: m.pick("原因", "Reason"), value: reason},
 		{label: m.pick("截止时间", "Due"), value: due},
-		{label: m.pick("负责人", "Owner"), value: a.Owner},
+		{label: m.pick("负责人", "Owner"), value: cmp.Or(a.Owner, m.pick("未指定（请在工作台分配）", "none (assign one in the workbench)"))},
 	}
 	if it.Recipient != "" {
 		ls = append(ls, line{label: m.pick("升级给", "Escalated to"), value: it.Recipient})
