@@ -58,7 +58,6 @@ func (pd *PersonalData) Field(stream uuid.UUID, field domain.PersonalField, valu
 	if value == "" {
 		return nil, nil
 	}
-	c := pd.ciphers[stream]
 	if !privacy.IsSealed(value) {
 		if !domain.IsPersonal(field, pd.individual[stream]) {
 			return &value, nil
@@ -67,6 +66,10 @@ func (pd *PersonalData) Field(stream uuid.UUID, field domain.PersonalField, valu
 			return nil, nil
 		}
 	} else {
+		c, err := pd.cipher(stream)
+		if err != nil {
+			return nil, err
+		}
 		if c == nil {
 			return nil, nil
 		}

@@ -142,16 +142,29 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 
 // PersonalData opens the sealed personal fields of some customers. It holds
 // each customer's cipher, or nothing when the customer's key was destroyed.
+// A key is unwrapped when a sealed field first needs it: a list or an
+// export of enterprises, whose names are not sealed, unwraps none.
 type PersonalData struct {
 	ciphers map[uuid.UUID]*privacy.Cipher
+	wrapped map[uuid.UUID]wrappedKey // keys loaded, not unwrapped yet
+	unwrap  func(w wrappedKey, stream uuid.UUID) ([]byte, error)
 	erased  map[uuid.UUID]bool
 	// individual: streams of persons, whose name and region are personal.
 	individual map[uuid.UUID]bool
 }
 
-// OpenPersonalData loads and unwraps the data keys of the given streams.
+// wrappedKey is a customer's data key as stored, and the id of the master
+// key that wrapped it.
+type wrappedKey struct {
+	key   []byte
+	keyID string
+}
+
+// OpenPersonalData loads the data keys of the given streams (each is
+// unwrapped when first used).
 func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*PersonalData, error) {
-	pd := &PersonalData{ciphers: map[uuid.UUID]*privacy.Cipher{}, erased: map[uuid.UUID]bool{}}
+	pd := &PersonalData{ciphers: map[uuid.UUID]*privacy.Cipher{}, wrapped: map[uuid.UUID]wrappedKey{}, erased: map[uuid.UUID]bool{},
+		unwrap: func(w wrappedKey, stream uuid.UUID) ([]byte, error) { return s.unwrap(w.key, w.keyID, stream) }}
 	if len(streams) == 0 {
 		return pd, nil
 	}
@@ -175,15 +188,7 @@ func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*Per
 			pd.erased[id] = true
 			continue
 		}
-		key, err := s.unwrap(wrapped, keyID, id)
-		if err != nil {
-			return nil, fmt.Errorf("data key of stream %s: %w", id, err)
-		}
-		c, err := privacy.NewCipher(key, id)
-		if err != nil {
-			return nil, err
-		}
-		pd.ciphers[id] = c
+		pd.wrapped[id] = wrappedKey{key: wrapped, keyID: keyID}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load data keys: %w", mapError(err))
@@ -193,6 +198,29 @@ func (s *Store) OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*Per
 
 // Erased reports whether the stream's key was destroyed.
 func (pd *PersonalData) Erased(stream uuid.UUID) bool { return pd.erased[stream] }
+
+// cipher is the stream's cipher, its key unwrapped on first use; nil when
+// the stream has no key.
+func (pd *PersonalData) cipher(stream uuid.UUID) (*privacy.Cipher, error) {
+	if c := pd.ciphers[stream]; c != nil {
+		return c, nil
+	}
+	w, ok := pd.wrapped[stream]
+	if !ok {
+		return nil, nil
+	}
+	key, err := pd.unwrap(w, stream)
+	if err != nil {
+		return nil, fmt.Errorf("data key of stream %s: %w", stream, err)
+	}
+	c, err := privacy.NewCipher(key, stream)
+	if err != nil {
+		return nil, err
+	}
+	delete(pd.wrapped, stream)
+	pd.ciphers[stream] = c
+	return c, nil
+}
 
 // Disclosure says how personal fields appear in output.
 type Disclosure int
