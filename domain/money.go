@@ -23,8 +23,8 @@ const maxMoneyDigits = 40
 
 // MaxCustomerOrdered bounds the sum of every amount ever ordered by one
 // customer (10^13 yuan, the same as one amount): net amounts, refunds and
-// per-customer sums stay ~9,000 times below int64 overflow, and a summary over
-// 9,000 customers at the bound still fits.
+// per-customer sums stay ~9,000 times below int64 overflow. Sums over many
+// customers (the summary, the trend) are Totals, which do not overflow.
 const MaxCustomerOrdered Money = MaxMoney
 
 // Errors returned by ParseMoney; callers branch on them to build messages.

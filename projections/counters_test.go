@@ -82,3 +82,46 @@ func applyConcurrently(t *testing.T, e *env, parts [][]domain.CustomerCode) {
 		t.Fatalf("apply: %v", err)
 	}
 }
+
+// TestTheSummaryIsExactWhenAPopulationsNetAmountExceedsInt64: ten thousand
+// customers at the per-customer bound sum past int64 fen. Writing them must
+// not fail the projector's transaction (the counters sum in numeric), and the
+// summary gives the exact amount and shares, equal to a full recount.
+func TestTheSummaryIsExactWhenAPopulationsNetAmountExceedsInt64(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2024, 3, 1, 9, 0, 0, 0, cst)
+	e := newEnv(t, start)
+	e.record(start, domain.Envelope{Type: domain.TypeOrderPlaced, Customer: "KH-BIG-0", Data: order("SO-1", "1.00")})
+	e.apply("KH-BIG-0")
+	// Copies of that customer's row with the bound as net amount, written by
+	// one statement as a projector transaction writes them.
+	const copies = 10_000
+	_, err := e.db.Pool.Exec(ctxT(t), `
+		INSERT INTO customer_projections
+		SELECT (jsonb_populate_record(p, jsonb_build_object('stream_id', gen_random_uuid(), 'customer', 'KH-BIG-' || g,
+			'net_amount', $1::bigint))).*
+		FROM customer_projections p, generate_series(1, $2::int) g WHERE p.customer = 'KH-BIG-0'`, int64(domain.MaxCustomerOrdered), copies)
+	if err != nil {
+		t.Fatalf("writing customers whose sum exceeds int64: %v", err)
+	}
+	got, err := e.q.Summary(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.q.SummaryByRecount(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
+		t.Fatalf("the counters say\n%s\na recount says\n%s", g, w)
+	}
+	// 10,000 × 10^13 yuan + 1 yuan.
+	if got.Customers != copies+1 || got.NetAmount.String() != "100000000000000001.00" {
+		t.Fatalf("summary: %d customers, net %s; want %d and 100000000000000001.00", got.Customers, got.NetAmount, copies+1)
+	}
+	for _, v := range got.Labels[domain.LabelValueTier] {
+		if v.NetAmountShare < 0 || v.NetAmountShare > 1 {
+			t.Errorf("value tier %s: net amount share %v outside [0, 1]", v.Value, v.NetAmountShare)
+		}
+	}
+}

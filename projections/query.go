@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
@@ -277,7 +279,7 @@ type SummaryValue struct {
 	Display        string       `json:"display"`
 	Customers      int64        `json:"customers"`
 	Share          float64      `json:"share"`
-	NetAmount      domain.Money `json:"net_amount"`
+	NetAmount      domain.Total `json:"net_amount"`
 	NetAmountShare float64      `json:"net_amount_share"`
 }
 
@@ -288,13 +290,13 @@ type MatrixCell struct {
 	Segment   string       `json:"segment"`
 	Display   string       `json:"display"`
 	Customers int64        `json:"customers"`
-	NetAmount domain.Money `json:"net_amount"`
+	NetAmount domain.Total `json:"net_amount"`
 }
 
 // Summary is the segment overview (GET /v1/segments/summary).
 type Summary struct {
 	Customers int64                     `json:"customers"`
-	NetAmount domain.Money              `json:"net_amount"`
+	NetAmount domain.Total              `json:"net_amount"`
 	Labels    map[string][]SummaryValue `json:"labels"`
 	Tags      []SummaryValue            `json:"tags"`
 	Matrix    []MatrixCell              `json:"matrix"`
@@ -306,7 +308,7 @@ type Summary struct {
 // segment_counters): a few hundred rows whatever the number of customers.
 func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 	rows, err := q.projector.pool.Query(ctx, `
-		SELECT dimension, value, sum(customers)::bigint, sum(net_amount)::bigint
+		SELECT dimension, value, sum(customers)::bigint, sum(net_amount)
 		FROM segment_counters GROUP BY dimension, value`)
 	if err != nil {
 		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
@@ -322,17 +324,26 @@ func (q *Queries) Summary(ctx context.Context) (*Summary, error) {
 // dimension is a label, "segment", "tag" or "total" (value "").
 type summaryKey struct{ dimension, value string }
 
-// scanSummaryCounts reads rows of (dimension, value, customers, net amount).
-func scanSummaryCounts(rows pgx.Rows) (map[summaryKey][2]int64, error) {
+// summaryCount is one key's customers and their exact net amount.
+type summaryCount struct {
+	customers int64
+	net       domain.Total
+}
+
+// scanSummaryCounts reads rows of (dimension, value, customers, net amount
+// as numeric: a population's sum can exceed int64).
+func scanSummaryCounts(rows pgx.Rows) (map[summaryKey]summaryCount, error) {
 	defer rows.Close()
-	counts := map[summaryKey][2]int64{}
+	counts := map[summaryKey]summaryCount{}
 	for rows.Next() {
 		var k summaryKey
-		var n, net int64
-		if err := rows.Scan(&k.dimension, &k.value, &n, &net); err != nil {
+		var c summaryCount
+		var net pgtype.Numeric
+		if err := rows.Scan(&k.dimension, &k.value, &c.customers, &net); err != nil {
 			return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
 		}
-		counts[k] = [2]int64{n, net}
+		c.net = totalOf(net)
+		counts[k] = c
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("segment summary: %w", eventstore.MapError(err))
@@ -340,8 +351,20 @@ func scanSummaryCounts(rows pgx.Rows) (map[summaryKey][2]int64, error) {
 	return counts, nil
 }
 
+// totalOf converts a sum of integer fen (numeric, NULL for no rows).
+func totalOf(n pgtype.Numeric) domain.Total {
+	if !n.Valid || n.Int == nil {
+		return domain.Total{}
+	}
+	fen := new(big.Int).Set(n.Int)
+	if n.Exp > 0 {
+		fen.Mul(fen, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n.Exp)), nil))
+	}
+	return domain.TotalOfFen(fen)
+}
+
 // summaryOf lays the counts out as the summary document.
-func (q *Queries) summaryOf(counts map[summaryKey][2]int64) *Summary {
+func (q *Queries) summaryOf(counts map[summaryKey]summaryCount) *Summary {
 	rs := q.projector.book.Latest()
 	type key = summaryKey
 	total := counts[key{"total", ""}]
@@ -353,10 +376,10 @@ func (q *Queries) summaryOf(counts map[summaryKey][2]int64) *Summary {
 	}
 	value := func(label, v, display string) SummaryValue {
 		c := counts[key{label, v}]
-		return SummaryValue{Value: v, Display: display, Customers: c[0], Share: share(c[0], total[0]),
-			NetAmount: domain.Money(c[1]), NetAmountShare: share(c[1], total[1])}
+		return SummaryValue{Value: v, Display: display, Customers: c.customers, Share: share(c.customers, total.customers),
+			NetAmount: c.net, NetAmountShare: c.net.Share(total.net)}
 	}
-	out := &Summary{Customers: total[0], NetAmount: domain.Money(total[1]), Labels: map[string][]SummaryValue{}}
+	out := &Summary{Customers: total.customers, NetAmount: total.net, Labels: map[string][]SummaryValue{}}
 	activities := []string{domain.ActivityHigh, domain.ActivityMedium, domain.ActivityLow}
 	for _, t := range rs.ValueTiers {
 		out.Labels[domain.LabelValueTier] = append(out.Labels[domain.LabelValueTier], value(domain.LabelValueTier, t.Value, t.Display))
@@ -364,7 +387,7 @@ func (q *Queries) summaryOf(counts map[summaryKey][2]int64) *Summary {
 			seg := t.Value + "/" + a
 			c := counts[key{domain.LabelSegment, seg}]
 			out.Matrix = append(out.Matrix, MatrixCell{ValueTier: t.Value, Activity: a, Segment: seg,
-				Display: rs.Display(domain.LabelSegment, seg), Customers: c[0], NetAmount: domain.Money(c[1])})
+				Display: rs.Display(domain.LabelSegment, seg), Customers: c.customers, NetAmount: c.net})
 			out.Labels[domain.LabelSegment] = append(out.Labels[domain.LabelSegment], value(domain.LabelSegment, seg, rs.Display(domain.LabelSegment, seg)))
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 )
@@ -35,7 +37,7 @@ type TrendPoint struct {
 	End       string       `json:"end"`
 	At        string       `json:"at"`
 	Customers int64        `json:"customers"`
-	NetAmount domain.Money `json:"net_amount"`
+	NetAmount domain.Total `json:"net_amount"`
 	Values    []TrendValue `json:"values"`
 }
 
@@ -44,7 +46,7 @@ type TrendValue struct {
 	Value     string       `json:"value"`
 	Display   string       `json:"display"`
 	Customers int64        `json:"customers"`
-	NetAmount domain.Money `json:"net_amount"`
+	NetAmount domain.Total `json:"net_amount"`
 }
 
 // TrendInstants splits [from, to] into intervals in loc: each interval's
@@ -119,14 +121,16 @@ func (q *Queries) Trend(ctx context.Context, label, interval string, from, to, n
 		i     int64
 		value string
 	}
-	figures := map[key][2]int64{}
+	figures := map[key]summaryCount{}
 	for rows.Next() {
 		var k key
-		var n, net int64
-		if err := rows.Scan(&k.i, &k.value, &n, &net); err != nil {
+		var c summaryCount
+		var net pgtype.Numeric
+		if err := rows.Scan(&k.i, &k.value, &c.customers, &net); err != nil {
 			return nil, fmt.Errorf("segment trend: %w", eventstore.MapError(err))
 		}
-		figures[k] = [2]int64{n, net}
+		c.net = totalOf(net)
+		figures[k] = c
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("segment trend: %w", eventstore.MapError(err))
@@ -137,9 +141,9 @@ func (q *Queries) Trend(ctx context.Context, label, interval string, from, to, n
 		p := TrendPoint{Start: ts(starts[i]), End: ts(ends[i]), At: ts(ats[i]), Values: make([]TrendValue, len(values))}
 		for j, v := range values {
 			f := figures[key{int64(i + 1), v.Value}]
-			p.Values[j] = TrendValue{Value: v.Value, Display: v.Display, Customers: f[0], NetAmount: domain.Money(f[1])}
-			p.Customers += f[0]
-			p.NetAmount += domain.Money(f[1])
+			p.Values[j] = TrendValue{Value: v.Value, Display: v.Display, Customers: f.customers, NetAmount: f.net}
+			p.Customers += f.customers
+			p.NetAmount = p.NetAmount.Add(f.net)
 		}
 		out.Points[i] = p
 	}
