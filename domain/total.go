@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"math/big"
 )
 
@@ -71,8 +72,7 @@ func (t Total) String() string {
 	if t.fen.Sign() < 0 {
 		sign = "-"
 	}
-	f := fen.Int64()
-	return sign + yuan.String() + "." + string([]byte{byte('0' + f/10), byte('0' + f%10)})
+	return fmt.Sprintf("%s%s.%02d", sign, yuan, fen.Int64())
 }
 
 // MarshalJSON writes the total as Money does: a decimal string.
