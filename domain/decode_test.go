@@ -169,6 +169,16 @@ func TestDecodeValidEvents(t *testing.T) {
 			want: &SatisfactionRated{Score: 5, Feedback: "响应很快\n非常满意"},
 		},
 		{
+			name: "RecommendationRated 0",
+			body: envJSON("RecommendationRated", `{"score":0}`),
+			want: &RecommendationRated{Score: new(0)},
+		},
+		{
+			name: "RecommendationRated 10 with feedback",
+			body: envJSON("RecommendationRated", `{"score":10,"feedback":"会推荐给同行"}`),
+			want: &RecommendationRated{Score: new(10), Feedback: "会推荐给同行"},
+		},
+		{
 			name: "NeedsDeclared",
 			body: envJSON("NeedsDeclared", `{"core_needs":["成本控制","技术支持"],"communication_preference":"email","price_sensitivity":"high"}`),
 			want: &NeedsDeclared{CoreNeeds: []string{"成本控制", "技术支持"}, CommunicationPreference: PreferEmail, PriceSensitivity: SensitivityHigh},
@@ -501,6 +511,9 @@ func envelopeRejections() []rejection {
 		{"score -1", score(`-1`), "data.score", CodeOutOfRange},
 		{"score huge", score(`99999999999`), "data.score", CodeOutOfRange},
 		{"score missing", envJSON("SatisfactionRated", `{"feedback":"好"}`), "data.score", CodeOutOfRange},
+		{"recommendation missing", envJSON("RecommendationRated", `{"feedback":"好"}`), "data.score", CodeRequired},
+		{"recommendation above 10", envJSON("RecommendationRated", `{"score":11}`), "data.score", CodeOutOfRange},
+		{"recommendation below 0", envJSON("RecommendationRated", `{"score":-1}`), "data.score", CodeOutOfRange},
 
 		// Required and free text.
 		{"registered without name", reg(`{"kind":"enterprise"}`), "data.name", CodeRequired},

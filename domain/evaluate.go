@@ -20,6 +20,21 @@ type Facts struct {
 	LatestSatisfaction int64 // 0 when none
 	HasSatisfaction    bool
 	ProfileMissing     uint8
+	// SPEC §11 (analytics.go). Sales are net of refunds, by order time:
+	// Sales6m within the long window, SalesPrev6m in the one before it.
+	AvgOrderValue       Money
+	FirstOrderAt        int64 // Unix nanoseconds; 0 without orders
+	Sales6m             Money
+	SalesPrev6m         Money
+	OrdersPrev6m        int64 // orders in the long window before the last
+	Growth6m            int64 // percent, truncated; 0 without a base
+	HasGrowth6m         bool
+	RFMRecency          int8 // 1–5; 0 not scored
+	RFMFrequency        int8
+	RFMMonetary         int8
+	LTVPredicted        Money
+	RecommendationScore int64 // 0–10
+	HasRecommendation   bool
 }
 
 // ResolveName makes Facts a CEL activation without building a map.
@@ -48,7 +63,7 @@ func (f *Facts) ResolveName(name string) (any, bool) {
 		}
 		return types.Int(n), true
 	}
-	return nil, false
+	return f.resolveAnalytics(name)
 }
 
 // Parent is part of the CEL activation interface.
@@ -91,8 +106,14 @@ func (l *LabelSet) HasTag(i int) bool { return l.Tags&(1<<uint(i)) != 0 }
 // Evaluate computes facts and labels of s at instant at, and the next
 // instant after at at which a time-dependent fact — and so possibly a label —
 // changes (zero when none: nothing changes with time alone). No label can
-// change strictly between at and next without a new event.
+// change strictly between at and next without a new event. RFM scores are
+// 0: EvaluateWith takes the day's cuts.
 func (rs *RuleSet) Evaluate(s *CustomerState, at time.Time) (LabelSet, Facts, time.Time) {
+	return rs.EvaluateWith(s, at, nil)
+}
+
+// EvaluateWith is Evaluate with the RFM cuts in force at at (nil: none).
+func (rs *RuleSet) EvaluateWith(s *CustomerState, at time.Time, cuts *RFMCuts) (LabelSet, Facts, time.Time) {
 	c := s.windows(rs)
 	t := at.UnixNano()
 	var f Facts
@@ -116,6 +137,7 @@ func (rs *RuleSet) Evaluate(s *CustomerState, at time.Time) (LabelSet, Facts, ti
 		f.HasSatisfaction, f.LatestSatisfaction = true, int64(s.Satisfaction.Value)
 	}
 	f.ProfileMissing = s.Profile.Missing()
+	earliest(analytics(s, c, t, cuts, &f))
 
 	var l LabelSet
 	l.ValueTier = rs.ValueTiers[rs.tierIndex(f.NetAmount)].Value
@@ -339,6 +361,9 @@ func factText(name string, f *Facts, chinese bool) string {
 			return strings.Join(parts, "、")
 		}
 		return strings.Join(parts, ", ")
+	}
+	if text, ok := analyticsText(name, f, chinese); ok {
+		return text
 	}
 	if v, ok := f.ResolveName(name); ok {
 		if n, ok := v.(types.Int); ok {

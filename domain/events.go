@@ -22,6 +22,7 @@ const (
 	TypeOrderRefunded          EventType = "OrderRefunded"
 	TypeInquiryReceived        EventType = "InquiryReceived"
 	TypeSatisfactionRated      EventType = "SatisfactionRated"
+	TypeRecommendationRated    EventType = "RecommendationRated"
 	TypeNeedsDeclared          EventType = "NeedsDeclared"
 	TypeFollowUpLogged         EventType = "FollowUpLogged"
 	TypeCustomerErased         EventType = "CustomerErased"
@@ -36,6 +37,7 @@ var EventTypes = []EventType{
 	TypeOrderPlaced, TypeOrderRefunded, TypeInquiryReceived, TypeSatisfactionRated,
 	TypeNeedsDeclared, TypeFollowUpLogged, TypeCustomerErased,
 	TypeAlertAcknowledged, TypeAlertAssigned, TypeAlertSnoozed,
+	TypeRecommendationRated,
 }
 
 // Event is the typed data of one event.
@@ -62,6 +64,8 @@ func NewEvent(t EventType) (Event, bool) {
 		return &InquiryReceived{}, true
 	case TypeSatisfactionRated:
 		return &SatisfactionRated{}, true
+	case TypeRecommendationRated:
+		return &RecommendationRated{}, true
 	case TypeNeedsDeclared:
 		return &NeedsDeclared{}, true
 	case TypeFollowUpLogged:
@@ -180,6 +184,15 @@ type SatisfactionRated struct {
 	Feedback string `json:"feedback,omitzero"`
 }
 
+// RecommendationRated records how likely the customer is to recommend us,
+// from 0 to 10 (the NPS question, SPEC §11): 9–10 promoter, 7–8 passive,
+// 0–6 detractor. Score is a pointer because 0 is a valid answer: a missing
+// score must be told from a zero.
+type RecommendationRated struct {
+	Score    *int   `json:"score"`
+	Feedback string `json:"feedback,omitzero"`
+}
+
 // NeedsDeclared records the customer's declared needs and preferences.
 type NeedsDeclared struct {
 	CoreNeeds               []string                `json:"core_needs,omitzero"`
@@ -212,6 +225,7 @@ func (*OrderPlaced) EventType() EventType            { return TypeOrderPlaced }
 func (*OrderRefunded) EventType() EventType          { return TypeOrderRefunded }
 func (*InquiryReceived) EventType() EventType        { return TypeInquiryReceived }
 func (*SatisfactionRated) EventType() EventType      { return TypeSatisfactionRated }
+func (*RecommendationRated) EventType() EventType    { return TypeRecommendationRated }
 func (*NeedsDeclared) EventType() EventType          { return TypeNeedsDeclared }
 func (*FollowUpLogged) EventType() EventType         { return TypeFollowUpLogged }
 func (*CustomerErased) EventType() EventType         { return TypeCustomerErased }
@@ -298,6 +312,15 @@ func (e *InquiryReceived) validate(c *collector) {
 func (e *SatisfactionRated) validate(c *collector) {
 	if e.Score < 1 || e.Score > 5 {
 		c.add("data.score", CodeOutOfRange, "must be an integer from 1 to 5")
+	}
+	optionalText(c, "data.feedback", e.Feedback, maxLongText)
+}
+
+func (e *RecommendationRated) validate(c *collector) {
+	if e.Score == nil {
+		c.add("data.score", CodeRequired, "is required (an integer from 0 to 10)")
+	} else if *e.Score < 0 || *e.Score > 10 {
+		c.add("data.score", CodeOutOfRange, "must be an integer from 0 to 10")
 	}
 	optionalText(c, "data.feedback", e.Feedback, maxLongText)
 }

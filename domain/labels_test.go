@@ -708,6 +708,9 @@ func TestLabelTable(t *testing.T) {
 					t.Errorf("Display(%s, %q) = %q, want %q", label, l.Value(label), got, want)
 				}
 			}
+			// The §11 facts have their own tests (analytics_test.go).
+			f.AvgOrderValue, f.FirstOrderAt, f.Sales6m, f.SalesPrev6m, f.OrdersPrev6m = 0, 0, 0, 0, 0
+			f.Growth6m, f.HasGrowth6m, f.LTVPredicted = 0, false, 0
 			if tc.facts != nil && f != *tc.facts {
 				t.Errorf("facts = %+v, want %+v", f, *tc.facts)
 			}
@@ -784,7 +787,10 @@ func TestNextBoundaryIsTheEarliestExpiry(t *testing.T) {
 		{sh(2026, 5, 20, 9, 0), sh(2026, 7, 1, 10, 0)},
 		{sh(2026, 7, 1, 10, 0), sh(2026, 7, 10, 8, 0)},
 		{sh(2026, 7, 10, 8, 0), sh(2026, 10, 1, 10, 0)},
-		{sh(2026, 10, 1, 10, 0), time.Time{}},
+		// SO-1 leaves the 6 months before the last 6 (sales_prev_6m).
+		{sh(2026, 10, 1, 10, 0), sh(2027, 1, 10, 8, 0)},
+		{sh(2027, 1, 10, 8, 0), sh(2027, 3, 31, 10, 0)},
+		{sh(2027, 3, 31, 10, 0), time.Time{}},
 	}
 	for _, st := range steps {
 		if _, _, next := rs.Evaluate(s, st.at); !next.Equal(st.next) {

@@ -90,6 +90,9 @@ type Projection struct {
 // label may change without a new event: a window boundary or a rule switch.
 func (b *RuleBook) NextInstant(p *Projection) time.Time {
 	at, _ := b.nextBoundary(p)
+	if r := b.nextRFMChange(p, time.Time{}); !r.IsZero() && (at.IsZero() || r.Before(at)) {
+		return r
+	}
 	return at
 }
 
@@ -122,6 +125,11 @@ func (b *RuleBook) Advance(p *Projection, to time.Time, ev *Recorded) []LabelCha
 	var changes []LabelChange
 	for {
 		at, cause := b.nextBoundary(p)
+		// A recorded RFM day that changes the customer's scores is a time
+		// boundary too (a rule switch at the same instant comes first).
+		if r := b.nextRFMChange(p, to); !r.IsZero() && (at.IsZero() || r.Before(at)) {
+			at, cause = r, CauseTime
+		}
 		if at.IsZero() || at.After(to) {
 			break
 		}
@@ -161,7 +169,7 @@ func (b *RuleBook) evaluate(p *Projection, at time.Time, cause CauseKind, eventI
 	rs := b.At(at)
 	p.markOverdue(rs, at)
 	first := len(changes)
-	l, f, next := rs.Evaluate(&p.State, at)
+	l, f, next := rs.EvaluateWith(&p.State, at, b.RFM().At(at))
 	old := p.Labels
 	oldRS := b.version(p.RuleVersion)
 	if p.Since == nil {

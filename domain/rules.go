@@ -137,6 +137,9 @@ type NeedKeyword struct {
 // RuleBook is the history of rule sets, ordered by effective_at.
 type RuleBook struct {
 	Versions []*RuleSet
+	// rfm is the recorded RFM history (analytics.go), shared by every
+	// goroutine using the book.
+	rfm rfmHolder
 }
 
 // At returns the rule set in force at t: the latest whose effective_at is
@@ -672,7 +675,7 @@ const (
 )
 
 var celEnv = func() *cel.Env {
-	env, err := cel.NewEnv(
+	env, err := cel.NewEnv(append(analyticsVariables(),
 		cel.Variable(FactNetAmount, cel.IntType),
 		cel.Variable(FactOrderCount, cel.IntType),
 		cel.Variable(FactOrders3m, cel.IntType),
@@ -690,7 +693,7 @@ var celEnv = func() *cel.Env {
 					return types.NewErr("yuan: want an integer")
 				}
 				return n * 100
-			}))),
+			}))))...,
 	)
 	if err != nil {
 		panic(err)
@@ -719,6 +722,9 @@ func compileTag(expr string) (cel.Program, error) {
 var templateFacts = []string{
 	FactNetAmount, FactOrderCount, FactOrders3m, FactOrders6m, FactInquiries3m, FactInquiryCount,
 	FactLatestSatisfaction, FactHasSatisfaction, FactProfileMissingCount, FactProfileMissing,
+	FactAvgOrderValue, FactRepurchase, FactRFMRecency, FactRFMFrequency, FactRFMMonetary, FactRFMSegment,
+	FactLTV, FactLTVPredicted, FactSales6m, FactSalesPrev6m, FactOrdersPrev6m, FactGrowth6m, FactHasGrowth6m,
+	FactRecommendationScore, FactHasRecommendation, FactNPSCategory,
 }
 
 // checkTemplate makes sure every {name} in a reason template is a fact.

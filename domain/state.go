@@ -74,9 +74,11 @@ type CustomerState struct {
 	Preference   *Timed[string]    `json:"communication_preference,omitzero"`
 	Sensitivity  *Timed[string]    `json:"price_sensitivity,omitzero"`
 	LastFollowUp *Timed[uuid.UUID] `json:"last_follow_up,omitzero"`
-	cache        *windowCache      // derived, rebuilt when needed
-	orderIndex   map[string]int    // derived
-	_            struct{}
+	// Recommendation is the latest 0–10 recommendation score (NPS).
+	Recommendation *Timed[int]    `json:"recommendation,omitzero"`
+	cache          *windowCache   // derived, rebuilt when needed
+	orderIndex     map[string]int // derived
+	_              struct{}
 }
 
 // Apply folds one recorded event into the state. Events must come in
@@ -122,6 +124,10 @@ func (s *CustomerState) Apply(r *Recorded) bool {
 		}
 	case *SatisfactionRated:
 		setLatest(&s.Satisfaction, d.Score, r.OccurredAt)
+	case *RecommendationRated:
+		if d.Score != nil {
+			setLatest(&s.Recommendation, *d.Score, r.OccurredAt)
+		}
 	case *NeedsDeclared:
 		if len(d.CoreNeeds) > 0 {
 			setLatest(&s.CoreNeeds, slices.Clone(d.CoreNeeds), r.OccurredAt)
@@ -239,13 +245,18 @@ func (p *ProfileState) Missing() uint8 {
 // not monotonic across month ends (31 Jan + 1 month is 3 Mar, after 1 Feb
 // + 1 month), so every event keeps its own expiry.
 type windowCache struct {
-	loc             *time.Location
-	short, long     int
-	shortDur        time.Duration
-	longDur         time.Duration
-	ordersShort     []int64
-	ordersLong      []int64
-	inquiriesShort  []int64
+	loc            *time.Location
+	short, long    int
+	shortDur       time.Duration
+	longDur        time.Duration
+	ordersShort    []int64
+	ordersLong     []int64
+	inquiriesShort []int64
+	// orderWindows[i] are order i's long and double-long expiries (the
+	// 6-month growth compares the last long window with the one before);
+	// ordersDouble are the double-long expiries sorted.
+	orderWindows    []orderWindow
+	ordersDouble    []int64
 	needValid       bool
 	needVersion     int
 	needOrientation string
@@ -265,9 +276,19 @@ func insertSorted(a []int64, v int64) []int64 {
 	return slices.Insert(a, i, v)
 }
 
+// orderWindow is when an order leaves the long window and the one before.
+type orderWindow struct{ long, double int64 }
+
+func (c *windowCache) orderWindow(t time.Time) orderWindow {
+	return orderWindow{long: expiry(t, c.loc, c.long, c.longDur), double: expiry(t, c.loc, 2*c.long, 2*c.longDur)}
+}
+
 func (c *windowCache) addOrder(t time.Time) {
+	w := c.orderWindow(t)
 	c.ordersShort = insertSorted(c.ordersShort, expiry(t, c.loc, c.short, c.shortDur))
-	c.ordersLong = insertSorted(c.ordersLong, expiry(t, c.loc, c.long, c.longDur))
+	c.ordersLong = insertSorted(c.ordersLong, w.long)
+	c.orderWindows = append(c.orderWindows, w)
+	c.ordersDouble = insertSorted(c.ordersDouble, w.double)
 }
 
 func (c *windowCache) addInquiry(t time.Time) {
@@ -284,16 +305,21 @@ func (s *CustomerState) windows(rs *RuleSet) *windowCache {
 	}
 	c = &windowCache{loc: rs.Location, short: rs.ShortMonths, long: rs.LongMonths, shortDur: rs.ShortWindow, longDur: rs.LongWindow,
 		ordersShort: make([]int64, 0, len(s.Orders)), ordersLong: make([]int64, 0, len(s.Orders)),
-		inquiriesShort: make([]int64, 0, len(s.Inquiries))}
+		inquiriesShort: make([]int64, 0, len(s.Inquiries)),
+		orderWindows:   make([]orderWindow, 0, len(s.Orders)), ordersDouble: make([]int64, 0, len(s.Orders))}
 	for _, o := range s.Orders {
+		w := c.orderWindow(o.At)
 		c.ordersShort = append(c.ordersShort, expiry(o.At, c.loc, c.short, c.shortDur))
-		c.ordersLong = append(c.ordersLong, expiry(o.At, c.loc, c.long, c.longDur))
+		c.ordersLong = append(c.ordersLong, w.long)
+		c.orderWindows = append(c.orderWindows, w)
+		c.ordersDouble = append(c.ordersDouble, w.double)
 	}
 	for _, t := range s.Inquiries {
 		c.inquiriesShort = append(c.inquiriesShort, expiry(t, c.loc, c.short, c.shortDur))
 	}
 	slices.Sort(c.ordersShort)
 	slices.Sort(c.ordersLong)
+	slices.Sort(c.ordersDouble)
 	slices.Sort(c.inquiriesShort)
 	s.cache = c
 	return c

@@ -123,6 +123,11 @@ func TestRejectedRequests(t *testing.T) {
 		{"score 4.5", rated("4.5"), "data.score", "invalid_type"},
 		{"score as a string", rated(`"5"`), "data.score", "invalid_type"},
 		{"score missing", `{"type":"SatisfactionRated","customer":"KH1","data":{"feedback":"好"}}`, "data.score", "out_of_range"},
+		{"recommendation 11", `{"type":"RecommendationRated","customer":"KH1","data":{"score":11}}`, "data.score", "out_of_range"},
+		{"recommendation -1", `{"type":"RecommendationRated","customer":"KH1","data":{"score":-1}}`, "data.score", "out_of_range"},
+		{"recommendation 9.5", `{"type":"RecommendationRated","customer":"KH1","data":{"score":9.5}}`, "data.score", "invalid_type"},
+		{"recommendation missing", `{"type":"RecommendationRated","customer":"KH1","data":{}}`, "data.score", "required"},
+		{"recommendation unknown field", `{"type":"RecommendationRated","customer":"KH1","data":{"score":9,"nps":9}}`, "data.nps", "unknown_field"},
 
 		// Malformed JSON.
 		{"duplicated key at top level", `{"type":"InquiryReceived","customer":"KH1","customer":"KH2","data":{"topic":"x"}}`, "customer", "duplicate_field"},

@@ -165,6 +165,13 @@ func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, erro
 				p.Labels.Tags |= 1 << uint(i)
 			}
 		}
+		if len(b) > 0 && (b[0] == '{' || b[0] < docBinaryV4) {
+			// Written before the value facts of SPEC §11 existed: compute
+			// them as the evaluation then would have (labels stay as stored;
+			// a rebuild also refreshes next_at for their boundaries).
+			_, f, next := rs.EvaluateWith(&p.State, p.EvaluatedAt, book.RFM().At(p.EvaluatedAt))
+			p.Facts, p.Next = f, next
+		}
 	}
 	return p, nil
 }

@@ -29,15 +29,19 @@ import (
 // tells an empty one from nil, and this keeps documents byte-identical
 // however they were produced. Maps are written in key order.
 //
-// The first byte is the format: docBinaryV3, which adds each alert's
+// The first byte is the format: docBinaryV4, which adds the latest
+// recommendation score to the state and the value facts of SPEC §11 to the
+// facts (after profile_missing), to docBinaryV3, which adds each alert's
 // acknowledged_at, snoozed_until and escalated_at (SPEC §8) to docBinaryV2,
 // which adds each alert's delivery suppression reason (empty: delivered) to
-// docBinaryV1. V1 and V2 documents, and those stored as JSON by earlier
-// versions (beginning with '{'), are still read (decodeProjection).
+// docBinaryV1. V1 to V3 documents, and those stored as JSON by earlier
+// versions (beginning with '{'), are still read (decodeProjection, which
+// recomputes the value facts an older document lacks).
 const (
 	docBinaryV1 = 0x01
 	docBinaryV2 = 0x02
 	docBinaryV3 = 0x03
+	docBinaryV4 = 0x04
 )
 
 // errBadDocument: a binary document that is truncated or malformed.
@@ -45,7 +49,13 @@ var errBadDocument = errors.New("malformed binary projection document")
 
 // appendBinaryProjection appends sp's binary document to b.
 func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
-	w := binWriter{b: append(b, docBinaryV3)}
+	return appendBinaryProjectionAs(b, sp, docBinaryV4)
+}
+
+// appendBinaryProjectionAs writes sp in format (V3 or V4: tests write the
+// older one to check it is still read).
+func appendBinaryProjectionAs(b []byte, sp *storedProjection, format byte) []byte {
+	w := binWriter{b: append(b, format), format: format}
 	w.state(&sp.State)
 	w.str(sp.ValueTier)
 	w.str(sp.Activity)
@@ -62,6 +72,9 @@ func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
 	w.varint(f.LatestSatisfaction)
 	w.bool(f.HasSatisfaction)
 	w.b = append(w.b, f.ProfileMissing)
+	if format >= docBinaryV4 {
+		w.valueFacts(f)
+	}
 	w.varint(int64(sp.RuleVersion))
 	w.time(sp.EvaluatedAt)
 	w.time(sp.Next)
@@ -100,7 +113,10 @@ func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
 	return w.b
 }
 
-type binWriter struct{ b []byte }
+type binWriter struct {
+	b      []byte
+	format byte
+}
 
 func (w *binWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
 func (w *binWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
@@ -191,6 +207,46 @@ func (w *binWriter) state(s *domain.CustomerState) {
 	writeTimed(w, s.Preference, w.str)
 	writeTimed(w, s.Sensitivity, w.str)
 	writeTimed(w, s.LastFollowUp, w.uuid)
+	if w.format >= docBinaryV4 {
+		writeTimed(w, s.Recommendation, func(v int) { w.varint(int64(v)) })
+	}
+}
+
+// valueFacts writes the facts of SPEC §11 (docBinaryV4).
+func (w *binWriter) valueFacts(f *domain.Facts) {
+	for _, v := range []int64{int64(f.AvgOrderValue), f.FirstOrderAt, int64(f.Sales6m), int64(f.SalesPrev6m), f.OrdersPrev6m,
+		f.Growth6m, int64(f.RFMRecency), int64(f.RFMFrequency), int64(f.RFMMonetary), int64(f.LTVPredicted), f.RecommendationScore} {
+		w.varint(v)
+	}
+	w.bool(f.HasGrowth6m)
+	w.bool(f.HasRecommendation)
+}
+
+// valueFacts reads what binWriter.valueFacts wrote.
+func (r *binReader) valueFacts(f *domain.Facts) {
+	f.AvgOrderValue = domain.Money(r.varint())
+	f.FirstOrderAt = r.varint()
+	f.Sales6m = domain.Money(r.varint())
+	f.SalesPrev6m = domain.Money(r.varint())
+	f.OrdersPrev6m = r.varint()
+	f.Growth6m = r.varint()
+	f.RFMRecency = r.score()
+	f.RFMFrequency = r.score()
+	f.RFMMonetary = r.score()
+	f.LTVPredicted = domain.Money(r.varint())
+	f.RecommendationScore = r.varint()
+	f.HasGrowth6m = r.bool()
+	f.HasRecommendation = r.bool()
+}
+
+// score reads an RFM score (0–5).
+func (r *binReader) score() int8 {
+	v := r.varint()
+	if v < 0 || v > 5 {
+		r.fail("bad RFM score")
+		return 0
+	}
+	return int8(v)
 }
 
 // writeTimed writes whether t is present and, if so, its value and instant.
@@ -213,13 +269,14 @@ func readTimed[T any](r *binReader, value func() T) *domain.Timed[T] {
 // decodeBinaryProjection reads a document appendBinaryProjection wrote.
 func decodeBinaryProjection(b []byte) (storedProjection, error) {
 	var sp storedProjection
-	if len(b) == 0 || (b[0] < docBinaryV1 || b[0] > docBinaryV3) {
+	if len(b) == 0 || (b[0] < docBinaryV1 || b[0] > docBinaryV4) {
 		return sp, fmt.Errorf("%w: unknown format", errBadDocument)
 	}
 	withSuppression := b[0] >= docBinaryV2
 	lifecycle := b[0] >= docBinaryV3
+	value := b[0] >= docBinaryV4
 	r := binReader{b: b[1:]}
-	r.state(&sp.State)
+	r.state(&sp.State, value)
 	sp.ValueTier = r.str()
 	sp.Activity = r.str()
 	sp.Need = r.str()
@@ -235,6 +292,9 @@ func decodeBinaryProjection(b []byte) (storedProjection, error) {
 	f.LatestSatisfaction = r.varint()
 	f.HasSatisfaction = r.bool()
 	f.ProfileMissing = r.byte()
+	if value {
+		r.valueFacts(f)
+	}
 	sp.RuleVersion = r.int()
 	sp.EvaluatedAt = r.time()
 	sp.Next = r.time()
@@ -425,7 +485,7 @@ func fixedZone(off int) *time.Location {
 	return loc
 }
 
-func (r *binReader) state(s *domain.CustomerState) {
+func (r *binReader) state(s *domain.CustomerState, value bool) {
 	s.Customer = domain.CustomerCode(r.str())
 	s.Version = r.varint()
 	p := &s.Profile
@@ -472,4 +532,7 @@ func (r *binReader) state(s *domain.CustomerState) {
 	s.Preference = readTimed(r, r.str)
 	s.Sensitivity = readTimed(r, r.str)
 	s.LastFollowUp = readTimed(r, r.uuid)
+	if value {
+		s.Recommendation = readTimed(r, r.int)
+	}
 }

@@ -175,6 +175,9 @@ func randomStoredProjections(t testing.TB, n int, check func(i int, sp *storedPr
 		if maybe() {
 			st.LastFollowUp = &domain.Timed[uuid.UUID]{Value: u(), At: tm()}
 		}
+		if maybe() {
+			st.Recommendation = &domain.Timed[int]{Value: rng.IntN(11), At: tm()}
+		}
 		sp.ValueTier, sp.Activity, sp.Need, sp.Lifecycle = s(), s(), s(), s()
 		if rng.IntN(3) > 0 {
 			sp.Tags = []string{}
@@ -183,7 +186,10 @@ func randomStoredProjections(t testing.TB, n int, check func(i int, sp *storedPr
 			}
 		}
 		sp.Facts = domain.Facts{NetAmount: money(), OrderCount: rng.Int64N(100), Orders3m: rng.Int64N(10), Orders6m: rng.Int64N(10),
-			Inquiries3m: rng.Int64N(10), InquiryCount: rng.Int64N(10), LatestSatisfaction: rng.Int64N(6), HasSatisfaction: maybe(), ProfileMissing: uint8(rng.IntN(256))}
+			Inquiries3m: rng.Int64N(10), InquiryCount: rng.Int64N(10), LatestSatisfaction: rng.Int64N(6), HasSatisfaction: maybe(), ProfileMissing: uint8(rng.IntN(256)),
+			AvgOrderValue: money(), FirstOrderAt: tm().UnixNano(), Sales6m: money(), SalesPrev6m: money(), OrdersPrev6m: rng.Int64N(10),
+			Growth6m: rng.Int64N(400) - 100, HasGrowth6m: maybe(), RFMRecency: int8(rng.IntN(6)), RFMFrequency: int8(rng.IntN(6)),
+			RFMMonetary: int8(rng.IntN(6)), LTVPredicted: money(), RecommendationScore: rng.Int64N(11), HasRecommendation: maybe()}
 		sp.RuleVersion, sp.EvaluatedAt, sp.Next = rng.IntN(5), tm(), tm()
 		if rng.IntN(3) > 0 {
 			sp.Since = map[string]time.Time{}
@@ -299,9 +305,12 @@ func TestBinaryProjectionCodecKnowsEveryField(t *testing.T) {
 		"State.Satisfaction.At", "State.CoreNeeds", "State.CoreNeeds.Value", "State.CoreNeeds.At", "State.Preference",
 		"State.Preference.Value", "State.Preference.At", "State.Sensitivity", "State.Sensitivity.Value", "State.Sensitivity.At",
 		"State.LastFollowUp", "State.LastFollowUp.Value", "State.LastFollowUp.At",
+		"State.Recommendation", "State.Recommendation.Value", "State.Recommendation.At",
 		"ValueTier", "Activity", "Need", "Lifecycle", "Tags", "Facts", "Facts.NetAmount", "Facts.OrderCount", "Facts.Orders3m",
 		"Facts.Orders6m", "Facts.Inquiries3m", "Facts.InquiryCount", "Facts.LatestSatisfaction", "Facts.HasSatisfaction",
-		"Facts.ProfileMissing", "RuleVersion", "EvaluatedAt", "Next", "Since", "Alerts", "Alerts.ID", "Alerts.Kind", "Alerts.From",
+		"Facts.ProfileMissing", "Facts.AvgOrderValue", "Facts.FirstOrderAt", "Facts.Sales6m", "Facts.SalesPrev6m",
+		"Facts.OrdersPrev6m", "Facts.Growth6m", "Facts.HasGrowth6m", "Facts.RFMRecency", "Facts.RFMFrequency", "Facts.RFMMonetary",
+		"Facts.LTVPredicted", "Facts.RecommendationScore", "Facts.HasRecommendation", "RuleVersion", "EvaluatedAt", "Next", "Since", "Alerts", "Alerts.ID", "Alerts.Kind", "Alerts.From",
 		"Alerts.To", "Alerts.CreatedAt", "Alerts.DueAt", "Alerts.Owner", "Alerts.Status", "Alerts.ResolvedAt", "Alerts.ResolvedBy",
 		"Alerts.RuleVersion", "Alerts.Escalates", "Alerts.Suppressed",
 		"Alerts.AcknowledgedAt", "Alerts.SnoozedUntil", "Alerts.EscalatedAt"}
@@ -319,6 +328,7 @@ func FuzzDecodeBinaryProjection(f *testing.F) {
 	f.Add([]byte{docBinaryV1})
 	f.Add([]byte{docBinaryV2})
 	f.Add([]byte{docBinaryV3})
+	f.Add([]byte{docBinaryV4})
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sp, err := decodeBinaryProjection(b)
@@ -370,7 +380,7 @@ func TestBinaryDocumentsOfFormatOneAreStillRead(t *testing.T) {
 			// alerts have the same bytes in both formats.
 			return
 		}
-		b := appendBinaryProjection(nil, sp)
+		b := appendBinaryProjectionAs(nil, sp, docBinaryV3)
 		v1 := slices.Clone(b)
 		v1[0] = docBinaryV1
 		got, err := decodeBinaryProjection(v1)
@@ -392,11 +402,11 @@ func TestAVersion2DocumentReadsWithoutTheAlertLifecycleFields(t *testing.T) {
 	sp := storedProjection{State: domain.CustomerState{Customer: "KH1", Version: 3}, RuleVersion: 1, EvaluatedAt: at,
 		Alerts: []storedAlert{{ID: uuid.New(), Kind: domain.AlertChurnRisk, CreatedAt: at, DueAt: at.Add(time.Hour), Owner: "王磊", Status: domain.AlertOpen, RuleVersion: 1,
 			AcknowledgedAt: at, SnoozedUntil: at, EscalatedAt: at}}}
-	v3 := appendBinaryProjection(nil, &sp)
+	v3 := appendBinaryProjectionAs(nil, &sp, docBinaryV3)
 	// The V2 layout is V3 without the three times at the end of each alert
 	// (each an offset kind byte and two varints of zero when zero).
 	sp.Alerts[0].AcknowledgedAt, sp.Alerts[0].SnoozedUntil, sp.Alerts[0].EscalatedAt = time.Time{}, time.Time{}, time.Time{}
-	zero := appendBinaryProjection(nil, &sp)
+	zero := appendBinaryProjectionAs(nil, &sp, docBinaryV3)
 	var w binWriter
 	for range 3 {
 		w.time(time.Time{})

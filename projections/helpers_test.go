@@ -327,6 +327,10 @@ func rated(score int) *domain.SatisfactionRated {
 	return &domain.SatisfactionRated{Score: score, Feedback: "回访"}
 }
 
+func recommended(score int) *domain.RecommendationRated {
+	return &domain.RecommendationRated{Score: &score}
+}
+
 func needs(core ...string) *domain.NeedsDeclared {
 	return &domain.NeedsDeclared{CoreNeeds: core, CommunicationPreference: domain.PreferPhone, PriceSensitivity: domain.SensitivityMedium}
 }
@@ -440,8 +444,10 @@ func (s *script) event(c *genCustomer) domain.Envelope {
 		o.left -= amount
 		c.net -= amount
 		data = &domain.OrderRefunded{OrderID: o.id, Amount: amount}
-	case k < 80:
+	case k < 76:
 		data = rated(1 + r.IntN(5))
+	case k < 80:
+		data = recommended(r.IntN(11))
 	case k < 87:
 		n := 1 + r.IntN(3)
 		var core []string

@@ -43,6 +43,7 @@ type Document struct {
 	Labels   map[string]LabelDocument `json:"labels"`
 	Tags     []TagDocument            `json:"tags"`
 	NextAt   *string                  `json:"next_change_at"`
+	Value    *ValueDocument           `json:"value"`
 }
 
 // Profile is the profile part of the document; personal fields are masked
@@ -234,6 +235,7 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 		v := ts(n)
 		doc.NextAt = &v
 	}
+	doc.Value = valueDocument(book, proj, ts)
 	return doc, nil
 }
 

@@ -61,6 +61,7 @@ export function renderDocument(main, doc) {
   const p = doc.profile;
   const m = doc.metrics;
   const L = doc.labels;
+  const v = doc.value || {};
   clear(main).append(
     h('h1', { id: 'card-title', text: doc.customer + (p.name ? ' · ' + p.name : '') }),
     h('p', { class: 'muted', text: t('card.asOf') + ' ' + when(doc.as_of, lang) + ' · v' + doc.version }),
@@ -71,11 +72,16 @@ export function renderDocument(main, doc) {
         ['f.source', p.source_channel], ['f.employees', p.employees]])),
       h('section', { class: 'panel', id: 'card-behaviour' }, h('h2', { text: t('card.behaviour') }), kv([
         ['f.orders', m.order_count], ['f.orders3m', m.orders_3m], ['f.orders6m', m.orders_6m], ['f.inquiries3m', m.inquiries_3m],
-        ['f.lastOrder', when(m.last_order_at, lang)], ['f.satisfaction', m.latest_satisfaction]]),
+        ['f.lastOrder', when(m.last_order_at, lang)], ['f.satisfaction', m.latest_satisfaction],
+        ['f.firstOrder', when(v.first_order_at, lang)], ['f.aov', money(v.avg_order_value)], ['f.repurchase', t(v.repurchase ? 'yes' : 'no')]]),
       labelLine('activity', L.activity)),
       h('section', { class: 'panel', id: 'card-needs' }, h('h2', { text: t('card.needs') }), labelLine('need_orientation', L.need_orientation)),
       h('section', { class: 'panel', id: 'card-value' }, h('h2', { text: t('card.value') }),
-        kv([['f.net', money(m.net_amount)]]), labelLine('value_tier', L.value_tier), labelLine('segment', L.segment), labelLine('lifecycle', L.lifecycle))),
+        kv([['f.net', money(m.net_amount)], ['f.ltv', money(v.ltv)], ['f.ltvPredicted', money(v.ltv_predicted)],
+          ['f.sales6m', money(v.sales_6m)], ['f.growth6m', v.growth_6m === null ? null : v.growth_6m + '%'],
+          ['f.rfm', v.rfm ? 'R' + v.rfm.r + ' F' + v.rfm.f + ' M' + v.rfm.m + ' · ' + (getLang() === 'en' ? v.rfm.segment : v.rfm.display) : null],
+          ['f.nps', v.nps ? v.nps.score + ' · ' + (getLang() === 'en' ? v.nps.category : v.nps.display) : null]]),
+        labelLine('value_tier', L.value_tier), labelLine('segment', L.segment), labelLine('lifecycle', L.lifecycle))),
     h('section', { class: 'panel', id: 'card-tags' }, h('h2', { text: t('card.tags') }),
       doc.tags.length === 0 ? h('p', { class: 'muted', text: t('none') }) :
         h('ul', {}, doc.tags.map((tg) => h('li', { 'data-tag': tg.tag }, h('span', { class: 'tag', text: tg.display }), ' ', reason(tg))))));
