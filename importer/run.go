@@ -61,7 +61,9 @@ type Options struct {
 // flight until the groups are full. On the shared, loaded machine of
 // 2026-12-03: 16 workers 43 rows/s (5,000 rows); at 20,000 rows 256 → 108,
 // 2,048 → 559, 4,096 → 623 rows/s (53 % of appending the same events in
-// batches of 500), peak RSS 95–156 MiB (bench/import, docs/BENCHMARKS.md).
+// batches of 500), peak RSS 95–156 MiB; at 200,000 rows 4,096 workers
+// reached 33 % (each row's stream is touched by three groups), peak RSS
+// 183 MiB (bench/import, docs/BENCHMARKS.md).
 // Live appends queue behind at most one such group.
 const DefaultWorkers = 4096
 
