@@ -16,9 +16,9 @@ import (
 // last renewal.
 const DefaultLeaseTTL = 5 * time.Second
 
-// tokenPoll is how often a waiting instance asks whether the leader's
-// session still exists (see token.go): a dead leader is replaced within
-// about this long, a frozen one only when its lease expires.
+// tokenPoll is how often a waiting instance asks whether the lease is free,
+// expired or its holder's session gone (token.go): a dead leader is
+// replaced within about this long, a frozen one when its lease expires.
 const tokenPoll = 150 * time.Millisecond
 
 // ErrLeadershipLost: the lease expired or another instance holds it.
@@ -35,7 +35,7 @@ type Leadership struct {
 	holder uuid.UUID
 	epoch  int64
 	ttl    time.Duration
-	token  *token // this candidate's liveness token (token.go)
+	token  *token // the leader's liveness token (token.go); nil while waiting
 
 	mu      sync.Mutex
 	validTo time.Time // local monotonic bound: last renewal sent + ttl
@@ -46,41 +46,26 @@ type Leadership struct {
 
 // AcquireLeadership waits until this caller holds the lease name and
 // returns it renewing (ttl ≤ 0 means DefaultLeaseTTL). It takes the lease
-// when it is free or expired (checked every ttl/5), or at once when the
-// leader's process is gone: every candidate keeps a connection of its own
-// holding a session lock while it leads (token.go), and a waiting candidate
-// that can take that lock knows the leader's session ended.
+// when it is free or expired, or at once when the leader's process is gone:
+// a leader holds a session lock keyed by its holder id on a connection of
+// its own (token.go), and a candidate that finds that lock free knows the
+// leader's session ended. It looks every tokenPoll (at most ttl/5).
 func AcquireLeadership(ctx context.Context, pool *pgxpool.Pool, name string, ttl time.Duration) (*Leadership, error) {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	tok, err := openToken(ctx, pool, name)
-	if err != nil {
-		return nil, fmt.Errorf("acquire leadership %s: %w", name, err)
-	}
-	l := &Leadership{pool: pool, name: name, holder: uuid.New(), ttl: ttl, token: tok, lost: make(chan struct{}), done: make(chan struct{})}
-	var checked time.Time // last look at the lease's expiry
+	l := &Leadership{pool: pool, name: name, holder: uuid.New(), ttl: ttl, lost: make(chan struct{}), done: make(chan struct{})}
 	for {
 		sent := time.Now()
-		leaderGone, err := tok.take(ctx)
+		ok, err := l.tryAcquire(ctx)
 		if err != nil {
-			tok.close(ctx)
 			return nil, err
-		}
-		ok := false
-		if leaderGone || sent.Sub(checked) >= ttl/5 {
-			checked = sent
-			if ok, err = l.tryAcquire(ctx, leaderGone); err != nil {
-				tok.close(ctx)
-				return nil, err
-			}
 		}
 		if ok {
 			l.validTo = sent.Add(ttl)
 			break
 		}
 		if !sleep(ctx, min(tokenPoll, ttl/5)) {
-			tok.close(ctx)
 			return nil, ctx.Err()
 		}
 	}
@@ -91,16 +76,38 @@ func AcquireLeadership(ctx context.Context, pool *pgxpool.Pool, name string, ttl
 }
 
 // tryAcquire takes the lease when it is free or expired (by the database's
-// clock, the one clock every instance shares), or in any case when
-// leaderGone (this candidate holds the token, so no live leader does).
-func (l *Leadership) tryAcquire(ctx context.Context, leaderGone bool) (bool, error) {
-	err := l.pool.QueryRow(ctx, `INSERT INTO leader_leases (name, holder, epoch, expires_at)
+// clock, the one clock every instance shares), or when its holder's session
+// is gone (then only from that holder, at that epoch). Before writing the
+// lease it takes its own token, so that it is never a leader without one.
+func (l *Leadership) tryAcquire(ctx context.Context) (bool, error) {
+	var st leaseState
+	err := l.pool.QueryRow(ctx, probeLease, l.name, tokenSeed).Scan(&st.holder, &st.epoch, &st.expired, &st.gone)
+	switch {
+	case errors.Is(mapError(err), ErrNotFound):
+		st.expired = true // no lease yet
+	case err != nil:
+		return false, fmt.Errorf("acquire leadership %s: %w", l.name, mapError(err))
+	}
+	if !st.expired && !st.gone {
+		return false, nil // held by a live leader
+	}
+	if l.token == nil {
+		tok, err := openToken(ctx, l.pool, l.name, l.holder)
+		if err != nil {
+			return false, fmt.Errorf("acquire leadership %s: %w", l.name, err)
+		}
+		l.token = tok
+	}
+	err = l.pool.QueryRow(ctx, `INSERT INTO leader_leases (name, holder, epoch, expires_at)
 		VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond')
 		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, epoch = leader_leases.epoch + 1, expires_at = EXCLUDED.expires_at
-			WHERE $4 OR leader_leases.expires_at < clock_timestamp()
-		RETURNING epoch`, l.name, l.holder, l.ttl.Milliseconds(), leaderGone).Scan(&l.epoch)
+			WHERE leader_leases.expires_at < clock_timestamp()
+			   OR ($4 AND leader_leases.holder = $5 AND leader_leases.epoch = $6)
+		RETURNING epoch`, l.name, l.holder, l.ttl.Milliseconds(), st.gone, st.holder, st.epoch).Scan(&l.epoch)
 	if errors.Is(mapError(err), ErrNotFound) {
-		return false, nil // held by a live leader
+		l.token.close(ctx) // someone else was quicker: no connection while waiting
+		l.token = nil
+		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("acquire leadership %s: %w", l.name, mapError(err))
@@ -142,9 +149,6 @@ func (l *Leadership) renew(ctx context.Context) {
 		l.mu.Lock()
 		l.validTo = sent.Add(l.ttl)
 		l.mu.Unlock()
-		// A leader that took over from a frozen one could not take its
-		// token; it takes it once the frozen one gives it up.
-		_, _ = l.token.take(ctx)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestClusterOfThreeInstancesOnThreeNATSNodes(t *testing.T) {
 	svcs := make([]*service, 3)
 	bases := make([]string, len(svcs))
 	for i := range svcs {
-		// Ten pooled connections (and three for leadership) per instance:
+		// Ten pooled connections per instance (and the three leaders own):
 		// the shared test server allows a hundred in all.
 		url := db.URL + "&pool_max_conns=10&application_name=" + instanceName(i)
 		svcs[i] = newService(t, bin, url, nodes.URLs())
@@ -122,7 +122,7 @@ func TestClusterOfThreeInstancesOnThreeNATSNodes(t *testing.T) {
 func instanceName(i int) string { return "segmentd-" + strconv.Itoa(i) }
 
 // publisherLeader is the index of the instance whose session holds the
-// publisher's leadership token (eventstore/token.go).
+// token of the publisher lease's holder (eventstore/token.go).
 func publisherLeader(t *testing.T, db querier) int {
 	t.Helper()
 	leader := -1
@@ -131,7 +131,8 @@ func publisherLeader(t *testing.T, db querier) int {
 		err := db.QueryRow(context.Background(), `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 			WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 			  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('lease publisher jetstream', 7071)`).Scan(&app)
+			  AND ((l.classid::bigint << 32) | l.objid::bigint) = (SELECT hashtextextended('lease ' || name || ' ' || holder::text, 7071)
+				FROM leader_leases WHERE name = 'publisher jetstream')`).Scan(&app)
 		if err != nil {
 			return false
 		}
