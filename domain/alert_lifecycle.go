@@ -79,7 +79,7 @@ func (p *Projection) raise(rs *RuleSet, kind, from, to, zh, en string, at time.T
 	switch {
 	case escalated != nil:
 		a.ID, a.Escalates, a.Owner = EscalationID(escalated.ID), escalated.ID, escalated.Owner
-	case isInfoKind(kind):
+	case isInfoKind(kind) || rs.isCustomInfo(kind):
 		a.Status, a.DueAt = AlertInfo, time.Time{}
 	}
 	if escalated == nil {
@@ -136,6 +136,8 @@ func (p *Projection) alertsFromChanges(rs *RuleSet, changes []LabelChange, at ti
 			p.raise(rs, AlertValueTierChanged, c.From, c.To,
 				"价值层级由"+rs.Display(LabelValueTier, c.From)+"变为"+rs.Display(LabelValueTier, c.To)+"："+c.ReasonZH,
 				"value tier changed from "+c.From+" to "+c.To+": "+c.ReasonEN, at, nil)
+		default:
+			p.customAlerts(rs, &c, at)
 		}
 	}
 }

@@ -78,6 +78,9 @@ type LabelSet struct {
 	Lifecycle       string
 	// Tags is a bit set over the rule set's tags (bit i: Tags[i]).
 	Tags uint64
+	// Dims are the operator-defined labels: Dims[i] is 1 + the index of
+	// the case that decided Dimensions[i] (0: none).
+	Dims [MaxDimensions]uint8
 }
 
 // Value returns the value of a single-valued label ("" for an unknown name).
@@ -160,8 +163,13 @@ func (rs *RuleSet) EvaluateWith(s *CustomerState, at time.Time, cuts *RFMCuts) (
 	default:
 		l.Lifecycle = LifecycleLost
 	}
+	var act interpreter.Activation = &f
+	if rs.labelsInCEL {
+		act = &labelActivation{f: &f, l: &l, rs: rs}
+	}
+	rs.evaluateDimensions(act, &l)
 	for i := range rs.Tags {
-		v, _, err := rs.Tags[i].program.Eval(&f)
+		v, _, err := rs.Tags[i].program.Eval(act)
 		if err == nil && v == types.True {
 			l.Tags |= 1 << uint(i)
 		}
@@ -232,7 +240,7 @@ func (rs *RuleSet) Display(label, value string) string {
 		}
 		return short + rs.ActivityNames[act] + "客户"
 	}
-	return ""
+	return rs.dimensionDisplay(label, value)
 }
 
 // Reason explains a label's value with the facts and thresholds that decided

@@ -193,6 +193,7 @@ func (b *RuleBook) evaluate(p *Projection, at time.Time, cause CauseKind, eventI
 				add(LabelChange{Label: name, From: from, To: to, ReasonZH: zh, ReasonEN: en})
 			}
 		}
+		b.dimensionChanges(&old, oldRS, &l, rs, &f, add)
 		// Tags are matched by name: a new rule version may add or drop tags.
 		for i := range rs.Tags {
 			was := oldRS != nil && oldRS.hasTagNamed(&old, rs.Tags[i].Name)

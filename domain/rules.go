@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -86,7 +87,10 @@ type Tag struct {
 	When     string
 	ReasonZH string
 	ReasonEN string
-	program  cel.Program
+	// AlertKind, when set, is raised when the tag is gained and cleared
+	// when it is lost (an operator-defined alert kind).
+	AlertKind string
+	program   cel.Program
 }
 
 // AlertRule is the deadline and playbook of an alert kind.
@@ -124,8 +128,21 @@ type RuleSet struct {
 	NeedNames     map[string]string
 	NeedKeywords  []NeedKeyword
 	Tags          []Tag
-	Alerts        map[string]AlertRule
-	BusinessDays  [7]bool
+	// Dimensions are the operator-defined labels, in the file's order
+	// (rules_labels.go).
+	Dimensions []Dimension
+	// dimOrder is the order in which Dimensions are evaluated: a label
+	// reading another comes after it.
+	dimOrder []int
+	// labelsInCEL: some condition reads a label, so conditions are
+	// evaluated against labels and facts (labelActivation).
+	labelsInCEL bool
+	// removed are the lines of this version's remove entries, by
+	// "tag:<name>" or label name, for errors about what it removes.
+	removed      map[string]removal
+	file         string
+	Alerts       map[string]AlertRule
+	BusinessDays [7]bool
 }
 
 // NeedKeyword maps a keyword of core_needs to an orientation.
@@ -175,18 +192,21 @@ func DefaultRuleBook() *RuleBook {
 	return b
 }
 
-// RulesError is a problem in a rules file, with its line when known.
+// RulesError is a problem in a rules file: the file, its line when known
+// and the field (a YAML path).
 type RulesError struct {
+	File    string
 	Line    int
 	Path    string
 	Message string
 }
 
 func (e *RulesError) Error() string {
+	file := cmp.Or(e.File, "rules")
 	if e.Line > 0 {
-		return fmt.Sprintf("rules line %d (%s): %s", e.Line, e.Path, e.Message)
+		return fmt.Sprintf("%s line %d (%s): %s", file, e.Line, e.Path, e.Message)
 	}
-	return fmt.Sprintf("rules (%s): %s", e.Path, e.Message)
+	return fmt.Sprintf("%s (%s): %s", file, e.Path, e.Message)
 }
 
 // ErrRules is wrapped by every error of ParseRules.
@@ -208,6 +228,7 @@ type versionConfig struct {
 	Lifecycle       map[string]string      `yaml:"lifecycle"`
 	NeedOrientation *needConfig            `yaml:"need_orientation"`
 	Tags            []tagConfig            `yaml:"tags"`
+	Labels          []labelConfig          `yaml:"labels"`
 	Remove          *removeConfig          `yaml:"remove"`
 	Alerts          map[string]alertConfig `yaml:"alerts"`
 	BusinessDays    []string               `yaml:"business_days"`
@@ -216,7 +237,8 @@ type versionConfig struct {
 // removeConfig names what a version drops from the previous one: tags merge
 // by name, so dropping one must be said.
 type removeConfig struct {
-	Tags []string `yaml:"tags"`
+	Tags   []string `yaml:"tags"`
+	Labels []string `yaml:"labels"`
 }
 
 type windowsConfig struct {
@@ -258,6 +280,7 @@ type tagConfig struct {
 	When     string `yaml:"when"`
 	Reason   string `yaml:"reason"`
 	ReasonEN string `yaml:"reason_en"`
+	Alert    string `yaml:"alert"` // an alert kind raised when the tag is gained
 }
 
 type alertConfig struct {
@@ -270,17 +293,20 @@ type alertConfig struct {
 // ParseRules reads a rules file: a list of versions, each inheriting the
 // settings of the one before and overriding what it names. Errors name the
 // line. Every tag condition is compiled and type-checked.
-func ParseRules(data []byte) (*RuleBook, error) {
+func ParseRules(data []byte) (*RuleBook, error) { return ParseRulesFile("", data) }
+
+// ParseRulesFile is ParseRules for a file of that name (used in errors).
+func ParseRulesFile(name string, data []byte) (*RuleBook, error) {
 	var f rulesFile
 	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
-		re := &RulesError{Path: "$", Message: yaml.FormatError(err, false, true)}
+		re := &RulesError{File: name, Path: "$", Message: yaml.FormatError(err, false, true)}
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			re.Line = ye.GetToken().Position.Line
 		}
 		return nil, re
 	}
-	p := &rulesParser{data: data}
+	p := &rulesParser{data: data, file: name}
 	if len(f.Versions) == 0 {
 		return nil, p.errf("$.versions", "at least one version is required")
 	}
@@ -309,19 +335,24 @@ func ParseRules(data []byte) (*RuleBook, error) {
 		case v.Remove != nil:
 			return nil, p.errf(at+".remove", "the first version has nothing to remove")
 		default:
-			// The tags a file's first version names are its whole set.
-			tags := v.Tags
+			// The tags and labels a file's first version names are its
+			// whole set.
+			tags, labels := v.Tags, v.Labels
 			if v, err = p.inherit(v, *builtIn, at); err != nil {
 				return nil, err
 			}
 			if tags != nil {
 				v.Tags = tags
 			}
+			if labels != nil {
+				v.Labels = labels
+			}
 		}
 		rs, err := p.build(v, at)
 		if err != nil {
 			return nil, err
 		}
+		rs.removed, rs.file = p.removals(f.Versions[i].Remove, at), name
 		if err := p.describe(rs, written.Versions[i], at); err != nil {
 			return nil, err
 		}
@@ -357,7 +388,12 @@ func (p *rulesParser) inherit(v, prev versionConfig, at string) (versionConfig, 
 	if err != nil {
 		return v, err
 	}
-	v.Tags, v.Remove = tags, nil
+	labels, err := p.mergeLabels(prev.Labels, v.Labels, v.Remove, at)
+	if err != nil {
+		return v, err
+	}
+	v.Tags, v.Labels, v.Remove = tags, labels, nil
+	v.Alerts = mergeAlerts(prev.Alerts, v.Alerts)
 	if v.TimeZone == nil {
 		v.TimeZone = prev.TimeZone
 	}
@@ -375,9 +411,6 @@ func (p *rulesParser) inherit(v, prev versionConfig, at string) (versionConfig, 
 	}
 	if v.NeedOrientation == nil {
 		v.NeedOrientation = prev.NeedOrientation
-	}
-	if v.Alerts == nil {
-		v.Alerts = prev.Alerts
 	}
 	if v.BusinessDays == nil {
 		v.BusinessDays = prev.BusinessDays
@@ -414,7 +447,7 @@ func (p *rulesParser) mergeTags(prev, named []tagConfig, remove *removeConfig, a
 			dst *string
 			src string
 		}{
-			{&old.Display, t.Display}, {&old.When, t.When}, {&old.Reason, t.Reason}, {&old.ReasonEN, t.ReasonEN},
+			{&old.Display, t.Display}, {&old.When, t.When}, {&old.Reason, t.Reason}, {&old.ReasonEN, t.ReasonEN}, {&old.Alert, t.Alert},
 		} {
 			if f.src != "" {
 				*f.dst = f.src
@@ -427,6 +460,7 @@ func (p *rulesParser) mergeTags(prev, named []tagConfig, remove *removeConfig, a
 
 type rulesParser struct {
 	data []byte
+	file string
 }
 
 // describe sets a version's Source, Definition and Hash from what the file
@@ -445,7 +479,7 @@ func (p *rulesParser) describe(rs *RuleSet, written any, at string) error {
 }
 
 func (p *rulesParser) errf(path, format string, args ...any) error {
-	return &RulesError{Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
+	return &RulesError{File: p.file, Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
 // line finds the line of a YAML path. A path ending in a key is the line
@@ -601,52 +635,6 @@ func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
 		rs.NeedKeywords = append(rs.NeedKeywords, NeedKeyword{Keyword: kw.Keyword, Orientation: kw.Orientation})
 	}
 
-	if len(v.Tags) > MaxTags {
-		return nil, p.errf(at+".tags", "at most %d tags", MaxTags)
-	}
-	seen := map[string]bool{}
-	for i, t := range v.Tags {
-		tp := fmt.Sprintf("%s.tags[%d]", at, i)
-		if !ValidCustomerCode(t.Name) || t.Display == "" || seen[t.Name] {
-			return nil, p.errf(tp, "needs a unique name (letters, digits, _ - .) and a display name")
-		}
-		seen[t.Name] = true
-		prog, err := compileTag(t.When)
-		if err != nil {
-			return nil, p.errf(tp+".when", "%v", err)
-		}
-		if err := checkTemplate(t.Reason); err != nil {
-			return nil, p.errf(tp+".reason", "%v", err)
-		}
-		if err := checkTemplate(t.ReasonEN); err != nil {
-			return nil, p.errf(tp+".reason_en", "%v", err)
-		}
-		rs.Tags = append(rs.Tags, Tag{Name: t.Name, Display: t.Display, When: t.When, ReasonZH: t.Reason, ReasonEN: t.ReasonEN, program: prog})
-	}
-
-	rs.Alerts = map[string]AlertRule{}
-	for kind, c := range v.Alerts {
-		if !slices.Contains(alertKinds, kind) {
-			return nil, p.errf(at+".alerts."+kind, "unknown alert kind (want one of %s)", strings.Join(alertKinds, ", "))
-		}
-		r := AlertRule{Display: c.Display, DueBusinessDays: c.DueBusinessDays, Playbook: c.Playbook}
-		if c.Due != "" {
-			d, err := time.ParseDuration(c.Due)
-			if err != nil || d <= 0 {
-				return nil, p.errf(at+".alerts."+kind+".due", "must be a positive duration such as 24h")
-			}
-			r.Due = d
-		}
-		if c.DueBusinessDays < 0 || (r.Due > 0 && c.DueBusinessDays > 0) {
-			return nil, p.errf(at+".alerts."+kind, "give due or due_business_days, not both")
-		}
-		rs.Alerts[kind] = r
-	}
-	for _, kind := range alertKinds {
-		if _, ok := rs.Alerts[kind]; !ok {
-			return nil, p.errf(at+".alerts", "alert kind %s is not configured", kind)
-		}
-	}
 	if len(v.BusinessDays) == 0 {
 		return nil, p.errf(at+".business_days", "at least one business day is required")
 	}
@@ -657,7 +645,79 @@ func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
 		}
 		rs.BusinessDays[wd] = true
 	}
+	env, err := p.buildLabels(rs, v, at)
+	if err != nil {
+		return nil, err
+	}
+	if len(v.Tags) > MaxTags {
+		return nil, p.errf(at+".tags", "at most %d tags", MaxTags)
+	}
+	seen := map[string]bool{}
+	for i, t := range v.Tags {
+		tp := fmt.Sprintf("%s.tags[%d]", at, i)
+		if !ValidCustomerCode(t.Name) || t.Display == "" || seen[t.Name] {
+			return nil, p.errf(tp, "needs a unique name (letters, digits, _ - .) and a display name")
+		}
+		seen[t.Name] = true
+		prog, refs, err := compileCondition(env, t.When)
+		if err != nil {
+			return nil, p.errf(tp+".when", "%v", err)
+		}
+		rs.labelsInCEL = rs.labelsInCEL || len(refs) > 0
+		if t.Alert != "" && (!identifier.MatchString(t.Alert) || slices.Contains(alertKinds, t.Alert)) {
+			return nil, p.errf(tp+".alert", "an alert kind of its own is required (lower-case letters, digits, _; not a built-in kind)")
+		}
+		if err := checkTemplate(t.Reason); err != nil {
+			return nil, p.errf(tp+".reason", "%v", err)
+		}
+		if err := checkTemplate(t.ReasonEN); err != nil {
+			return nil, p.errf(tp+".reason_en", "%v", err)
+		}
+		rs.Tags = append(rs.Tags, Tag{Name: t.Name, Display: t.Display, When: t.When, ReasonZH: t.Reason, ReasonEN: t.ReasonEN, AlertKind: t.Alert, program: prog})
+	}
+	if err := p.buildAlerts(rs, v, at); err != nil {
+		return nil, err
+	}
 	return rs, nil
+}
+
+// buildAlerts reads the alert kinds: the built-in ones, and those a label
+// or tag of the version raises. A kind nobody raises any more is dropped
+// when inherited, refused when named.
+func (p *rulesParser) buildAlerts(rs *RuleSet, v versionConfig, at string) error {
+	raised := raisedKinds(v, at)
+	for _, kind := range slices.Sorted(maps.Keys(raised)) {
+		if _, ok := v.Alerts[kind]; !ok {
+			return p.errf(raised[kind], "alert kind %s is not configured under alerts", kind)
+		}
+	}
+	rs.Alerts = map[string]AlertRule{}
+	for kind, c := range v.Alerts {
+		if !slices.Contains(alertKinds, kind) && raised[kind] == "" {
+			if p.node(at+".alerts."+kind) == nil {
+				continue // inherited, and no label or tag of this version raises it
+			}
+			return p.errf(at+".alerts."+kind, "unknown alert kind (want one of %s, or a kind a label or tag raises)", strings.Join(alertKinds, ", "))
+		}
+		r := AlertRule{Display: c.Display, DueBusinessDays: c.DueBusinessDays, Playbook: c.Playbook}
+		if c.Due != "" {
+			d, err := time.ParseDuration(c.Due)
+			if err != nil || d <= 0 {
+				return p.errf(at+".alerts."+kind+".due", "must be a positive duration such as 24h")
+			}
+			r.Due = d
+		}
+		if c.DueBusinessDays < 0 || (r.Due > 0 && c.DueBusinessDays > 0) {
+			return p.errf(at+".alerts."+kind, "give due or due_business_days, not both")
+		}
+		rs.Alerts[kind] = r
+	}
+	for _, kind := range alertKinds {
+		if _, ok := rs.Alerts[kind]; !ok {
+			return p.errf(at+".alerts", "alert kind %s is not configured", kind)
+		}
+	}
+	return nil
 }
 
 // Fact names usable in tag conditions and reason templates.
@@ -700,24 +760,6 @@ var celEnv = func() *cel.Env {
 	}
 	return env
 }()
-
-func compileTag(expr string) (cel.Program, error) {
-	if strings.TrimSpace(expr) == "" {
-		return nil, errors.New("a condition is required")
-	}
-	ast, iss := celEnv.Compile(expr)
-	if iss != nil && iss.Err() != nil {
-		return nil, iss.Err()
-	}
-	if ast.OutputType() != cel.BoolType {
-		return nil, fmt.Errorf("must be a boolean condition, is %s", ast.OutputType())
-	}
-	prog, err := celEnv.Program(ast, cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		return nil, err
-	}
-	return prog, nil
-}
 
 var templateFacts = []string{
 	FactNetAmount, FactOrderCount, FactOrders3m, FactOrders6m, FactInquiries3m, FactInquiryCount,

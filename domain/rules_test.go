@@ -319,8 +319,8 @@ func TestRulesErrors(t *testing.T) {
 	// Alerts.
 	txt = replaceOnce(t, def, "    alerts:\n", "    alerts:\n      vip_lost:\n        display: 贵宾流失\n        due: 24h\n")
 	add("unknown alert kind", txt, lineOf(t, txt, "vip_lost:", 1), "unknown alert kind")
-	txt = replaceOnce(t, def, "      followup_overdue:\n        display: 跟进超时\n        playbook: 跟进已超时，请负责人立即处理并记录跟进结果。\n", "")
-	add("missing alert kind", txt, lineOf(t, txt, "    alerts:", 1), "followup_overdue")
+	txt = replaceOnce(t, def, "      - name: to_convert\n", "      - name: to_convert\n        alert: convert_now\n")
+	add("a tag raises an alert kind not configured", txt, lineOf(t, txt, "alert: convert_now", 1), "not configured")
 	txt = replaceOnce(t, def, "        due: 24h\n        playbook: 客户成功经理", "        due: a day\n        playbook: 客户成功经理")
 	add("bad due", txt, lineOf(t, txt, "due: a day", 1), "positive duration")
 	txt = replaceOnce(t, def, "        due_business_days: 3\n", "        due_business_days: 3\n        due: 72h\n")

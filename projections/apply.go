@@ -506,7 +506,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 		return projectionRow{}, false
 	}
 	tags := tagNames(p.book, w.proj)
-	raw := encodeProjection(w.proj, tags)
+	raw := encodeProjection(w.proj, tags, dimPairs(p.book, w.proj))
 	l := &w.proj.Labels
 	r := projectionRow{
 		customer: string(w.proj.State.Customer), version: w.proj.State.Version, ruleVersion: w.proj.RuleVersion,

@@ -29,6 +29,9 @@ type storedProjection struct {
 	Next        time.Time            `json:"next,omitzero"`
 	Since       map[string]time.Time `json:"since,omitzero"`
 	Alerts      []storedAlert        `json:"alerts,omitzero"`
+	// Dims are the operator-defined labels' values as name, value pairs
+	// (by name: readable whatever the rule set's label order).
+	Dims []string `json:"dims,omitzero"`
 }
 
 // storedAlert is an unresolved alert in the stored document: what the
@@ -93,13 +96,14 @@ func domainAlerts(customer domain.CustomerCode, alerts []storedAlert) []domain.A
 }
 
 // encodeProjection is the stored document of p (codec_binary.go), whose
-// present tags are tags (tagNames).
-func encodeProjection(p *domain.Projection, tags []string) []byte {
+// present tags are tags (tagNames) and operator-defined labels dims
+// (dimPairs).
+func encodeProjection(p *domain.Projection, tags, dims []string) []byte {
 	sp := storedProjection{
 		State: p.State, ValueTier: p.Labels.ValueTier, Activity: p.Labels.Activity,
 		Need: p.Labels.NeedOrientation, Lifecycle: p.Labels.Lifecycle, Tags: tags,
 		Facts: p.Facts, RuleVersion: p.RuleVersion, EvaluatedAt: p.EvaluatedAt, Next: p.Next, Since: p.Since,
-		Alerts: storedAlerts(p.Alerts),
+		Alerts: storedAlerts(p.Alerts), Dims: dims,
 	}
 	return appendBinaryProjection(make([]byte, 0, 1024), &sp)
 }
@@ -172,8 +176,27 @@ func decodeProjection(book *domain.RuleBook, b []byte) (*domain.Projection, erro
 			_, f, next := rs.EvaluateWith(&p.State, p.EvaluatedAt, book.RFM().At(p.EvaluatedAt))
 			p.Facts, p.Next = f, next
 		}
+		for i := 0; i+1 < len(sp.Dims); i += 2 {
+			rs.SetDimension(&p.Labels, sp.Dims[i], sp.Dims[i+1])
+		}
 	}
 	return p, nil
+}
+
+// dimPairs lists the operator-defined labels of a projection as name,
+// value pairs in rule-set order (nil when the rule set has none).
+func dimPairs(book *domain.RuleBook, p *domain.Projection) []string {
+	if p.RuleVersion == 0 {
+		return nil
+	}
+	rs := book.RuleSet(p)
+	var pairs []string
+	for i := range rs.Dimensions {
+		if v := rs.DimensionValue(&p.Labels, i); v != "" {
+			pairs = append(pairs, rs.Dimensions[i].Name, v)
+		}
+	}
+	return pairs
 }
 
 // tagNames lists the present tags of a projection in rule-set order.

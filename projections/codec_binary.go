@@ -29,7 +29,9 @@ import (
 // tells an empty one from nil, and this keeps documents byte-identical
 // however they were produced. Maps are written in key order.
 //
-// The first byte is the format: docBinaryV4, which adds the latest
+// The first byte is the format: docBinaryV5, which adds the values of the
+// operator-defined labels (name, value pairs after the alerts) to
+// docBinaryV4, which adds the latest
 // recommendation score to the state and the value facts of SPEC §11 to the
 // facts (after profile_missing), to docBinaryV3, which adds each alert's
 // acknowledged_at, snoozed_until and escalated_at (SPEC §8) to docBinaryV2,
@@ -42,6 +44,7 @@ const (
 	docBinaryV2 = 0x02
 	docBinaryV3 = 0x03
 	docBinaryV4 = 0x04
+	docBinaryV5 = 0x05
 )
 
 // errBadDocument: a binary document that is truncated or malformed.
@@ -49,7 +52,7 @@ var errBadDocument = errors.New("malformed binary projection document")
 
 // appendBinaryProjection appends sp's binary document to b.
 func appendBinaryProjection(b []byte, sp *storedProjection) []byte {
-	return appendBinaryProjectionAs(b, sp, docBinaryV4)
+	return appendBinaryProjectionAs(b, sp, docBinaryV5)
 }
 
 // appendBinaryProjectionAs writes sp in format (V3 or V4: tests write the
@@ -109,6 +112,9 @@ func appendBinaryProjectionAs(b []byte, sp *storedProjection, format byte) []byt
 		w.time(a.AcknowledgedAt)
 		w.time(a.SnoozedUntil)
 		w.time(a.EscalatedAt)
+	}
+	if format >= docBinaryV5 {
+		w.strings(sp.Dims)
 	}
 	return w.b
 }
@@ -269,12 +275,13 @@ func readTimed[T any](r *binReader, value func() T) *domain.Timed[T] {
 // decodeBinaryProjection reads a document appendBinaryProjection wrote.
 func decodeBinaryProjection(b []byte) (storedProjection, error) {
 	var sp storedProjection
-	if len(b) == 0 || (b[0] < docBinaryV1 || b[0] > docBinaryV4) {
+	if len(b) == 0 || (b[0] < docBinaryV1 || b[0] > docBinaryV5) {
 		return sp, fmt.Errorf("%w: unknown format", errBadDocument)
 	}
 	withSuppression := b[0] >= docBinaryV2
 	lifecycle := b[0] >= docBinaryV3
 	value := b[0] >= docBinaryV4
+	withDims := b[0] >= docBinaryV5
 	r := binReader{b: b[1:]}
 	r.state(&sp.State, value)
 	sp.ValueTier = r.str()
@@ -330,6 +337,9 @@ func decodeBinaryProjection(b []byte) (storedProjection, error) {
 				a.EscalatedAt = r.time()
 			}
 		}
+	}
+	if withDims {
+		sp.Dims = r.strings()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

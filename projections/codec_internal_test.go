@@ -212,6 +212,9 @@ func randomStoredProjections(t testing.TB, n int, check func(i int, sp *storedPr
 				sp.Alerts = append(sp.Alerts, a)
 			}
 		}
+		if maybe() {
+			sp.Dims = []string{"spend_band", s(), "focus", s()}
+		}
 		check(i, &sp)
 	}
 }
@@ -233,6 +236,9 @@ func withoutEmpty(sp storedProjection) storedProjection {
 	}
 	if len(sp.Alerts) == 0 {
 		sp.Alerts = nil
+	}
+	if len(sp.Dims) == 0 {
+		sp.Dims = nil
 	}
 	return sp
 }
@@ -313,7 +319,7 @@ func TestBinaryProjectionCodecKnowsEveryField(t *testing.T) {
 		"Facts.LTVPredicted", "Facts.RecommendationScore", "Facts.HasRecommendation", "RuleVersion", "EvaluatedAt", "Next", "Since", "Alerts", "Alerts.ID", "Alerts.Kind", "Alerts.From",
 		"Alerts.To", "Alerts.CreatedAt", "Alerts.DueAt", "Alerts.Owner", "Alerts.Status", "Alerts.ResolvedAt", "Alerts.ResolvedBy",
 		"Alerts.RuleVersion", "Alerts.Escalates", "Alerts.Suppressed",
-		"Alerts.AcknowledgedAt", "Alerts.SnoozedUntil", "Alerts.EscalatedAt"}
+		"Alerts.AcknowledgedAt", "Alerts.SnoozedUntil", "Alerts.EscalatedAt", "Dims"}
 	if !slices.Equal(got, want) {
 		t.Errorf("stored fields changed; update codec_binary.go and this list:\n got %q\nwant %q", got, want)
 	}
@@ -329,6 +335,7 @@ func FuzzDecodeBinaryProjection(f *testing.F) {
 	f.Add([]byte{docBinaryV2})
 	f.Add([]byte{docBinaryV3})
 	f.Add([]byte{docBinaryV4})
+	f.Add([]byte{docBinaryV5})
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sp, err := decodeBinaryProjection(b)

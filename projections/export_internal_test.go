@@ -4,7 +4,7 @@ import "context"
 
 // DocumentFormat is the first byte of the documents this version writes, for
 // the external tests that read stored rows.
-const DocumentFormat = docBinaryV4
+const DocumentFormat = docBinaryV5
 
 // SummaryByRecount is the summary aggregated from every customer row on
 // read, as it was computed before the counters (and independently of

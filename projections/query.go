@@ -221,6 +221,17 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 			Since: ts(proj.Since[name]), RuleVersion: rs.Version,
 		}
 	}
+	for i := range rs.Dimensions {
+		name, value := rs.Dimensions[i].Name, rs.DimensionValue(&proj.Labels, i)
+		if value == "" {
+			continue
+		}
+		zh, en := rs.DimensionReason(&proj.Labels, i, &f)
+		doc.Labels[name] = LabelDocument{
+			Value: value, Display: rs.Display(name, value), Reason: zh, ReasonEN: en,
+			Since: ts(proj.Since[name]), RuleVersion: rs.Version,
+		}
+	}
 	for i := range rs.Tags {
 		if !proj.Labels.HasTag(i) {
 			continue

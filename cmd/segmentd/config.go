@@ -18,6 +18,7 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
+	"github.com/segments-dev/segments/notify"
 )
 
 // Roles a process can take; "all" is every one of them.
@@ -246,11 +247,33 @@ func loadRules(path string) (*domain.RuleBook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SEGMENTS_RULES: %w", err)
 	}
-	book, err := domain.ParseRules(data)
+	book, err := domain.ParseRulesFile(path, data)
 	if err != nil {
-		return nil, fmt.Errorf("SEGMENTS_RULES %s: %w", path, err)
+		return nil, fmt.Errorf("SEGMENTS_RULES: %w", err)
 	}
 	return book, nil
+}
+
+// checkRoutesAgainstRules refuses rules that remove (or never define) an
+// alert kind, value tier or tag a notify route matches on, before the rules
+// are recorded or the routes used.
+func checkRoutesAgainstRules(book *domain.RuleBook, notifyFile string) error {
+	if notifyFile == "" {
+		return nil
+	}
+	routes, err := notify.ReadRouteRefs(notifyFile)
+	if err != nil {
+		return err
+	}
+	kinds := map[string]string{"kind": domain.RefAlertKind, "value_tier": domain.RefValueTier, "tags": domain.RefTag}
+	refs := make([]domain.Reference, 0, len(routes))
+	for _, r := range routes {
+		refs = append(refs, domain.Reference{Kind: kinds[r.Field], Name: r.Value, By: r.Where})
+	}
+	if err := book.CheckReferences(refs); err != nil {
+		return fmt.Errorf("SEGMENTS_RULES: %w", err)
+	}
+	return nil
 }
 
 // loadTokens reads the tokens file (an empty set when none is configured).

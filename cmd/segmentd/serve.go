@@ -94,6 +94,9 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err erro
 	if a.rules, err = loadRules(cfg.RulesFile); err != nil {
 		return nil, err
 	}
+	if err := checkRoutesAgainstRules(a.rules, cfg.NotifyFile); err != nil {
+		return nil, err
+	}
 	if a.tokens, err = loadTokens(cfg.TokensFile); err != nil {
 		return nil, err
 	}
