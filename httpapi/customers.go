@@ -31,6 +31,17 @@ func (a *api) customerFilter(w http.ResponseWriter, r *http.Request) (projection
 	if owner := boundOwner(r); owner != "" {
 		f.Owner = owner // an owner-bound token lists its owner's customers, whatever ?owner= says
 	}
+	// The rules' own labels filter like the built-in ones (?spend_band=high).
+	if d, ok := a.cfg.Queries.(interface{ IsDimension(string) bool }); ok {
+		for name, values := range q {
+			if len(values) > 0 && d.IsDimension(name) {
+				if f.Dims == nil {
+					f.Dims = map[string]string{}
+				}
+				f.Dims[name] = values[0]
+			}
+		}
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {

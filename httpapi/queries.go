@@ -99,8 +99,12 @@ func (a *api) getAlerts(w http.ResponseWriter, r *http.Request) {
 	if owner := boundOwner(r); owner != "" {
 		f.Owner = owner // an owner-bound token lists the alerts its owner holds
 	}
-	if f.Kind != "" && !slices.Contains(alertKinds, f.Kind) {
-		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "kind", Message: "kind must be one of " + strings.Join(alertKinds, ", ")})
+	kinds := alertKinds
+	if k, ok := a.cfg.Queries.(interface{ AlertKinds() []string }); ok {
+		kinds = k.AlertKinds() // with the kinds of the rules' own labels and tags
+	}
+	if f.Kind != "" && !slices.Contains(kinds, f.Kind) {
+		a.reject(w, http.StatusBadRequest, apiError{Code: domain.CodeInvalidEnum, Field: "kind", Message: "kind must be one of " + strings.Join(kinds, ", ")})
 		return
 	}
 	if c := q.Get("customer"); c != "" {

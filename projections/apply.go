@@ -491,13 +491,14 @@ type projectionRow struct {
 	lastOrderAt                          *time.Time // nil before the first order
 	name                                 string     // as the projection holds it (sealed for individuals)
 	searchName                           *string    // the name when it is not personal data
+	dims                                 []string   // operator-defined labels as "name=value"
 }
 
 // projectionColumns are customer_projections' columns in the order of
 // projectionRow.values.
 var projectionColumns = []string{"stream_id", "customer", "version", "rule_version", "evaluated_at", "next_at", "projection",
 	"value_tier", "activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes",
-	"changed_at", "last_order_at", "name", "search_name"}
+	"changed_at", "last_order_at", "name", "search_name", "dims"}
 
 // projectionRow is w's row; ok is false for a customer never evaluated
 // (no row is stored for it).
@@ -506,14 +507,18 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 		return projectionRow{}, false
 	}
 	tags := tagNames(p.book, w.proj)
-	raw := encodeProjection(w.proj, tags, dimPairs(p.book, w.proj))
+	pairs := dimPairs(p.book, w.proj)
+	raw := encodeProjection(w.proj, tags, pairs)
 	l := &w.proj.Labels
 	r := projectionRow{
 		customer: string(w.proj.State.Customer), version: w.proj.State.Version, ruleVersion: w.proj.RuleVersion,
 		evaluatedAt: w.proj.EvaluatedAt, document: raw,
 		valueTier: l.ValueTier, activity: l.Activity, need: l.NeedOrientation, lifecycle: l.Lifecycle,
 		tags: tags, netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
-		changedAt: w.proj.EvaluatedAt, name: w.proj.State.Profile.Name,
+		changedAt: w.proj.EvaluatedAt, name: w.proj.State.Profile.Name, dims: []string{},
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		r.dims = append(r.dims, pairs[i]+"="+pairs[i+1])
 	}
 	listColumns(&r, w.proj)
 	if n := p.book.NextInstant(w.proj); !n.IsZero() {
@@ -526,7 +531,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 func (r *projectionRow) values(stream uuid.UUID) []any {
 	return []any{pgUUID(stream), r.customer, r.version, r.ruleVersion, r.evaluatedAt, r.nextAt, r.document,
 		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes,
-		r.changedAt, r.lastOrderAt, r.name, r.searchName}
+		r.changedAt, r.lastOrderAt, r.name, r.searchName, r.dims}
 }
 
 // queueProjections queues the writes of the customers' projections (w.seq
@@ -594,7 +599,8 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 				value_tier = u.value_tier, activity = u.activity, need_orientation = u.need_orientation,
 				lifecycle = u.lifecycle, tags = string_to_array(u.tags, ','),
 				net_amount = u.net_amount, owner = u.owner, changes = u.changes,
-				changed_at = u.changed_at, last_order_at = u.last_order_at, name = u.name, search_name = u.search_name
+				changed_at = u.changed_at, last_order_at = u.last_order_at, name = u.name, search_name = u.search_name,
+				dims = string_to_array(u.dims, ',')
 			FROM `+projectionArraysFrom+`
 			WHERE p.stream_id = u.stream_id
 			RETURNING p.stream_id, p.xmin::text::bigint`, updates.args()...).Query(readXmins(n))
@@ -602,10 +608,10 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	if n := len(inserts.ids); n > 0 {
 		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes,
-				changed_at, last_order_at, name, search_name)
+				changed_at, last_order_at, name, search_name, dims)
 			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection,
 				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes,
-				u.changed_at, u.last_order_at, u.name, u.search_name
+				u.changed_at, u.last_order_at, u.name, u.search_name, string_to_array(u.dims, ',')
 			FROM `+projectionArraysFrom+`
 			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
 	}
@@ -615,9 +621,9 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 // projectionArraysFrom is the FROM item of projectionArrays.args.
 const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[],
-		$16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[])
+		$16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[])
 		AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
-			need_orientation, lifecycle, tags, net_amount, owner, changes, changed_at, last_order_at, name, search_name)`
+			need_orientation, lifecycle, tags, net_amount, owner, changes, changed_at, last_order_at, name, search_name, dims)`
 
 // projectionArrays are customer_projections rows as column arrays.
 type projectionArrays struct {
@@ -633,6 +639,7 @@ type projectionArrays struct {
 	lastOrderAts                                 []*time.Time
 	names                                        []string
 	searchNames                                  []*string
+	dimLists                                     []string
 }
 
 func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
@@ -647,12 +654,13 @@ func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
 	a.nets, a.owners, a.seqs = append(a.nets, r.netAmount), append(a.owners, r.owner), append(a.seqs, r.changes)
 	a.changedAts, a.lastOrderAts = append(a.changedAts, r.changedAt), append(a.lastOrderAts, r.lastOrderAt)
 	a.names, a.searchNames = append(a.names, r.name), append(a.searchNames, r.searchName)
+	a.dimLists = append(a.dimLists, strings.Join(r.dims, ","))
 }
 
 // args are the arrays in the order of projectionArraysFrom.
 func (a *projectionArrays) args() []any {
 	return []any{a.ids, a.customers, a.versions, a.ruleVersions, a.evaluated, a.nexts, a.projs, a.tiers, a.acts, a.needs, a.lifes,
-		a.tagLists, a.nets, a.owners, a.seqs, a.changedAts, a.lastOrderAts, a.names, a.searchNames}
+		a.tagLists, a.nets, a.owners, a.seqs, a.changedAts, a.lastOrderAts, a.names, a.searchNames, a.dimLists}
 }
 
 // ErrNotFound: no projection for that customer.

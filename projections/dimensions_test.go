@@ -1,12 +1,14 @@
 package projections_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/projections"
 )
 
 // spendBandV2 adds an operator-defined label from the start of time.
@@ -66,5 +68,25 @@ func TestOperatorDefinedLabelsAreStoredShownAndRecorded(t *testing.T) {
 	l, ok := doc.Labels["spend_band"]
 	if !ok || l.Value != "high" || l.Display != "高消费" || !strings.Contains(l.Reason, "151,000.00") || l.RuleVersion != 2 {
 		t.Fatalf("card label %+v (present %v)", l, ok)
+	}
+	for value, want := range map[string]int{"high": 1, "low": 0} {
+		cards, _, err := q.Customers(ctxT(t), projections.CustomerFilter{Dims: map[string]string{"spend_band": value}}, eventstore.Masked)
+		if err != nil || len(cards) != want {
+			t.Fatalf("?spend_band=%s: %d cards, %v; want %d", value, len(cards), err, want)
+		}
+		if want == 1 && cards[0].Labels["spend_band"].Display != "高消费" {
+			t.Errorf("card labels %+v", cards[0].Labels)
+		}
+	}
+	var fe *projections.FilterError
+	if _, _, err := q.Customers(ctxT(t), projections.CustomerFilter{Dims: map[string]string{"spend_band": "medium"}}, eventstore.Masked); !errors.As(err, &fe) || fe.Field != "spend_band" {
+		t.Errorf("?spend_band=medium: %v; want a filter error on spend_band", err)
+	}
+	sum, err := q.Summary(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum.Labels["spend_band"]; len(got) != 2 || got[0].Value != "high" || got[0].Customers != 1 || got[1].Customers != 0 {
+		t.Errorf("summary of spend_band %+v", got)
 	}
 }

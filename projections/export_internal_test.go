@@ -17,6 +17,7 @@ func (q *Queries) SummaryByRecount(ctx context.Context) (*Summary, error) {
 		UNION ALL SELECT 'lifecycle', lifecycle, count(*), sum(net_amount) FROM customer_projections GROUP BY lifecycle
 		UNION ALL SELECT 'segment', value_tier || '/' || activity, count(*), sum(net_amount) FROM customer_projections GROUP BY 2
 		UNION ALL SELECT 'tag', t, count(*), sum(net_amount) FROM customer_projections, unnest(tags) AS t GROUP BY t
+		UNION ALL SELECT 'dim', d, count(*), sum(net_amount) FROM customer_projections, unnest(dims) AS d GROUP BY d
 		UNION ALL SELECT 'total', '', count(*), coalesce(sum(net_amount), 0) FROM customer_projections`)
 	if err != nil {
 		return nil, err

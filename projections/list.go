@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ import (
 // not filter; Owner restricts to one owner's customers.
 type CustomerFilter struct {
 	ValueTier, Activity, Lifecycle, NeedOrientation, Segment, Tag, Owner string
+	// Dims filters by operator-defined labels: label name -> value.
+	Dims map[string]string
 	// Query matches a customer code prefix or the prefix of a name that is
 	// not personal data (an enterprise's).
 	Query  string
@@ -84,7 +87,22 @@ func (q *Queries) Vocabulary() map[string][]CardValue {
 	for _, t := range rs.Tags {
 		add("tag", t.Name, t.Display)
 	}
+	for _, d := range rs.Dimensions {
+		for _, c := range d.Cases {
+			add(d.Name, c.Value, c.Display)
+		}
+	}
 	return out
+}
+
+// AlertKinds lists the alert kinds of the rules, built-in and
+// operator-defined.
+func (q *Queries) AlertKinds() []string { return q.projector.book.AlertKinds() }
+
+// IsDimension reports whether name is an operator-defined label of the
+// current rule set (a filter of the list).
+func (q *Queries) IsDimension(name string) bool {
+	return q.projector.book.Latest().DimensionIndex(name) >= 0
 }
 
 var activityValues = []string{domain.ActivityHigh, domain.ActivityMedium, domain.ActivityLow}
@@ -107,11 +125,16 @@ func (l *listQuery) add(cond string, args ...any) {
 func (q *Queries) compile(f CustomerFilter) (*listQuery, error) {
 	vocab := q.Vocabulary()
 	l := &listQuery{}
-	for _, c := range []struct{ field, value, column string }{
-		{domain.LabelValueTier, f.ValueTier, "value_tier"}, {domain.LabelActivity, f.Activity, "activity"},
-		{domain.LabelLifecycle, f.Lifecycle, "lifecycle"}, {domain.LabelNeedOrientation, f.NeedOrientation, "need_orientation"},
-		{domain.LabelSegment, f.Segment, ""}, {"tag", f.Tag, ""},
-	} {
+	type filter struct{ field, value, column string }
+	filters := make([]filter, 0, 6+len(f.Dims))
+	filters = append(filters,
+		filter{domain.LabelValueTier, f.ValueTier, "value_tier"}, filter{domain.LabelActivity, f.Activity, "activity"},
+		filter{domain.LabelLifecycle, f.Lifecycle, "lifecycle"}, filter{domain.LabelNeedOrientation, f.NeedOrientation, "need_orientation"},
+		filter{domain.LabelSegment, f.Segment, ""}, filter{"tag", f.Tag, ""})
+	for _, name := range slices.Sorted(maps.Keys(f.Dims)) {
+		filters = append(filters, filter{name, f.Dims[name], "dims"})
+	}
+	for _, c := range filters {
 		if c.value == "" {
 			continue
 		}
@@ -128,8 +151,10 @@ func (q *Queries) compile(f CustomerFilter) (*listQuery, error) {
 			l.add("value_tier = ? AND activity = ?", tier, act)
 		case "tag":
 			l.add("tags @> ARRAY[?::text]", c.value)
-		default:
+		case domain.LabelValueTier, domain.LabelActivity, domain.LabelLifecycle, domain.LabelNeedOrientation:
 			l.add(c.column+" = ?", c.value)
+		default:
+			l.add("dims @> ARRAY[?::text]", c.field+"="+c.value)
 		}
 	}
 	if f.Owner != "" {
@@ -252,7 +277,7 @@ type listKey struct {
 // listPage reads up to limit cards matching l.
 func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eventstore.Disclosure) ([]CustomerCard, []listKey, error) {
 	sql := `SELECT stream_id, customer, name, owner, value_tier, activity, need_orientation, lifecycle, tags, net_amount,
-		last_order_at, changed_at FROM customer_projections`
+		last_order_at, changed_at, dims FROM customer_projections`
 	if len(l.where) > 0 {
 		sql += " WHERE " + strings.Join(l.where, " AND ")
 	}
@@ -265,7 +290,7 @@ func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eve
 		key                             listKey
 		code, name, owner               string
 		tier, activity, need, lifecycle string
-		tags                            []string
+		tags, dims                      []string
 		net                             int64
 		lastOrder                       *time.Time
 	}
@@ -273,7 +298,7 @@ func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eve
 	for rows.Next() {
 		var r row
 		if err := rows.Scan((*uuidDst)(&r.key.id), &r.code, &r.name, &r.owner, &r.tier, &r.activity, &r.need, &r.lifecycle, &r.tags, &r.net,
-			&r.lastOrder, &r.key.at); err != nil {
+			&r.lastOrder, &r.key.at, &r.dims); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
 		}
@@ -315,6 +340,11 @@ func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eve
 		}
 		for _, t := range r.tags {
 			c.Tags = append(c.Tags, CardTag{Tag: t, Display: tagDisplay[t]})
+		}
+		for _, d := range r.dims {
+			if name, value, ok := strings.Cut(d, "="); ok {
+				c.Labels[name] = CardValue{value, rs.Display(name, value)}
+			}
 		}
 		if r.lastOrder != nil {
 			v := ts(*r.lastOrder)

@@ -416,5 +416,12 @@ func (q *Queries) summaryOf(counts map[summaryKey]summaryCount) *Summary {
 	for _, t := range rs.Tags {
 		out.Tags = append(out.Tags, value("tag", t.Name, t.Display))
 	}
+	for _, d := range rs.Dimensions {
+		for _, c := range d.Cases {
+			v := value("dim", d.Name+"="+c.Value, c.Display)
+			v.Value = c.Value
+			out.Labels[d.Name] = append(out.Labels[d.Name], v)
+		}
+	}
 	return out
 }
