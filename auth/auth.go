@@ -34,11 +34,12 @@ const (
 	ScopeRead   Scope = "read"   // customers, segments, alerts
 	ScopeAudit  Scope = "audit"  // events, history, as_of, verify, replay
 	ScopeManage Scope = "manage" // team lead: read, act on any alert, reassign (SPEC §8)
+	ScopeRules  Scope = "rules"  // rule authors: preview candidate rules (SPEC §11)
 	ScopeAdmin  Scope = "admin"  // unmasked personal data, rules
 )
 
 // AllScopes lists the scopes.
-var AllScopes = []Scope{ScopeIngest, ScopeRead, ScopeAudit, ScopeManage, ScopeAdmin}
+var AllScopes = []Scope{ScopeIngest, ScopeRead, ScopeAudit, ScopeManage, ScopeRules, ScopeAdmin}
 
 const scopeList = "ingest, read, audit, manage or admin"
 

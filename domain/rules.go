@@ -348,6 +348,7 @@ func ParseRulesFile(name string, data []byte) (*RuleBook, error) {
 				v.Labels = labels
 			}
 		}
+		p.written = &f.Versions[i]
 		rs, err := p.build(v, at)
 		if err != nil {
 			return nil, err
@@ -461,6 +462,42 @@ func (p *rulesParser) mergeTags(prev, named []tagConfig, remove *removeConfig, a
 type rulesParser struct {
 	data []byte
 	file string
+	// written is the version being built as the file states it (without
+	// what it inherits), for the paths of its tags and labels.
+	written *versionConfig
+}
+
+// entryPath is the path of the tag or label named name in the version as
+// written: the merged list's order is not the file's, and an inherited
+// entry is not in the version at all (its path is then the version's).
+// A name given twice is found at its nth (0-based) entry.
+func (p *rulesParser) entryPath(at, list, name string, nth ...int) string {
+	var names []string
+	if p.written != nil {
+		switch list {
+		case "tags":
+			for _, t := range p.written.Tags {
+				names = append(names, t.Name)
+			}
+		case "labels":
+			for _, l := range p.written.Labels {
+				names = append(names, l.Name)
+			}
+		}
+	}
+	skip := 0
+	if len(nth) > 0 {
+		skip = nth[0]
+	}
+	for i, n := range names {
+		if n == name {
+			if skip == 0 {
+				return fmt.Sprintf("%s.%s[%d]", at, list, i)
+			}
+			skip--
+		}
+	}
+	return at
 }
 
 // describe sets a version's Source, Definition and Hash from what the file
@@ -653,8 +690,8 @@ func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
 		return nil, p.errf(at+".tags", "at most %d tags", MaxTags)
 	}
 	seen := map[string]bool{}
-	for i, t := range v.Tags {
-		tp := fmt.Sprintf("%s.tags[%d]", at, i)
+	for _, t := range v.Tags {
+		tp := p.entryPath(at, "tags", t.Name, btoi(seen[t.Name]))
 		if !ValidCustomerCode(t.Name) || t.Display == "" || seen[t.Name] {
 			return nil, p.errf(tp, "needs a unique name (letters, digits, _ - .) and a display name")
 		}
@@ -685,7 +722,7 @@ func (p *rulesParser) build(v versionConfig, at string) (*RuleSet, error) {
 // or tag of the version raises. A kind nobody raises any more is dropped
 // when inherited, refused when named.
 func (p *rulesParser) buildAlerts(rs *RuleSet, v versionConfig, at string) error {
-	raised := raisedKinds(v, at)
+	raised := p.raisedKinds(v, at)
 	for _, kind := range slices.Sorted(maps.Keys(raised)) {
 		if _, ok := v.Alerts[kind]; !ok {
 			return p.errf(raised[kind], "alert kind %s is not configured under alerts", kind)

@@ -141,18 +141,18 @@ func mergeAlerts(prev, named map[string]alertConfig) map[string]alertConfig {
 
 // raisedKinds maps each alert kind the version's labels and tags raise to
 // the path of (the first) place that raises it.
-func raisedKinds(v versionConfig, at string) map[string]string {
+func (p *rulesParser) raisedKinds(v versionConfig, at string) map[string]string {
 	out := map[string]string{}
-	for i, l := range v.Labels {
+	for _, l := range v.Labels {
 		for j, a := range l.Alerts {
 			if _, ok := out[a.Kind]; !ok && a.Kind != "" {
-				out[a.Kind] = fmt.Sprintf("%s.labels[%d].alerts[%d].kind", at, i, j)
+				out[a.Kind] = fmt.Sprintf("%s.alerts[%d].kind", p.entryPath(at, "labels", l.Name), j)
 			}
 		}
 	}
-	for i, t := range v.Tags {
+	for _, t := range v.Tags {
 		if _, ok := out[t.Alert]; !ok && t.Alert != "" {
-			out[t.Alert] = fmt.Sprintf("%s.tags[%d].alert", at, i)
+			out[t.Alert] = p.entryPath(at, "tags", t.Name) + ".alert"
 		}
 	}
 	return out
@@ -169,8 +169,8 @@ func (p *rulesParser) buildLabels(rs *RuleSet, v versionConfig, at string) (*cel
 		vars = append(vars, cel.Variable(name, cel.StringType))
 	}
 	seen := map[string]bool{}
-	for i, l := range v.Labels {
-		lp := fmt.Sprintf("%s.labels[%d]", at, i)
+	for _, l := range v.Labels {
+		lp := p.entryPath(at, "labels", l.Name, btoi(seen[l.Name]))
 		switch {
 		case !identifier.MatchString(l.Name):
 			return nil, p.errf(lp+".name", "a label name is lower-case letters, digits and _, starting with a letter")
@@ -190,7 +190,7 @@ func (p *rulesParser) buildLabels(rs *RuleSet, v versionConfig, at string) (*cel
 	}
 	reads := make([]map[string]string, len(v.Labels)) // the labels each label reads, and where
 	for i, l := range v.Labels {
-		d, r, err := p.dimension(env, l, seen, fmt.Sprintf("%s.labels[%d]", at, i))
+		d, r, err := p.dimension(env, l, seen, p.entryPath(at, "labels", l.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -400,4 +400,12 @@ func explainCEL(err error) error {
 	}
 	known = append(known, Labels...)
 	return fmt.Errorf("unknown fact or label %q (facts: %s; or a label of the version): %w", m[1], strings.Join(known, ", "), err)
+}
+
+// btoi is 1 for true: the occurrence of a name seen before.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

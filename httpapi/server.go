@@ -72,6 +72,9 @@ type Config struct {
 	// Alerts serves GET /v1/alerts/{id} and the alert actions; when nil,
 	// Queries serves them if it can (projections.Queries does).
 	Alerts AlertReader
+	// Rules previews candidate rules files (POST /v1/rules/preview);
+	// absent when nil.
+	Rules RulesPreviewer
 }
 
 // Auditor is what the audit endpoints need of the event store.
@@ -146,6 +149,9 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/segments/trend", a.guard(auth.ScopeRead, a.getSegmentTrend))
 		mux.HandleFunc("GET /v1/segments/vocabulary", a.guard(auth.ScopeRead, a.getVocabulary))
 	}
+	if cfg.Rules != nil {
+		mux.HandleFunc("POST /v1/rules/preview", a.guard(auth.ScopeRules, a.postRulesPreview))
+	}
 	if cfg.Auditor != nil {
 		mux.HandleFunc("GET /v1/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyAll))
 		mux.HandleFunc("GET /v1/customers/{code}/audit/verify", a.guard(auth.ScopeAudit, a.getVerifyCustomer))
@@ -182,6 +188,7 @@ var routeParameters = map[string][]string{
 	"POST /v1/alerts/{id}/assign":             {},
 	"POST /v1/alerts/{id}/snooze":             {},
 	"POST /v1/alerts/{id}/resolve":            {},
+	"POST /v1/rules/preview":                  {},
 }
 
 func (a *api) recoverPanics(next http.Handler) http.Handler {

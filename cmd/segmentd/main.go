@@ -1,7 +1,7 @@
 // Command segmentd runs Segments — the HTTP API and workbench, the NATS
 // ingest worker, the publisher, projector, scheduler and notifier, in one
 // process or split by role — and its operator commands (migrate, rebuild,
-// verify, replay, import, export, rotate-master-key, token); `segmentd
+// verify, replay, import, export, rotate-master-key, rules preview, token); `segmentd
 // --help` lists them with their usage.
 package main
 
@@ -36,6 +36,9 @@ Usage:
   segmentd export --format xlsx|csv [--out FILE] [--unmasked --token-file F]
                                   every customer in the seeds' table layout, masked unless
                                   an admin token is given (recorded in the disclosures log)
+  segmentd rules preview FILE [--format text|json]
+                                  what the rules FILE's latest version would change (counts
+                                  from → to, 20 examples each, alerts), writing nothing
   segmentd token new --name N --scopes read,audit
                                   create a bearer token: prints the secret once and the
                                   line to add to the SEGMENTS_TOKENS file
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string) error {
 		return exportFile(ctx, args)
 	case "rotate-master-key":
 		return rotateMasterKey(ctx, args)
+	case "rules":
+		return rulesCmd(ctx, args)
 	}
 	return &usageError{err: fmt.Errorf("unknown command %q", cmd)}
 }

@@ -276,6 +276,7 @@ func (a *app) run(ctx context.Context) error {
 				Imports:      &importer.Service{Dir: filepath.Join(a.cfg.DataDir, "imports"), Store: a.store, Location: a.loc, Logger: a.log},
 				Deliveries:   notify.NewStore(a.pool),
 				AllowedHosts: a.cfg.AllowedHosts,
+				Rules:        routedPreviewer{a.proj, a.cfg.NotifyFile},
 			}),
 			Tokens: a.tokens, Logger: a.log,
 		})
