@@ -47,9 +47,10 @@ func (pv *Previewer) Preview(p *Projection) ([]LabelChange, []Alert) {
 	}
 	changes := tb.evaluate(p, pv.at, CauseRules, uuid.Nil, nil)
 	var raised []Alert
-	for _, a := range p.TakeAlertUpdates() {
-		if a.Raised {
-			raised = append(raised, a)
+	updates := p.TakeAlertUpdates()
+	for i := range updates {
+		if updates[i].Raised {
+			raised = append(raised, updates[i])
 		}
 	}
 	return changes, raised

@@ -6,7 +6,7 @@
 ALTER TABLE customer_projections ADD COLUMN dims text[] NOT NULL DEFAULT '{}';
 CREATE INDEX customer_projections_dims ON customer_projections USING gin (dims);
 
--- The segment counters (migration 0017) count each customer under
+-- The segment counters (migrations 0017, 0018) count each customer under
 -- ('dim', "name=value") for each of its operator-defined labels too; the
 -- counters are recounted once with the new keys.
 CREATE OR REPLACE FUNCTION segment_counter_keys(p customer_projections)
