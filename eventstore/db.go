@@ -115,9 +115,9 @@ func openPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 //     cannot stall the others indefinitely;
 //   - a transaction left idle longer than idle_in_transaction_session_timeout
 //     has its session ended by the server, releasing its locks (the append
-//     transaction, which holds the log_head row lock every append needs,
-//     sets the shorter AppendIdleTimeout: a frozen or partitioned process
-//     blocks appends for at most that long);
+//     transaction, which holds its customers' stream rows and holds back
+//     publication past its positions, sets the shorter AppendIdleTimeout: a
+//     frozen or partitioned process delays those for at most that long);
 //   - TCP keepalives on the server's side, so the server ends the session of
 //     a peer that vanished (a partitioned host) within about
 //     idle + interval × count seconds; tcp_user_timeout does the same for a

@@ -16,8 +16,8 @@ import (
 )
 
 // Master keys. The log's head names the active master key (its id, a key
-// check value); appends read it under the log_head lock and wrap new data keys
-// with it, and every wrapped key carries the id of the key that wrapped it, so
+// check value); appends read it (an activation then waits for the appends in
+// flight, AwaitSettled) and wrap new data keys with it, and every wrapped key carries the id of the key that wrapped it, so
 // readers unwrap each with its own key. The master_keys table lists every key
 // the log has used; one is retired once no wrapped key references it.
 
@@ -82,17 +82,23 @@ func adoptKey(ctx context.Context, tx pgx.Tx, id string) error {
 }
 
 // wrappingKey is the key an append wraps new data keys with: the log's active
-// key, or, on a fresh log, the keyring's preferred key (adopted by the append;
-// adopt reports that).
-func (s *Store) wrappingKey(head pgtype.Text) (key privacy.MasterKey, adopt bool, err error) {
+// key. On a fresh log (head is NULL) the keyring's preferred key is adopted
+// first, in a transaction of its own (CheckKeyring): adopting inside the
+// append would hold log_head's row lock until the append commits, and every
+// other append on the fresh log would wait for it.
+func (s *Store) wrappingKey(ctx context.Context, head pgtype.Text) (privacy.MasterKey, error) {
+	id := head.String
 	if !head.Valid {
-		return s.keys.Preferred(), true, nil
+		var err error
+		if id, err = s.CheckKeyring(ctx); err != nil {
+			return privacy.MasterKey{}, err
+		}
 	}
-	key, err = s.keys.Key(head.String)
+	key, err := s.keys.Key(id)
 	if err != nil {
-		return key, false, fmt.Errorf("%w: %w", ErrMasterKeyMismatch, err)
+		return key, fmt.Errorf("%w: %w", ErrMasterKeyMismatch, err)
 	}
-	return key, false, nil
+	return key, nil
 }
 
 // ActivateMasterKey makes key the log's active master key: every append that
@@ -105,8 +111,6 @@ func (s *Store) ActivateMasterKey(ctx context.Context, key privacy.MasterKey) er
 		return fmt.Errorf("activate master key: %w", err)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The log_head lock orders the switch against appends: each append
-		// either committed before it (old key, still readable) or reads the new id.
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM log_head FOR UPDATE"); err != nil {
 			return err
 		}
@@ -114,6 +118,12 @@ func (s *Store) ActivateMasterKey(ctx context.Context, key privacy.MasterKey) er
 	})
 	if err != nil {
 		return fmt.Errorf("activate master key: %w", mapError(err))
+	}
+	// Appends read the active key after they mark themselves as appenders;
+	// those in flight may have read the old one. Once they have ended every
+	// data key the old key wraps is visible to RewrapKeys.
+	if _, err := s.AwaitSettled(ctx); err != nil {
+		return fmt.Errorf("activate master key: wait for appends in flight: %w", err)
 	}
 	return nil
 }
@@ -136,6 +146,12 @@ type RewrapReport struct {
 // destroyed keys stay destroyed.
 func (s *Store) RewrapKeys(ctx context.Context) (RewrapReport, error) {
 	var rep RewrapReport
+	// An append that read an older active key before an activation in
+	// another process may still be in flight: its data key must be visible
+	// below, or the older key would be retired while it wraps one.
+	if _, err := s.AwaitSettled(ctx); err != nil {
+		return rep, fmt.Errorf("rewrap data keys: wait for appends in flight: %w", err)
+	}
 	if err := s.pool.QueryRow(ctx, "SELECT master_key_id FROM log_head").Scan(&rep.Active); err != nil {
 		return rep, fmt.Errorf("rewrap data keys: %w", mapError(err))
 	}

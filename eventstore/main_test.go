@@ -17,18 +17,18 @@ func TestMain(m *testing.M) {
 	switch testenv.ChildRole() {
 	case "":
 		os.Exit(m.Run())
-	case "hold-log-head":
-		os.Exit(holdLogHead(os.Getenv("DATABASE_URL")))
+	case "hold-append":
+		os.Exit(holdAppend(os.Getenv("DATABASE_URL")))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown child role", testenv.ChildRole())
 		os.Exit(2)
 	}
 }
 
-// holdLogHead is a process of the service's kind (its session settings,
-// its append code) that is in the middle of an append — the log_head row
-// lock taken, not yet committed — says so and then stays there.
-func holdLogHead(url string) int {
+// holdAppend is a process of the service's kind (its session settings, its
+// append code) that is in the middle of an append — its stream's row locked,
+// positions drawn, not yet committed — says so and then stays there.
+func holdAppend(url string) int {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

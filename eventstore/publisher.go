@@ -211,12 +211,13 @@ func (p *Publisher) lead(ctx context.Context, lead *Leadership) error {
 		saved, savedAt = pos, time.Now()
 	}
 	var nextRead time.Time // a partial batch was published: not before then
+	var settled int64      // no position up to here can still be committed
 	for {
 		if wait := time.Until(nextRead); wait > 0 && !sleep(ctx, wait) {
 			return nil
 		}
 		readAt := time.Now()
-		events, err := p.cfg.Store.ReadAll(ctx, pos, p.cfg.Sink.MaxBatch())
+		events, err := p.next(ctx, pos, &settled)
 		if err == nil && len(events) > 0 {
 			if !lead.Held() {
 				// Frozen past the lease: another instance may be publishing.
@@ -276,6 +277,28 @@ func (p *Publisher) lead(ctx context.Context, lead *Leadership) error {
 		case <-time.After(p.cfg.IdleWake):
 			idle = true
 		}
+	}
+}
+
+// next reads the events after pos up to the settled position, which it
+// advances when pos reached it: a position still in flight below a committed
+// one is waited for, never skipped (settle.go).
+func (p *Publisher) next(ctx context.Context, pos int64, settled *int64) ([]RecordedEvent, error) {
+	fresh := false
+	for {
+		if *settled <= pos || fresh {
+			to, err := p.cfg.Store.AwaitSettled(ctx)
+			if err != nil {
+				return nil, err
+			}
+			*settled, fresh = to, true
+		}
+		events, err := p.cfg.Store.ReadUpTo(ctx, pos, *settled, p.cfg.Sink.MaxBatch())
+		if err != nil || len(events) > 0 || fresh {
+			return events, err
+		}
+		// Only gaps up to the old settled position: look further.
+		fresh = true
 	}
 }
 

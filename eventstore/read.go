@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -87,12 +88,18 @@ func (s *Store) StreamVersion(ctx context.Context, customer domain.CustomerCode)
 }
 
 // ReadAll returns up to limit events with position greater than after, in
-// position order. Because appends are serialised by the log_head row lock,
-// positions become visible in order: when a reader sees position p, every
-// position below p is already visible, so tailing by position never skips an
-// event that commits late.
+// position order, as far as they are committed now. Positions commit out of
+// order: a reader that tails the log and must not pass an event committed
+// late reads up to a settled position instead (ReadUpTo, AwaitSettled).
 func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]RecordedEvent, error) {
-	rows, err := s.pool.Query(ctx, selectEvents+"WHERE position > $1 ORDER BY position LIMIT $2", after, limit)
+	return s.ReadUpTo(ctx, after, math.MaxInt64, limit)
+}
+
+// ReadUpTo returns up to limit events with after < position ≤ upTo, in
+// position order. With upTo from AwaitSettled, nothing in that range can
+// appear later: tailing the log this way never skips an event.
+func (s *Store) ReadUpTo(ctx context.Context, after, upTo int64, limit int) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, selectEvents+"WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3", after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read log after %d: %w", after, mapError(err))
 	}
@@ -103,18 +110,19 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]Recorded
 	return events, nil
 }
 
-// Head returns the last committed position and its recorded_at (zero when
-// the log is empty).
+// Head returns the highest committed position and its recorded_at (zero
+// when the log is empty). Positions have gaps, so it is not a count.
 func (s *Store) Head(ctx context.Context) (int64, time.Time, error) {
 	var pos int64
-	var at *time.Time
-	if err := s.pool.QueryRow(ctx, "SELECT position, recorded_at FROM log_head").Scan(&pos, &at); err != nil {
+	var at time.Time
+	err := s.pool.QueryRow(ctx, "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1").Scan(&pos, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read log head: %w", mapError(err))
 	}
-	if at == nil {
-		return pos, time.Time{}, nil
-	}
-	return pos, *at, nil
+	return pos, at, nil
 }
 
 // Checkpoint returns a named publication checkpoint (0 when unset).

@@ -1,13 +1,17 @@
 // Package eventstore owns the PostgreSQL event log — the source of truth —
 // and its publication to JetStream.
 //
-// Appends are serialised by the row lock on log_head, so global positions
-// increase in commit order, and concurrent requests are batched into one
-// transaction by a group-commit writer so that serialisation costs one fsync
-// per group rather than one per request.
+// Appends of different customers do not wait for each other: each locks the
+// rows of its customers' streams (appends to one stream are serial, so
+// versions and positions increase along it) and draws its positions from a
+// sequence (SPEC §12: unique, gaps allowed, not in commit order). Readers
+// that tail the log by position stop at a settled position (settle.go).
+// Concurrent requests are batched into one transaction by group-commit
+// writers, so that a group costs one fsync rather than one per request.
 //
 // Exactly-once recording comes from the unique event_id: a re-sent event is
-// found under the lock and answered with the stored result, never stored twice.
+// found and answered with the stored result, never stored twice (two
+// writers racing with it: the loser fails on the unique index and retries).
 package eventstore
 
 import (
@@ -17,11 +21,13 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -60,10 +66,8 @@ type Config struct {
 	// MaxGroupEvents bounds the events committed in one group transaction.
 	MaxGroupEvents int
 	// Writers is the number of group transactions in flight (default 1).
-	// They commit one at a time (the log_head row lock); a second writer's
-	// first round trip waits inside PostgreSQL for the lock. Measured on two
-	// cores it makes groups smaller and fsyncs more frequent, which costs
-	// more than it saves (docs/BENCHMARKS.md), hence the default.
+	// They overlap (no global lock), and PostgreSQL flushes the commits of
+	// concurrent ones together.
 	Writers int
 }
 
@@ -97,6 +101,11 @@ type Store struct {
 	// committed carries, after every commit, the streams that received new
 	// events in it (see Committed).
 	committed chan []uuid.UUID
+	// notifyWake and notifyAt drive runNotifier: the highest position
+	// committed by this process, and a signal that it grew.
+	notifyWake chan struct{}
+	notifyAt   atomic.Int64
+	notified   chan struct{}
 }
 
 type appendCall struct {
@@ -133,14 +142,19 @@ func New(cfg Config) (*Store, error) {
 		appended: make(chan struct{}, 1),
 		// Room for a burst of small groups; a reader that falls further
 		// behind loses hints, not events.
-		committed: make(chan []uuid.UUID, 256),
+		committed:  make(chan []uuid.UUID, 256),
+		notifyWake: make(chan struct{}, 1),
+		notified:   make(chan struct{}),
 	}
+	go s.runNotifier()
 	var writers sync.WaitGroup
 	for range cfg.Writers {
 		writers.Go(s.runWriter)
 	}
 	go func() {
 		writers.Wait()
+		close(s.notifyWake)
+		<-s.notified
 		close(s.done)
 	}()
 	return s, nil
@@ -205,10 +219,10 @@ func (s *Store) Append(ctx context.Context, req domain.AppendRequest) ([]Result,
 }
 
 // AppendTx appends inside the caller's transaction, which must be READ
-// COMMITTED. It takes the log_head row lock, which every append needs, so
-// the caller should commit promptly: other appends wait until then, and
-// the transaction is ended by the server if it then sits idle longer than
-// AppendIdleTimeout.
+// COMMITTED. It locks the rows of the request's streams and holds back
+// publication past its positions until it ends, so the caller should commit
+// promptly; the transaction is ended by the server if it sits idle longer
+// than AppendIdleTimeout.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, req domain.AppendRequest) ([]Result, error) {
 	outs, err := s.appendInTx(ctx, tx, []domain.AppendRequest{req}, false)
 	if err != nil {
@@ -309,6 +323,7 @@ func (s *Store) commitGroup(group []*appendCall) {
 		case s.appended <- struct{}{}:
 		default:
 		}
+		s.signalCommitted(outs)
 		// A full channel means no reader or a lagging one: the hint would be
 		// dropped, so the writer does not compute it.
 		if len(s.committed) < cap(s.committed) {
@@ -335,6 +350,38 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 	for i, c := range group {
 		reqs[i] = c.req
 	}
+	for attempt := 1; ; attempt++ {
+		outs, err := s.appendGroupOnce(ctx, reqs)
+		if err == nil || attempt == maxRaceAttempts || !lostRace(err) {
+			return outs, mapError(err)
+		}
+		s.cfg.Logger.Debug("append lost a race with another writer; retrying", "attempt", attempt, "err", err)
+	}
+}
+
+// maxRaceAttempts bounds the retries of a group that lost a race.
+const maxRaceAttempts = 4
+
+// lostRace reports an error that a concurrent append caused and that a
+// retry, which reads what that append committed, resolves: two writers
+// opening the same new stream or storing the same event_id (the loser waits
+// on the unique index, then fails), or a deadlock between them.
+func lostRace(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40P01", "40001": // deadlock_detected, serialization_failure
+		return true
+	case "23505": // unique_violation
+		return pgErr.ConstraintName == "events_stream_version_key" || pgErr.ConstraintName == "events_event_id_key" ||
+			pgErr.ConstraintName == "customer_keys_pkey"
+	}
+	return false
+}
+
+func (s *Store) appendGroupOnce(ctx context.Context, reqs []domain.AppendRequest) ([]callOutcome, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, mapError(err)
@@ -344,8 +391,8 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 	defer conn.Release()
 	// BEGIN rides in the first round trip and COMMIT in the last, so a group
 	// costs two round trips (read batch, write batch; a COPY in between for
-	// large groups) instead of five: the writer holds the log_head lock for
-	// round trips, not for work.
+	// large groups) instead of five: the stream locks are held for round
+	// trips, not for work.
 	outs, err := s.appendInTx(ctx, conn.Conn(), reqs, true)
 	if err == nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		// Nothing was written (every request failed on its own or was a
@@ -356,7 +403,7 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 		if conn.Conn().PgConn().TxStatus() != 'I' {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 		}
-		return nil, mapError(err)
+		return nil, err
 	}
 	return outs, nil
 }
@@ -468,33 +515,48 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 		}
 	}
 
-	// One round trip: take the append lock, then read what the rules need.
-	var head struct {
-		position    int64
-		recordedAt  pgtype.Timestamptz
-		masterKeyID pgtype.Text
+	// One round trip: mark this transaction as an appender, lock the
+	// streams, read what the rules need, draw positions.
+	var masterKeyID pgtype.Text
+	var positions []int64
+	recordedFloor := map[uuid.UUID]time.Time{}
+	events := 0
+	for _, req := range reqs {
+		events += len(req.Events)
 	}
 	b := &pgx.Batch{}
 	if own {
 		b.Queue("BEGIN")
 	}
-	// This transaction holds the lock every append needs: should this
-	// process freeze or lose the network with it open, the server ends it
-	// after AppendIdleTimeout rather than the session default.
+	// This transaction holds its streams' row locks: should this process
+	// freeze or lose the network with it open, the server ends it after
+	// AppendIdleTimeout rather than the session default.
 	b.Queue("SET LOCAL idle_in_transaction_session_timeout = '" + AppendIdleTimeout + "'")
-	b.Queue("SELECT position, recorded_at, master_key_id FROM log_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
-		return row.Scan(&head.position, &head.recordedAt, &head.masterKeyID)
+	// Held from before the positions are drawn to the end: readers that
+	// must not pass a position committed late wait for the holders
+	// (settle.go). The lock conflicts with no other writer's.
+	b.Queue("LOCK TABLE events IN ROW EXCLUSIVE MODE")
+	// Read after the lock, so a key activation that waits for appends in
+	// flight (ActivateMasterKey) covers every append that read the old key.
+	b.Queue("SELECT master_key_id FROM log_head").QueryRow(func(row pgx.Row) error {
+		return row.Scan(&masterKeyID)
 	})
-	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual, ordered FROM streams WHERE stream_id = ANY($1)", streamIDs).Query(func(rows pgx.Rows) error {
+	// The row locks order appends to one stream (in stream id order: no
+	// deadlock between groups); appends to other streams do not wait.
+	b.Queue("SELECT stream_id, version, last_hash, registered, erased, individual, ordered, recorded_at FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE", streamIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id uuid.UUID
 			var st domain.StreamState
 			var last []byte
-			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased, &st.Individual, &st.Ordered); err != nil {
+			var at pgtype.Timestamptz
+			if err := rows.Scan(&id, &st.Version, &last, &st.Registered, &st.Erased, &st.Individual, &st.Ordered, &at); err != nil {
 				return err
 			}
 			w := streams[id]
 			w.state, w.lastHash, w.existed = st, last, true
+			if at.Valid {
+				recordedFloor[id] = at.Time
+			}
 		}
 		return rows.Err()
 	})
@@ -543,13 +605,20 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 			return rows.Err()
 		})
 	}
+	// Drawn after the row locks, so positions increase along each stream.
+	// One per event: those of duplicates and refused requests are gaps.
+	b.Queue("SELECT nextval('events_position_seq') FROM generate_series(1, $1)", events).Query(func(rows pgx.Rows) error {
+		var err error
+		positions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("append: read stream state: %w", mapError(err))
 	}
 	if err := s.loadKeysToCompare(ctx, tx, existing, streams, keyWanted); err != nil {
 		return nil, err
 	}
-	wrapWith, adopt, err := s.wrappingKey(head.masterKeyID)
+	wrapWith, err := s.wrappingKey(ctx, masterKeyID)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
@@ -560,34 +629,30 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 		w.key.wrapWith = wrapWith
 	}
 
-	now := s.cfg.Now().Truncate(time.Microsecond)
-	recordedAt := now
-	if head.recordedAt.Valid && head.recordedAt.Time.After(recordedAt) {
-		// recorded_at never decreases along the log, even if the clock steps back.
-		recordedAt = head.recordedAt.Time
+	recordedAt := s.cfg.Now().Truncate(time.Microsecond)
+	for _, at := range recordedFloor {
+		// recorded_at never decreases along a stream, even if the clock
+		// steps back or another instance's clock is ahead.
+		if at.After(recordedAt) {
+			recordedAt = at
+		}
 	}
-	position := head.position
 	outs := make([]callOutcome, len(reqs))
-	events := 0
-	for _, req := range reqs {
-		events += len(req.Events)
-	}
 	rows := make([]eventRow, 0, events)
 	newIDs := map[uuid.UUID]newEvent{}
 	for ri, req := range reqs {
-		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, position, recordedAt)
+		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, positions[len(rows):], recordedAt)
 		if err != nil {
 			outs[ri] = callOutcome{err: err}
 			continue
 		}
 		outs[ri] = callOutcome{results: res}
 		rows = append(rows, reqRows...)
-		position += int64(len(reqRows))
 	}
 	if len(rows) == 0 {
 		return outs, nil
 	}
-	if err := s.write(ctx, tx, rows, streams, groupHead{position, recordedAt, wrapWith.ID(), adopt}, own); err != nil {
+	if err := s.write(ctx, tx, rows, streams, groupHead{recordedAt, wrapWith.ID()}, own); err != nil {
 		return nil, err
 	}
 	return outs, nil
@@ -596,7 +661,7 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 // applyRequest checks one request against the working state and builds its
 // rows. On failure the working state is restored and no rows are returned.
 func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*streamWork,
-	existing map[uuid.UUID]storedEvent, newIDs map[uuid.UUID]newEvent, position int64, recordedAt time.Time,
+	existing map[uuid.UUID]storedEvent, newIDs map[uuid.UUID]newEvent, positions []int64, recordedAt time.Time,
 ) ([]Result, []eventRow, error) {
 	results, dupOf, allDuplicates, err := s.findDuplicates(req, streams, existing, newIDs)
 	if err != nil || allDuplicates {
@@ -643,7 +708,7 @@ func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*st
 			}
 			return nil, nil, err
 		}
-		row, err := s.buildRow(e, w, position+int64(len(rows))+1, recordedAt)
+		row, err := s.buildRow(e, w, positions[len(rows)], recordedAt)
 		if err != nil {
 			restore()
 			return nil, nil, err
@@ -765,162 +830,52 @@ func sealPersonal(data domain.Event, individual bool, c *privacy.Cipher) (domain
 	})
 }
 
-// write stores the group's rows and the updated write model, then signals
-// listeners; it all commits with the caller's transaction.
-// groupHead is what a group writes into log_head.
-type groupHead struct {
-	lastPosition int64
-	recordedAt   time.Time
-	masterKeyID  string // the active master key, which wraps the group's new data keys
-	adoptKey     bool   // a fresh log: the group makes masterKeyID the active key
-}
-
-func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, streams map[uuid.UUID]*streamWork, head groupHead, commit bool) error {
-	lastPosition, recordedAt := head.lastPosition, head.recordedAt
-	b := &pgx.Batch{}
-	if len(rows) > copyMinRows {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-			[]string{"position", "stream_id", "customer", "version", "event_id", "type", "occurred_at", "recorded_at", "data", "metadata", "hash"},
-			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				r := &rows[i]
-				return []any{r.position, r.streamID, r.customer, r.version, r.eventID, r.typ, r.occurredAt, r.recordedAt, r.data, r.metadata, r.hash}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("append: insert events: %w", mapError(err))
-		}
-	} else {
-		queueInsertEvents(b, rows)
-	}
-
-	var (
-		sIDs                 []uuid.UUID
-		sCustomers           []string
-		sVersions            []int64
-		sHashes              [][]byte
-		sRegistered, sErased []bool
-		sIndividual          []bool
-		sOrdered             []int64
-		oStreams             []uuid.UUID
-		oIDs                 []string
-		oAmounts, oRefunded  []int64
-		kStreams             []uuid.UUID
-		kWrapped             [][]byte
-		destroyed            []uuid.UUID
-	)
-	for _, w := range streams {
-		if !w.changed {
-			continue
-		}
-		sIDs = append(sIDs, w.id)
-		sCustomers = append(sCustomers, string(w.customer))
-		sVersions = append(sVersions, w.state.Version)
-		sHashes = append(sHashes, w.lastHash)
-		sRegistered = append(sRegistered, w.state.Registered)
-		sErased = append(sErased, w.state.Erased)
-		sIndividual = append(sIndividual, w.state.Individual)
-		sOrdered = append(sOrdered, int64(w.state.Ordered))
-		for _, oid := range w.state.Touched {
-			ob := w.state.Orders[oid]
-			oStreams = append(oStreams, w.id)
-			oIDs = append(oIDs, oid)
-			oAmounts = append(oAmounts, int64(ob.Amount))
-			oRefunded = append(oRefunded, int64(ob.Refunded))
-		}
-		if k := w.key; k != nil {
-			switch {
-			case k.destroyed:
-				destroyed = append(destroyed, w.id)
-			case k.insert:
-				kStreams = append(kStreams, w.id)
-				kWrapped = append(kWrapped, k.wrapped)
+// signalCommitted hands the group's highest position to runNotifier.
+func (s *Store) signalCommitted(outs []callOutcome) {
+	var top int64
+	for _, o := range outs {
+		for _, r := range o.results {
+			if !r.Duplicate {
+				top = max(top, r.Position)
 			}
 		}
 	}
-	b.Queue(`INSERT INTO streams (stream_id, customer, version, last_hash, registered, erased, individual, ordered)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[], $5::bool[], $6::bool[], $7::bool[], $8::bigint[])
-		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
-			registered = EXCLUDED.registered, erased = EXCLUDED.erased, individual = EXCLUDED.individual, ordered = EXCLUDED.ordered`,
-		sIDs, sCustomers, sVersions, sHashes, sRegistered, sErased, sIndividual, sOrdered)
-	if len(oIDs) > 0 {
-		// Touched may name an order twice (placed then refunded in one group):
-		// DISTINCT ON keeps one row, and both carry the final balance.
-		b.Queue(`INSERT INTO stream_orders (stream_id, order_id, amount, refunded)
-			SELECT DISTINCT ON (stream_id, order_id) * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS o(stream_id, order_id, amount, refunded)
-			ON CONFLICT (stream_id, order_id) DO UPDATE SET refunded = EXCLUDED.refunded`,
-			oStreams, oIDs, oAmounts, oRefunded)
+	if top == 0 {
+		return
 	}
-	if len(kStreams) > 0 {
-		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at)
-			SELECT k.stream_id, k.wrapped, $3, $4 FROM unnest($1::uuid[], $2::bytea[]) AS k(stream_id, wrapped)`,
-			kStreams, kWrapped, head.masterKeyID, recordedAt)
-	}
-	if len(destroyed) > 0 {
-		// Crypto-shredding: without the wrapped key the ciphertexts in the log
-		// are noise. Events are not touched, so the hash chain still verifies.
-		b.Queue(`INSERT INTO customer_keys (stream_id, wrapped_key, master_key_id, created_at, destroyed_at)
-			SELECT id, NULL, $2, $3, $3 FROM unnest($1::uuid[]) AS id
-			ON CONFLICT (stream_id) DO UPDATE SET wrapped_key = NULL, destroyed_at = EXCLUDED.destroyed_at`,
-			destroyed, head.masterKeyID, recordedAt)
-	}
-	b.Queue("UPDATE log_head SET position = $1, recorded_at = $2, master_key_id = $3", lastPosition, recordedAt, head.masterKeyID)
-	if head.adoptKey {
-		b.Queue(`INSERT INTO master_keys (key_id, activated_at) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING`, head.masterKeyID, recordedAt)
-	}
-	b.Queue("SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(lastPosition, 10))
-	if commit {
-		// A statement that fails above makes the server skip the rest of
-		// the batch, COMMIT included: all or nothing still holds.
-		b.Queue("COMMIT")
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("append: write events and stream state: %w", mapError(err))
-	}
-	// Reset per-group bookkeeping so the same work map is not written twice.
-	for _, w := range streams {
-		w.state.Touched = nil
-		if w.key != nil {
-			w.key.insert = false
+	for {
+		cur := s.notifyAt.Load()
+		if top <= cur || s.notifyAt.CompareAndSwap(cur, top) {
+			break
 		}
 	}
-	return nil
-}
-
-// copyMinRows is the group size above which events go in by COPY. Smaller
-// groups (the single-event requests of many clients) insert with the rest of
-// the write batch: COPY is a round trip of its own, and below a few hundred
-// rows the round trip costs more than COPY saves. It was 64; at a steady
-// 5,000 single-event appends a second, groups of 65–256 form after every
-// stall, and inserting them in the write batch took the append's p99 from
-// 102–138 to 82–95 ms over three runs each (docs/BENCHMARKS.md, session 6).
-// Batch requests (hundreds of events each) still go by COPY.
-const copyMinRows = 256
-
-// queueInsertEvents queues the rows as one INSERT … SELECT FROM unnest.
-// data and metadata travel as text and become json unchanged: json keeps
-// the exact bytes the hash chain covers.
-func queueInsertEvents(b *pgx.Batch, rows []eventRow) {
-	n := len(rows)
-	var (
-		positions, versions    = make([]int64, n), make([]int64, n)
-		streamIDs, eventIDs    = make([]uuid.UUID, n), make([]uuid.UUID, n)
-		customers, types       = make([]string, n), make([]string, n)
-		occurredAt, recordedAt = make([]time.Time, n), make([]time.Time, n)
-		data, metadata         = make([]string, n), make([]string, n)
-		hashes                 = make([][]byte, n)
-	)
-	for i := range rows {
-		r := &rows[i]
-		positions[i], streamIDs[i], customers[i], versions[i], eventIDs[i] = r.position, r.streamID, r.customer, r.version, r.eventID
-		types[i], occurredAt[i], recordedAt[i] = r.typ, r.occurredAt, r.recordedAt
-		data[i], metadata[i], hashes[i] = string(r.data), string(r.metadata), r.hash
+	select {
+	case s.notifyWake <- struct{}{}:
+	default:
 	}
-	b.Queue(`INSERT INTO events (position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, metadata, hash)
-		SELECT p, s, c, v, e, t, o, r, d::json, m::json, h
-		FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::bytea[])
-			AS u(p, s, c, v, e, t, o, r, d, m, h)`,
-		positions, streamIDs, customers, versions, eventIDs, types, occurredAt, recordedAt, data, metadata, hashes)
 }
 
-// NotifyChannel is the PostgreSQL NOTIFY channel signalled after each append
-// commit; its payload is the last position.
-const NotifyChannel = "segments_events_appended"
+// runNotifier tells other processes (a publisher leader elsewhere) that
+// events were committed: NOTIFY on NotifyChannel, in a transaction of its
+// own after the appends' commits. Not inside the append transaction: a
+// transaction that notifies holds a database-wide lock from its pre-commit
+// to its end, which would serialise every append's commit again. Signals
+// that arrive while one is sent are folded into the next; it is a wake-up,
+// so it does not wait for its own commit to be flushed.
+func (s *Store) runNotifier() {
+	defer close(s.notified)
+	for range s.notifyWake {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off")
+		b.Queue("SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(s.notifyAt.Load(), 10))
+		b.Queue("COMMIT")
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			// Listeners also poll (Publisher's IdleWake): a lost wake-up
+			// delays publication, it loses nothing.
+			s.cfg.Logger.Debug("append notification", "err", err)
+		}
+		cancel()
+	}
+}

@@ -164,9 +164,10 @@ func (s *Store) VerifyAll(ctx context.Context) ([]Break, int64, error) {
 		broken   bool
 	}
 	// Heads first, as in VerifyStream: streams appended to during the walk
-	// are checked up to the head read here. Every event up to logEnd was
-	// committed before the heads were read, so its stream must have one.
-	logEnd, _, err := s.Head(ctx)
+	// are checked up to the head read here. Every event up to logEnd (a
+	// settled position) was committed before the heads were read, so its
+	// stream must have one.
+	logEnd, err := s.AwaitSettled(ctx)
 	if err != nil {
 		return nil, 0, err
 	}

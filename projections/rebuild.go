@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/eventstore"
 )
 
 // RebuildStats says what a rebuild did.
@@ -52,10 +53,11 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		// The log is read on a second connection beside the transaction's.
 		return st, fmt.Errorf("rebuild: needs a pool of at least 2 connections, has %d", n)
 	}
-	if _, err := p.pool.Exec(ctx, "SELECT 1 FROM log_head FOR SHARE"); err != nil {
+	upTo, err := eventstore.AwaitSettled(ctx, p.pool)
+	if err != nil {
 		return st, fmt.Errorf("rebuild: barrier: %w", err)
 	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return p.rebuildTx(ctx, tx, now, &st) })
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return p.rebuildTx(ctx, tx, now, upTo, &st) })
 	// Every stored row was rewritten (the cache would not match them anyway).
 	p.cache.reset()
 	st.Took = time.Since(start)
@@ -88,7 +90,7 @@ type rebuildWrite struct {
 	notify      *time.Time                        // earliest next boundary, announced last
 }
 
-func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st *RebuildStats) error {
+func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, upTo int64, st *RebuildStats) error {
 	// An operator's one-off transaction: it may sit between statements
 	// while the log is folded in Go, longer than the sessions' default
 	// idle_in_transaction_session_timeout allows.
@@ -114,7 +116,7 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st 
 	if err != nil {
 		return err
 	}
-	if err := p.rebuildRows(ctx, tx, now, oldAlerts, st); err != nil {
+	if err := p.rebuildRows(ctx, tx, now, upTo, oldAlerts, st); err != nil {
 		return err
 	}
 	if err := recreateIndexes(ctx, tx, indexes); err != nil {
@@ -124,13 +126,13 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, st 
 }
 
 // rebuildRows refills the emptied read models.
-func (p *Projector) rebuildRows(ctx context.Context, tx pgx.Tx, now time.Time, oldAlerts map[uuid.UUID]struct{}, st *RebuildStats) error {
+func (p *Projector) rebuildRows(ctx context.Context, tx pgx.Tx, now time.Time, upTo int64, oldAlerts map[uuid.UUID]struct{}, st *RebuildStats) error {
 	g, gctx := errgroup.WithContext(ctx)
 	pages := make(chan []logEvent, 2)
 	writes := make(chan rebuildWrite, 2)
 	g.Go(func() error {
 		defer close(pages)
-		return p.readLog(gctx, pages)
+		return p.readLog(gctx, pages, upTo)
 	})
 	g.Go(func() error {
 		known := func(id uuid.UUID) bool { _, ok := oldAlerts[id]; return ok }
@@ -237,15 +239,18 @@ func collectIDs(ctx context.Context, tx pgx.Tx, query string) (map[uuid.UUID]str
 	return out, rows.Err()
 }
 
-// readLog sends the whole log, decoded, in pages in position order. It
-// reads outside the rebuild's transaction, on a connection of its own: the
-// log is append-only and positions are in commit order, so page by page it
-// sees what the transaction would.
-func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent) error {
+// readLog sends the log up to the settled position upTo, decoded, in pages
+// in position order. It reads outside the rebuild's transaction, on a
+// connection of its own: the log is append-only and nothing up to upTo can
+// still appear, so page by page it sees what the transaction would. Up to a
+// settled position each stream is a prefix of itself (positions increase
+// along a stream); the live projector, which advances by stream version,
+// goes on from there.
+func (p *Projector) readLog(ctx context.Context, pages chan<- []logEvent, upTo int64) error {
 	var after int64
 	for {
 		rows, err := p.pool.Query(ctx, `SELECT position, stream_id, customer, version, event_id, type, occurred_at, recorded_at, data, `+sourceColumn+`
-			FROM events e WHERE position > $1 ORDER BY position LIMIT $2`, after, rebuildPage)
+			FROM events e WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2`, after, rebuildPage, upTo)
 		if err != nil {
 			return fmt.Errorf("read log: %w", err)
 		}

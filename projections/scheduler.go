@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/segments-dev/segments/eventstore"
 )
 
 // NotifyNextAt is the NOTIFY channel on which projector transactions
@@ -158,7 +160,7 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 	// Barrier: wait for appends in flight to commit. An append that starts
 	// later takes a recorded_at at or after now, so no event recorded before
 	// the boundary can appear after we advanced past it.
-	if _, err := s.proj.pool.Exec(ctx, "SELECT 1 FROM log_head FOR SHARE"); err != nil {
+	if _, err := eventstore.AwaitSettled(ctx, s.proj.pool); err != nil {
 		return 0, fmt.Errorf("scheduler: barrier: %w", err)
 	}
 	rows, err := s.proj.pool.Query(ctx, "SELECT stream_id, next_at FROM customer_projections WHERE next_at <= $1 ORDER BY next_at LIMIT $2", now, s.batch)
