@@ -294,7 +294,7 @@ func (r *runner) httpLoad(ctx context.Context, svc *service, b *loadkit.Bus, cli
 		} else {
 			w.buf = w.gen.appendBatch(w.buf[:0], eventsPerReq, now)
 		}
-		status, msg, err := post(ctx, client, svc.url, w.buf)
+		status, msg, err := post(ctx, client, svc.url(w.id), w.buf)
 		if err != nil {
 			return 0, err
 		}
@@ -384,7 +384,7 @@ func (r *runner) openLoop(ctx context.Context, svc *service, rate float64) (open
 			o := g.next(time.Now())
 			gens.Put(g)
 			body := appendEnvelope(make([]byte, 0, 512), &o)
-			status, msg, err := post(ctx, client, svc.url, body)
+			status, msg, err := post(ctx, client, svc.url(i), body)
 			if err != nil || status != http.StatusCreated {
 				lat[i] = -1
 				errMu.Lock()

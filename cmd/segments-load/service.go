@@ -48,7 +48,10 @@ func (s *storeStats) snap() groupSnap {
 }
 
 // service is the part of segmentd under test: event store with group commit
-// and the HTTP API on a real loopback TCP listener, on a fresh database.
+// and the HTTP API on a real loopback TCP listener, on a fresh database. With
+// several instances each has its own pool, store and listener (as separate
+// segmentd processes would), sharing the database; clients are spread over
+// them. pool and store are the first instance's.
 type service struct {
 	r      *runner
 	dbName string
@@ -56,25 +59,60 @@ type service struct {
 	store  *eventstore.Store
 	stats  *storeStats
 	trace  *loadkit.StatementTimer
-	srv    *http.Server
-	url    string
+	nodes  []*node
+	urls   []string
 }
 
-func (r *runner) startService(ctx context.Context) (_ *service, err error) {
+// node is one instance of the service.
+type node struct {
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+	srv   *http.Server
+}
+
+// url is the ingest URL a client uses: clients are spread over the instances.
+func (s *service) url(client int) string { return s.urls[client%len(s.urls)] }
+
+func (r *runner) startService(ctx context.Context) (*service, error) {
+	return r.startInstances(ctx, 1)
+}
+
+func (r *runner) startInstances(ctx context.Context, instances int) (_ *service, err error) {
 	s := &service{r: r}
 	defer func() {
 		if err != nil {
 			s.close(ctx)
 		}
 	}()
-	s.dbName, s.pool, err = r.dbs.create(ctx, true)
+	var pool *pgxpool.Pool
+	s.dbName, pool, err = r.dbs.create(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	// Reopen the pool as eventstore.Connect does (its pool size), with a
-	// tracer that times the store's round trips.
-	s.pool.Close()
+	// Each instance reopens a pool as eventstore.Connect does (its pool
+	// size), with a tracer that times the store's round trips.
+	pool.Close()
 	s.trace = &loadkit.StatementTimer{}
+	s.stats = &storeStats{Registry: metrics.New()}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	key, err := privacy.NewMasterKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	for range instances {
+		n, err := r.startNode(ctx, s, key)
+		if err != nil {
+			return nil, err
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	s.pool, s.store = s.nodes[0].pool, s.nodes[0].store
+	return s, nil
+}
+
+func (r *runner) startNode(ctx context.Context, s *service, key privacy.MasterKey) (_ *node, err error) {
+	n := &node{}
 	adjust := func(cfg *pgxpool.Config) {
 		cfg.MaxConns = eventstore.DefaultMaxConns
 		cfg.ConnConfig.Tracer = s.trace
@@ -94,18 +132,19 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 			return nil
 		}
 	}
-	if s.pool, err = r.dbs.Pool(ctx, s.dbName, adjust); err != nil {
+	if n.pool, err = r.dbs.Pool(ctx, s.dbName, adjust); err != nil {
 		return nil, err
 	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	key, err := privacy.NewMasterKey(raw)
+	defer func() {
+		if err != nil {
+			n.close(ctx)
+		}
+	}()
+	n.store, err = eventstore.New(eventstore.Config{Pool: n.pool, MasterKey: key, Logger: r.log, Metrics: s.stats, Writers: r.o.writers})
 	if err != nil {
 		return nil, err
 	}
-	s.stats = &storeStats{Registry: metrics.New()}
-	s.store, err = eventstore.New(eventstore.Config{Pool: s.pool, MasterKey: key, Logger: r.log, Metrics: s.stats, Writers: r.o.writers})
-	if err != nil {
+	if _, err := n.store.CheckKeyring(ctx); err != nil {
 		return nil, err
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
@@ -113,9 +152,9 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 		return nil, err
 	}
 	// The same server settings as segmentd's serve.
-	s.srv = &http.Server{
+	n.srv = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
-			Store: s.store, Location: r.loc, Logger: r.log, Metrics: s.stats,
+			Store: n.store, Location: r.loc, Logger: r.log, Metrics: s.stats,
 			MetricsHandler: s.stats.Handler(),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -124,13 +163,13 @@ func (r *runner) startService(ctx context.Context) (_ *service, err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.url = "http://" + ln.Addr().String() + "/v1/events"
+	s.urls = append(s.urls, "http://"+ln.Addr().String()+"/v1/events")
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("HTTP server", "err", err)
 		}
 	}()
-	return s, nil
+	return n, nil
 }
 
 func (s *service) head(ctx context.Context) int64 {
@@ -141,17 +180,30 @@ func (s *service) head(ctx context.Context) int64 {
 	return pos
 }
 
-func (s *service) close(ctx context.Context) {
-	if s.srv != nil {
+// count is the number of events in the log (positions have gaps).
+func (s *service) count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n)
+	return n, err
+}
+
+func (n *node) close(ctx context.Context) {
+	if n.srv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_ = s.srv.Shutdown(sctx)
+		_ = n.srv.Shutdown(sctx)
 		cancel()
 	}
-	if s.store != nil {
-		s.store.Close()
+	if n.store != nil {
+		n.store.Close()
 	}
-	if s.pool != nil {
-		s.pool.Close()
+	if n.pool != nil {
+		n.pool.Close()
+	}
+}
+
+func (s *service) close(ctx context.Context) {
+	for _, n := range s.nodes {
+		n.close(ctx)
 	}
 	if s.dbName != "" {
 		s.r.dbs.Drop(ctx, s.dbName)
