@@ -105,7 +105,6 @@ type Store struct {
 	// committed by this process, and a signal that it grew.
 	notifyWake chan struct{}
 	notifyAt   atomic.Int64
-	notified   chan struct{}
 }
 
 type appendCall struct {
@@ -144,9 +143,9 @@ func New(cfg Config) (*Store, error) {
 		// behind loses hints, not events.
 		committed:  make(chan []uuid.UUID, 256),
 		notifyWake: make(chan struct{}, 1),
-		notified:   make(chan struct{}),
 	}
-	go s.runNotifier()
+	var notifier sync.WaitGroup
+	notifier.Go(s.runNotifier)
 	var writers sync.WaitGroup
 	for range cfg.Writers {
 		writers.Go(s.runWriter)
@@ -154,7 +153,7 @@ func New(cfg Config) (*Store, error) {
 	go func() {
 		writers.Wait()
 		close(s.notifyWake)
-		<-s.notified
+		notifier.Wait()
 		close(s.done)
 	}()
 	return s, nil
@@ -863,7 +862,6 @@ func (s *Store) signalCommitted(outs []callOutcome) {
 // that arrive while one is sent are folded into the next; it is a wake-up,
 // so it does not wait for its own commit to be flushed.
 func (s *Store) runNotifier() {
-	defer close(s.notified)
 	for range s.notifyWake {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		b := &pgx.Batch{}

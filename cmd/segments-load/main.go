@@ -32,31 +32,34 @@ import (
 )
 
 type options struct {
-	duration      time.Duration
-	warmup        time.Duration
-	scenario      string
-	pg            string
-	batchClients  []int
-	batchSize     int
-	singleClients int
-	insertClients int
-	copyWriters   []int
-	copyChunk     int
-	customers     int
-	backlog       int
-	rate          float64
-	maxRequests   int64
-	keep          bool
-	tmpDir        string
-	cpuprofile    string
-	explain       time.Duration
-	analyze       bool
-	busyRetries   int
-	quietWait     time.Duration
-	writers       int
+	duration         time.Duration
+	warmup           time.Duration
+	scenario         string
+	pg               string
+	batchClients     []int
+	batchSize        int
+	singleClients    int
+	insertClients    int
+	copyWriters      []int
+	copyChunk        int
+	customers        int
+	backlog          int
+	rate             float64
+	maxRequests      int64
+	keep             bool
+	tmpDir           string
+	cpuprofile       string
+	explain          time.Duration
+	analyze          bool
+	busyRetries      int
+	quietWait        time.Duration
+	writers          int
+	instances        []int
+	instBatch        int
+	instBatchClients int
 }
 
-var scenarios = []string{"copy", "batch", "single", "publish", "latency", "nats-sync"}
+var scenarios = []string{"copy", "batch", "single", "instances", "publish", "latency", "nats-sync"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
@@ -76,6 +79,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.insertClients, "insert-clients", 64, "clients of the single-row INSERT reference")
 	writers := fs.String("copy-writers", "1,2", "connections doing COPY in the baseline (the store writes from one); the best is the raw rate")
 	fs.IntVar(&o.copyChunk, "copy-chunk", 500, "rows per COPY in the baseline")
+	instances := fs.String("instances", "1,2,3", "service instances (each its own pool, store and listener, one database) tried by the instances scenario")
+	fs.IntVar(&o.instBatch, "instances-batch", 20, "events per batch request in the instances scenario")
+	fs.IntVar(&o.instBatchClients, "instances-batch-clients", 16, "clients sending batches in the instances scenario")
 	fs.IntVar(&o.customers, "customers", 100_000, "customer codes events are spread over")
 	fs.IntVar(&o.backlog, "backlog", 200_000, "events in the backlog the publisher drains (publish scenario)")
 	fs.Float64Var(&o.rate, "latency-rate", 0, "arrival rate (requests/s) of the latency scenario; default half the single-event maximum")
@@ -95,6 +101,9 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	if o.copyWriters, err = positiveList("-copy-writers", *writers); err != nil {
+		return o, err
+	}
+	if o.instances, err = positiveList("-instances", *instances); err != nil {
 		return o, err
 	}
 	if o.scenario != "all" {
@@ -215,6 +224,7 @@ type figures struct {
 	natsAsyncOn, natsSyncOn  float64
 	natsAsyncOff, natsSyncOf float64
 	natsBatchOn, natsBatchOf float64
+	instanceCurves           []string
 }
 
 type resultRow struct {
@@ -235,6 +245,7 @@ func (r *runner) runAll(ctx context.Context) error {
 		{"copy", r.scenarioCopy},
 		{"batch", r.scenarioBatch},
 		{"single", r.scenarioSingle},
+		{"instances", r.scenarioInstances},
 		{"publish", r.scenarioPublish},
 		{"latency", r.scenarioLatency},
 		{"nats-sync", r.scenarioNATSSync},
@@ -360,6 +371,14 @@ func (r *runner) printTargets() {
 	if f.singleRate > 0 {
 		lines = append(lines, fmt.Sprintf("- (b) target >= 12,000 events/s: %s events/s: %s",
 			num(f.singleRate), verdict(f.singleRate >= 12000, fmt.Sprintf("%+.0f%%", 100*(f.singleRate/12000-1)))))
+	}
+	if f.singleRate > 0 && f.insertRate > 0 {
+		x := f.singleRate / f.insertRate
+		lines = append(lines, fmt.Sprintf("- (issue 20) single events >= 1.0x raw single-row INSERT from %d clients: %s events/s vs %s rows/s = %.2fx: %s",
+			r.o.insertClients, num(f.singleRate), num(f.insertRate), x, verdict(x >= 1, fmt.Sprintf("%.2fx", x))))
+	}
+	for _, c := range f.instanceCurves {
+		lines = append(lines, "- (issue 20) instances, throughput relative to the first: "+c)
 	}
 	if f.batchPubRate > 0 {
 		keeps := f.batchPubRate >= 0.95*f.batchPubIngest

@@ -202,7 +202,10 @@ func (r *runner) scenarioPublish(ctx context.Context) error {
 	if err := r.fillBacklog(ctx, svc, r.o.backlog); err != nil {
 		return err
 	}
-	head := svc.head(ctx)
+	head, err := svc.count(ctx)
+	if err != nil {
+		return err
+	}
 	for _, syncOn := range []bool{true, false} {
 		b, err := r.startBus(ctx, syncOn)
 		if err != nil {
