@@ -358,6 +358,46 @@ func (s *Store) appendGroupTx(group []*appendCall) ([]callOutcome, error) {
 	}
 }
 
+// queueLogFloor reads the recorded_at of the log's latest event: a clock
+// that steps back does not take recorded_at back across the log either
+// (the guarantee is per stream, SPEC §2; across instances their clocks'
+// skew can show, by design: no global lock orders them).
+func queueLogFloor(b *pgx.Batch, floor *pgtype.Timestamptz) {
+	b.Queue("SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1").Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(floor); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// queueDrawPositions draws the group's positions, after the stream row
+// locks (so positions increase along each stream): one per event, less the
+// given event_ids already stored (duplicates need none). Those of refused
+// requests are gaps. It returns the count before the stored ids are taken
+// off.
+func queueDrawPositions(b *pgx.Batch, events int, givenIDs []uuid.UUID, out *[]int64) int {
+	distinct := make(map[uuid.UUID]struct{}, len(givenIDs))
+	for _, id := range givenIDs {
+		distinct[id] = struct{}{}
+	}
+	want := events - (len(givenIDs) - len(distinct)) // an id repeated in the group is stored once
+	b.Queue(`SELECT nextval('events_position_seq')
+		FROM generate_series(1, $1::int - (SELECT count(*) FROM events WHERE event_id = ANY($2))::int)`,
+		want, givenIDs).Query(func(rows pgx.Rows) error {
+		var err error
+		*out, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
+	return want
+}
+
+// errRaced is a group that a concurrent append overtook between two of its
+// statements; a retry reads what that append committed.
+var errRaced = errors.New("append: overtaken by a concurrent append")
+
 // maxRaceAttempts bounds the retries of a group that lost a race.
 const maxRaceAttempts = 4
 
@@ -366,6 +406,9 @@ const maxRaceAttempts = 4
 // opening the same new stream or storing the same event_id (the loser waits
 // on the unique index, then fails), or a deadlock between them.
 func lostRace(err error) bool {
+	if errors.Is(err, errRaced) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
@@ -604,15 +647,16 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 			return rows.Err()
 		})
 	}
-	// Drawn after the row locks, so positions increase along each stream.
-	// One per event: those of duplicates and refused requests are gaps.
-	b.Queue("SELECT nextval('events_position_seq') FROM generate_series(1, $1)", events).Query(func(rows pgx.Rows) error {
-		var err error
-		positions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		return err
-	})
+	var logFloor pgtype.Timestamptz
+	queueLogFloor(b, &logFloor)
+	drawing := queueDrawPositions(b, events, givenIDs, &positions)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("append: read stream state: %w", mapError(err))
+	}
+	if len(positions) < drawing-len(existing) {
+		// An event_id counted as stored by the draw was not yet visible to
+		// the lookup before it: a concurrent append stored it meanwhile.
+		return nil, errRaced
 	}
 	if err := s.loadKeysToCompare(ctx, tx, existing, streams, keyWanted); err != nil {
 		return nil, err
@@ -629,6 +673,9 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	}
 
 	recordedAt := s.cfg.Now().Truncate(time.Microsecond)
+	if logFloor.Valid && logFloor.Time.After(recordedAt) {
+		recordedAt = logFloor.Time
+	}
 	for _, at := range recordedFloor {
 		// recorded_at never decreases along a stream, even if the clock
 		// steps back or another instance's clock is ahead.
