@@ -710,10 +710,23 @@ func TestPropertyAlertsIndependentOfSteps(t *testing.T) {
 		domain.AlertChurnRisk + "/open", domain.AlertDataIncomplete + "/open", domain.AlertDataIncomplete + "/overdue",
 		domain.AlertValueTierChanged + "/info", domain.AlertValueTierChanged + "/superseded",
 		domain.AlertFollowUpOverdue + "/open", domain.AlertFollowUpOverdue + "/resolved/" + domain.ResolutionFollowedUp, "named follow-up",
-		domain.AlertDataIncomplete + "/" + domain.AlertStatusAcknowledged, domain.AlertDataIncomplete + "/" + domain.AlertStatusSnoozed, string(domain.TypeAlertAcknowledged), string(domain.TypeAlertAssigned), string(domain.TypeAlertSnoozed),
+		string(domain.TypeAlertAcknowledged), string(domain.TypeAlertAssigned), string(domain.TypeAlertSnoozed),
 	} {
 		if seen[k] == 0 {
 			t.Errorf("no %s in any generated history: %v", k, seen)
+		}
+	}
+	// An acknowledged and a snoozed alert of some kind: which kind is left
+	// to the generator (one kind alone is too rare to require every run).
+	for _, status := range []string{domain.AlertStatusAcknowledged, domain.AlertStatusSnoozed} {
+		n := 0
+		for k, c := range seen {
+			if strings.HasSuffix(k, "/"+status) {
+				n += c
+			}
+		}
+		if n == 0 {
+			t.Errorf("no alert %s in any generated history: %v", status, seen)
 		}
 	}
 	t.Logf("alert updates over all runs: %v", seen)
