@@ -1,18 +1,12 @@
 package domain
 
 import (
-	"bytes"
-	"cmp"
-	"crypto/sha256"
 	_ "embed" // the default rule set ships inside the binary
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +14,6 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
 )
 
 //go:embed rules/default.yaml
@@ -192,104 +185,6 @@ func DefaultRuleBook() *RuleBook {
 	return b
 }
 
-// RulesError is a problem in a rules file: the file, its line when known
-// and the field (a YAML path).
-type RulesError struct {
-	File    string
-	Line    int
-	Path    string
-	Message string
-}
-
-func (e *RulesError) Error() string {
-	file := cmp.Or(e.File, "rules")
-	if e.Line > 0 {
-		return fmt.Sprintf("%s line %d (%s): %s", file, e.Line, e.Path, e.Message)
-	}
-	return fmt.Sprintf("%s (%s): %s", file, e.Path, e.Message)
-}
-
-// ErrRules is wrapped by every error of ParseRules.
-var ErrRules = errors.New("invalid rules")
-
-func (e *RulesError) Unwrap() error { return ErrRules }
-
-type rulesFile struct {
-	Versions []versionConfig `yaml:"versions"`
-}
-
-type versionConfig struct {
-	Version         int                    `yaml:"version"`
-	EffectiveAt     string                 `yaml:"effective_at"`
-	TimeZone        *string                `yaml:"time_zone"`
-	Windows         *windowsConfig         `yaml:"windows"`
-	ValueTiers      []tierConfig           `yaml:"value_tiers"`
-	Activity        *activityConfig        `yaml:"activity"`
-	Lifecycle       map[string]string      `yaml:"lifecycle"`
-	NeedOrientation *needConfig            `yaml:"need_orientation"`
-	Tags            []tagConfig            `yaml:"tags"`
-	Labels          []labelConfig          `yaml:"labels"`
-	Remove          *removeConfig          `yaml:"remove"`
-	Alerts          map[string]alertConfig `yaml:"alerts"`
-	BusinessDays    []string               `yaml:"business_days"`
-}
-
-// removeConfig names what a version drops from the previous one: tags merge
-// by name, so dropping one must be said.
-type removeConfig struct {
-	Tags   []string `yaml:"tags"`
-	Labels []string `yaml:"labels"`
-}
-
-type windowsConfig struct {
-	ShortMonths int    `yaml:"short_months"`
-	LongMonths  int    `yaml:"long_months"`
-	Short       string `yaml:"short"` // a duration such as 30s: replaces short_months
-	Long        string `yaml:"long"`  // a duration: replaces long_months
-}
-
-type tierConfig struct {
-	Value        string `yaml:"value"`
-	Display      string `yaml:"display"`
-	Short        string `yaml:"short"`
-	MinNetAmount string `yaml:"min_net_amount"`
-}
-
-type activityLevel struct {
-	Display   string `yaml:"display"`
-	MinOrders *int64 `yaml:"min_orders"`
-}
-
-type activityConfig struct {
-	High   activityLevel `yaml:"high"`
-	Medium activityLevel `yaml:"medium"`
-	Low    activityLevel `yaml:"low"`
-}
-
-type needConfig struct {
-	Display  map[string]string `yaml:"display"`
-	Keywords []struct {
-		Keyword     string `yaml:"keyword"`
-		Orientation string `yaml:"orientation"`
-	} `yaml:"keywords"`
-}
-
-type tagConfig struct {
-	Name     string `yaml:"name"`
-	Display  string `yaml:"display"`
-	When     string `yaml:"when"`
-	Reason   string `yaml:"reason"`
-	ReasonEN string `yaml:"reason_en"`
-	Alert    string `yaml:"alert"` // an alert kind raised when the tag is gained
-}
-
-type alertConfig struct {
-	Display         string `yaml:"display"`
-	Due             string `yaml:"due"`
-	DueBusinessDays int    `yaml:"due_business_days"`
-	Playbook        string `yaml:"playbook"`
-}
-
 // ParseRules reads a rules file: a list of versions, each inheriting the
 // settings of the one before and overriding what it names. Errors name the
 // line. Every tag condition is compiled and type-checked.
@@ -370,202 +265,6 @@ func ParseRulesFile(name string, data []byte) (*RuleBook, error) {
 		prev = &v
 	}
 	return book, nil
-}
-
-// builtInVersion is the last version of the embedded default rules file as
-// written (that file names every setting).
-func builtInVersion() (*versionConfig, error) {
-	var f rulesFile
-	if err := yaml.UnmarshalWithOptions(defaultRulesYAML, &f, yaml.Strict()); err != nil || len(f.Versions) == 0 {
-		return nil, fmt.Errorf("built-in rules: %w", cmp.Or(err, errors.New("no version")))
-	}
-	return &f.Versions[len(f.Versions)-1], nil
-}
-
-// inherit fills what v leaves out from the previous version. Tags merge by
-// name (mergeTags); every other setting v names replaces the previous one.
-func (p *rulesParser) inherit(v, prev versionConfig, at string) (versionConfig, error) {
-	tags, err := p.mergeTags(prev.Tags, v.Tags, v.Remove, at)
-	if err != nil {
-		return v, err
-	}
-	labels, err := p.mergeLabels(prev.Labels, v.Labels, v.Remove, at)
-	if err != nil {
-		return v, err
-	}
-	v.Tags, v.Labels, v.Remove = tags, labels, nil
-	v.Alerts = mergeAlerts(prev.Alerts, v.Alerts)
-	if v.TimeZone == nil {
-		v.TimeZone = prev.TimeZone
-	}
-	if v.Windows == nil {
-		v.Windows = prev.Windows
-	}
-	if v.ValueTiers == nil {
-		v.ValueTiers = prev.ValueTiers
-	}
-	if v.Activity == nil {
-		v.Activity = prev.Activity
-	}
-	if v.Lifecycle == nil {
-		v.Lifecycle = prev.Lifecycle
-	}
-	if v.NeedOrientation == nil {
-		v.NeedOrientation = prev.NeedOrientation
-	}
-	if v.BusinessDays == nil {
-		v.BusinessDays = prev.BusinessDays
-	}
-	return v, nil
-}
-
-// mergeTags is a version's tags: the previous version's, each replaced by the
-// tag of the same name that this version names (fields it leaves empty are
-// the previous tag's), then this version's new tags in its order, less those
-// its remove list names. Naming tags never drops the others.
-func (p *rulesParser) mergeTags(prev, named []tagConfig, remove *removeConfig, at string) ([]tagConfig, error) {
-	drop := map[string]bool{}
-	if remove != nil {
-		for i, name := range remove.Tags {
-			if !slices.ContainsFunc(prev, func(t tagConfig) bool { return t.Name == name }) {
-				return nil, p.errf(fmt.Sprintf("%s.remove.tags[%d]", at, i), "the previous version has no tag %q", name)
-			}
-			drop[name] = true
-		}
-	}
-	merged := slices.Clone(prev)
-	for i, t := range named {
-		if drop[t.Name] {
-			return nil, p.errf(fmt.Sprintf("%s.tags[%d]", at, i), "tag %q is both named and removed", t.Name)
-		}
-		j := slices.IndexFunc(merged, func(m tagConfig) bool { return m.Name == t.Name })
-		if j < 0 {
-			merged = append(merged, t)
-			continue
-		}
-		old := merged[j]
-		for _, f := range []struct {
-			dst *string
-			src string
-		}{
-			{&old.Display, t.Display}, {&old.When, t.When}, {&old.Reason, t.Reason}, {&old.ReasonEN, t.ReasonEN}, {&old.Alert, t.Alert},
-		} {
-			if f.src != "" {
-				*f.dst = f.src
-			}
-		}
-		merged[j] = old
-	}
-	return slices.DeleteFunc(merged, func(t tagConfig) bool { return drop[t.Name] }), nil
-}
-
-type rulesParser struct {
-	data []byte
-	file string
-	// written is the version being built as the file states it (without
-	// what it inherits), for the paths of its tags and labels.
-	written *versionConfig
-}
-
-// entryPath is the path of the tag or label named name in the version as
-// written: the merged list's order is not the file's, and an inherited
-// entry is not in the version at all (its path is then the version's).
-// A name given twice is found at its nth (0-based) entry.
-func (p *rulesParser) entryPath(at, list, name string, nth ...int) string {
-	var names []string
-	if p.written != nil {
-		switch list {
-		case "tags":
-			for _, t := range p.written.Tags {
-				names = append(names, t.Name)
-			}
-		case "labels":
-			for _, l := range p.written.Labels {
-				names = append(names, l.Name)
-			}
-		}
-	}
-	skip := 0
-	if len(nth) > 0 {
-		skip = nth[0]
-	}
-	for i, n := range names {
-		if n == name {
-			if skip == 0 {
-				return fmt.Sprintf("%s.%s[%d]", at, list, i)
-			}
-			skip--
-		}
-	}
-	return at
-}
-
-// describe sets a version's Source, Definition and Hash from what the file
-// states for it (not what it inherits: earlier versions are recorded too).
-func (p *rulesParser) describe(rs *RuleSet, written any, at string) error {
-	def, err := json.Marshal(written)
-	if err != nil {
-		return p.errf(at, "cannot encode the version: %v", err)
-	}
-	sum := sha256.Sum256(def)
-	rs.Definition, rs.Hash = string(def), hex.EncodeToString(sum[:])
-	if node := p.node(at); node != nil {
-		rs.Source = node.String()
-	}
-	return nil
-}
-
-func (p *rulesParser) errf(path, format string, args ...any) error {
-	return &RulesError{File: p.file, Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
-}
-
-// line finds the line of a YAML path. A path ending in a key is the line
-// of that key: the token of a mapping or list value is its first entry, a
-// line too far. A setting missing from the file (required, or inherited)
-// is reported at the nearest enclosing entry that is there, e.g. its
-// version; 0 when there is none.
-func (p *rulesParser) line(path string) int {
-	for path != "" && path != "$" {
-		if i := strings.LastIndexByte(path, '.'); i > 0 && !strings.HasSuffix(path, "]") {
-			if l := keyLine(p.node(path[:i]), path[i+1:]); l > 0 {
-				return l
-			}
-		}
-		if node := p.node(path); node != nil && node.GetToken() != nil {
-			return node.GetToken().Position.Line
-		}
-		path = path[:max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))]
-	}
-	return 0
-}
-
-func (p *rulesParser) node(path string) ast.Node {
-	yp, err := yaml.PathString(path)
-	if err != nil {
-		return nil
-	}
-	node, err := yp.ReadNode(bytes.NewReader(p.data))
-	if err != nil {
-		return nil
-	}
-	return node
-}
-
-// keyLine is the line of key in a mapping node (0 when absent).
-func keyLine(n ast.Node, key string) int {
-	var values []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		values = m.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{m}
-	}
-	for _, mv := range values {
-		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
-			return tk.Position.Line
-		}
-	}
-	return 0
 }
 
 var weekdays = map[string]time.Weekday{
@@ -834,5 +533,3 @@ func (rs *RuleSet) TagIndex(name string) int {
 	}
 	return -1
 }
-
-var _ = strconv.Itoa
