@@ -161,5 +161,14 @@ func permanentSetupError(err error) bool {
 	if !errors.As(err, &apiErr) {
 		return false
 	}
+	if apiErr.ErrorCode == errCodeNoSuitablePeers {
+		// A peer not yet seen online while the cluster forms (nodes started
+		// together): placement succeeds once it reports in.
+		return false
+	}
 	return apiErr.Code == 400 || apiErr.ErrorCode == errCodeReplicasNotSupported
 }
+
+// errCodeNoSuitablePeers is JetStream's "no suitable peers for placement"
+// (JSClusterNoPeersErrF), which nats.go does not name.
+const errCodeNoSuitablePeers = 10005
