@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
 	_ "embed" // the default rule set ships inside the binary
@@ -9,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/segments-dev/segments/internal/yamlpos"
 )
 
 // RulesError is a problem in a rules file: the file, its line when known
@@ -97,51 +96,7 @@ func (p *rulesParser) errf(path, format string, args ...any) error {
 	return &RulesError{File: p.file, Line: p.line(path), Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
-// line finds the line of a YAML path. A path ending in a key is the line
-// of that key: the token of a mapping or list value is its first entry, a
-// line too far. A setting missing from the file (required, or inherited)
-// is reported at the nearest enclosing entry that is there, e.g. its
-// version; 0 when there is none.
-func (p *rulesParser) line(path string) int {
-	for path != "" && path != "$" {
-		if i := strings.LastIndexByte(path, '.'); i > 0 && !strings.HasSuffix(path, "]") {
-			if l := keyLine(p.node(path[:i]), path[i+1:]); l > 0 {
-				return l
-			}
-		}
-		if node := p.node(path); node != nil && node.GetToken() != nil {
-			return node.GetToken().Position.Line
-		}
-		path = path[:max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))]
-	}
-	return 0
-}
+// line finds the line of a YAML path (yamlpos.Line).
+func (p *rulesParser) line(path string) int { return yamlpos.Line(p.data, path) }
 
-func (p *rulesParser) node(path string) ast.Node {
-	yp, err := yaml.PathString(path)
-	if err != nil {
-		return nil
-	}
-	node, err := yp.ReadNode(bytes.NewReader(p.data))
-	if err != nil {
-		return nil
-	}
-	return node
-}
-
-// keyLine is the line of key in a mapping node (0 when absent).
-func keyLine(n ast.Node, key string) int {
-	var values []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		values = m.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{m}
-	}
-	for _, mv := range values {
-		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
-			return tk.Position.Line
-		}
-	}
-	return 0
-}
+func (p *rulesParser) node(path string) ast.Node { return yamlpos.Node(p.data, path) }

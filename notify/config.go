@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,7 +14,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
+
+	"github.com/segments-dev/segments/internal/yamlpos"
 )
 
 // Config is a loaded routes file: channels ready to send, routes, the
@@ -414,47 +414,5 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// line finds the line of a YAML path: a key's own line, else the nearest
-// enclosing entry that is in the file.
-func (p *configParser) line(path string) int {
-	for path != "" && path != "$" {
-		if i := strings.LastIndexByte(path, '.'); i > 0 && !strings.HasSuffix(path, "]") {
-			if l := keyLine(p.node(path[:i]), path[i+1:]); l > 0 {
-				return l
-			}
-		}
-		if node := p.node(path); node != nil && node.GetToken() != nil {
-			return node.GetToken().Position.Line
-		}
-		path = path[:max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))]
-	}
-	return 0
-}
-
-func (p *configParser) node(path string) ast.Node {
-	yp, err := yaml.PathString(path)
-	if err != nil {
-		return nil
-	}
-	node, err := yp.ReadNode(bytes.NewReader(p.data))
-	if err != nil {
-		return nil
-	}
-	return node
-}
-
-func keyLine(n ast.Node, key string) int {
-	var values []*ast.MappingValueNode
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		values = m.Values
-	case *ast.MappingValueNode:
-		values = []*ast.MappingValueNode{m}
-	}
-	for _, mv := range values {
-		if tk := mv.Key.GetToken(); tk != nil && tk.Value == key {
-			return tk.Position.Line
-		}
-	}
-	return 0
-}
+// line finds the line of a YAML path (yamlpos.Line).
+func (p *configParser) line(path string) int { return yamlpos.Line(p.data, path) }
