@@ -63,7 +63,7 @@ func publishedBodies(t *testing.T, s *eventstore.Store, customer domain.Customer
 
 func TestAnIndividualsNameAndRegionAreSealedMaskedAndErased(t *testing.T) {
 	t.Parallel()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	s, db := testenv.Store(t, clock.Now)
 	ctx := ctxT(t)
 	const person, company = domain.CustomerCode("KHP"), domain.CustomerCode("KHE")
@@ -128,7 +128,7 @@ func TestAnIndividualsNameAndRegionAreSealedMaskedAndErased(t *testing.T) {
 
 func TestPublishedEventsCarryNoPersonalData(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	const person, company = domain.CustomerCode("KHP"), domain.CustomerCode("KHE")
 	mustAppend(t, s, individualRegistered(string(person), "张三丰", "北京市朝阳区"))
 	mustAppend(t, s, domain.Envelope{Type: domain.TypeCustomerProfileUpdated, Customer: person,
@@ -164,7 +164,7 @@ func TestPublishedEventsCarryNoPersonalData(t *testing.T) {
 // are hidden once the customer is erased.
 func TestAPlainIndividualNameOfAnOlderLogStillReads(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	const kh = domain.CustomerCode("KHL")
 	mustAppend(t, s, domain.Envelope{Type: domain.TypeCustomerRegistered, Customer: kh,
 		Data: &domain.CustomerRegistered{Profile: domain.Profile{Name: ptr("王小明"), Region: ptr("上海市浦东新区")}}})
@@ -192,7 +192,7 @@ func TestAPlainIndividualNameOfAnOlderLogStillReads(t *testing.T) {
 // added streams.individual on a log written without it.
 func TestTheMigrationMarksTheIndividualsOfAnOlderLog(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	mustAppend(t, s, individualRegistered("KHP", "张三丰", "北京市朝阳区"))
 	mustAppend(t, s, registered("KHE", "深圳市某电子有限公司", "13912345678", "li.ming@example.com"))

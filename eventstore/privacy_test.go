@@ -109,7 +109,7 @@ func profileUpdate(customer string, contact *domain.Contact) domain.Envelope {
 
 func TestPersonalDataIsSealedMaskedAndCryptoShredded(t *testing.T) {
 	t.Parallel()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	s, db := testenv.Store(t, clock.Now)
 	ctx := ctxT(t)
 	const kh = domain.CustomerCode("KH202405010001")
@@ -330,7 +330,7 @@ func TestPersonalDataIsSealedMaskedAndCryptoShredded(t *testing.T) {
 // TestErasureInTheSameRequestAsRegistration never stores a usable key.
 func TestErasureInTheSameRequestAsRegistration(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	mustAppend(t, s, registered("KH1", "某公司", "13812345678", "li.ming@example.com"), erasure("KH1"))
 	key, ok := customerKey(t, db, "KH1")
 	if !ok || key.wrapped != nil || key.destroyedAt == nil {
@@ -355,7 +355,7 @@ func TestErasureInTheSameRequestAsRegistration(t *testing.T) {
 // later (a registration after the erasure of an order-only customer).
 func TestErasureOfACustomerWithoutPersonalData(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	mustAppend(t, s, order("KH1", "o1", "5"))
 	mustAppend(t, s, erasure("KH1"))

@@ -20,24 +20,6 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-// fixedClock is a test clock that only moves when told to.
-type fixedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fixedClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -95,7 +77,7 @@ func countEvents(t *testing.T, s *eventstore.Store) int {
 
 func TestAppendAssignsVersionsPositionsAndRecordedAt(t *testing.T) {
 	t.Parallel()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	s, _ := testenv.Store(t, clock.Now)
 	ctx := ctxT(t)
 
@@ -133,7 +115,7 @@ func TestAppendAssignsVersionsPositionsAndRecordedAt(t *testing.T) {
 
 func TestRecordedAtNeverDecreases(t *testing.T) {
 	t.Parallel()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	s, _ := testenv.Store(t, clock.Now)
 	ctx := ctxT(t)
 	if _, err := s.Append(ctx, req(order("KH1", "o1", "1"))); err != nil {
@@ -151,7 +133,7 @@ func TestRecordedAtNeverDecreases(t *testing.T) {
 
 func TestResendingAnEventIDReturnsTheStoredResult(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	id := uuid.New()
 	first, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id)))
@@ -182,7 +164,7 @@ func TestResendingAnEventIDReturnsTheStoredResult(t *testing.T) {
 
 func TestDuplicateEventIDInsideOneRequestIsStoredOnce(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	id := uuid.New()
 	res, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id), withID(order("KH1", "o1", "10"), id)))
@@ -199,7 +181,7 @@ func TestDuplicateEventIDInsideOneRequestIsStoredOnce(t *testing.T) {
 
 func TestExpectedVersionConflictStoresNothing(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	if _, err := s.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{order("KH1", "o1", "1")}, Expected: map[domain.CustomerCode]int64{"KH1": 0}}); err != nil {
 		t.Fatal(err)
@@ -222,7 +204,7 @@ func TestExpectedVersionConflictStoresNothing(t *testing.T) {
 
 func TestRetryOfAStoredRequestWithExpectedVersionIsADuplicateNotAConflict(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	r := domain.AppendRequest{Events: []domain.Envelope{withID(order("KH1", "o1", "1"), uuid.New())}, Expected: map[domain.CustomerCode]int64{"KH1": 0}}
 	if _, err := s.Append(ctx, r); err != nil {
@@ -236,7 +218,7 @@ func TestRetryOfAStoredRequestWithExpectedVersionIsADuplicateNotAConflict(t *tes
 
 func TestBatchIsAllOrNothing(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	_, err := s.Append(ctx, req(order("KH1", "o1", "100"), refund("KH1", "o1", "60"), order("KH2", "o9", "1"), refund("KH1", "o1", "40.01")))
 	var ee *eventstore.EventError
@@ -261,7 +243,7 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 
 func TestStreamRulesAcrossRequests(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	profile := domain.Envelope{Type: domain.TypeOwnerAssigned, Customer: "KH1", Data: &domain.OwnerAssigned{Owner: "张三"}}
 	if _, err := s.Append(ctx, req(profile)); !errors.Is(err, domain.ErrCustomerNotFound) {
@@ -363,7 +345,7 @@ func TestEventsAreAppendOnly(t *testing.T) {
 // COPY; both paths must store the same bytes (the hash chain covers them).
 func TestSmallAndLargeGroupsStoreTheSameRows(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	build := func(customer string, n int) []domain.Envelope {
 		evs := []domain.Envelope{registered(customer, "深圳市华芯 'O''Brien'; --", "13812348888", "li@example.com")}
@@ -428,7 +410,7 @@ func nextCommitted(ctx context.Context, t *testing.T, s *eventstore.Store) []uui
 
 func TestCommittedNamesEachCommitsNewStreamsOnceAfterTheCommit(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	id := uuid.New()
 	if _, err := s.Append(ctx, req(withID(order("KH1", "o1", "10"), id), order("KH2", "o1", "5"), order("KH1", "o2", "1"))); err != nil {

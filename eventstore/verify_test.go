@@ -106,7 +106,7 @@ func verifyIntact(t *testing.T, s *eventstore.Store, customers ...domain.Custome
 
 func TestVerifyIntactLog(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	n := mixedHistory(t, s)
 	verifyIntact(t, s, "KHX", "KHY", "KHZ")
@@ -124,7 +124,7 @@ func TestVerifyIntactLog(t *testing.T) {
 
 func TestVerifyAllOnAnEmptyLog(t *testing.T) {
 	t.Parallel()
-	s, _ := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, _ := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	breaks, checked, err := s.VerifyAll(ctxT(t))
 	if err != nil || len(breaks) != 0 || checked != 0 {
 		t.Fatalf("VerifyAll of an empty log = %+v, %d, %v", breaks, checked, err)
@@ -155,7 +155,7 @@ func wantBreak(t *testing.T, what string, b *eventstore.Break, e eventstore.Reco
 
 func TestVerifyFindsATamperedEvent(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	n := mixedHistory(t, s)
 	verifyIntact(t, s, "KHX", "KHY", "KHZ")
@@ -227,7 +227,7 @@ func TestVerifyFindsATamperedEvent(t *testing.T) {
 // customer and expects each change to be found at that event.
 func TestVerifyCoversEveryStoredColumn(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	cases := []struct {
 		name string
@@ -294,7 +294,7 @@ func TestVerifyCoversEveryStoredColumn(t *testing.T) {
 // be carried across page boundaries.
 func TestVerifyAcrossPages(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	appendOrders := func(customer string, n int) {
 		for start := 0; start < n; start += 1000 {
@@ -336,7 +336,7 @@ func TestVerifyAcrossPages(t *testing.T) {
 
 func TestHashesChainAndDiffer(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	n := mixedHistory(t, s)
 	// Identical events for two customers, and the same event twice for one.
@@ -409,7 +409,7 @@ func TestHashesChainAndDiffer(t *testing.T) {
 // recorded by the store say how far each chain must reach.
 func TestVerifyFindsMissingEvents(t *testing.T) {
 	t.Parallel()
-	s, db := testenv.Store(t, (&fixedClock{now: t0}).Now)
+	s, db := testenv.Store(t, (testenv.NewClock(t0)).Now)
 	ctx := ctxT(t)
 	for _, c := range []string{"TAIL", "GONE", "MID", "HEAD", "NOHEAD", "OK"} {
 		mustAppend(t, s, order(c, "o1", "1"), order(c, "o2", "2"), order(c, "o3", "3"))

@@ -54,7 +54,7 @@ type secureAPI struct {
 
 func newSecureAPI(t *testing.T) *secureAPI {
 	t.Helper()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	store, db := testenv.Store(t, clock.Now)
 	proj := projections.New(projections.Config{Pool: db.Pool, Logger: testenv.Logger(t), Now: clock.Now})
 	s := &secureAPI{store: store, proj: proj, secrets: map[string]string{}}
@@ -344,9 +344,7 @@ func TestAsOfNeedsAudit(t *testing.T) {
 	api := newSecureAPI(t)
 	api.seed()
 	// A second order an hour later, so the past differs from the present.
-	api.clock.mu.Lock()
-	api.clock.now = t0.Add(time.Hour)
-	api.clock.mu.Unlock()
+	api.clock.Set(t0.Add(time.Hour))
 	api.postAs("ingester", orderPlaced("KH1", "SO-2", "5")).expect(t, http.StatusCreated)
 	api.apply("KH1")
 
@@ -600,9 +598,7 @@ func TestErasureThroughTheAPI(t *testing.T) {
 	before := api.getAs("reader", "/v1/customers/KH1").expect(t, http.StatusOK)
 	// The erasure comes an hour after the seed, so the past before it can be
 	// asked for.
-	api.clock.mu.Lock()
-	api.clock.now = t0.Add(time.Hour)
-	api.clock.mu.Unlock()
+	api.clock.Set(t0.Add(time.Hour))
 
 	api.postAs("reader", `{"type":"CustomerErased","customer":"KH1","data":{"reason":"客户要求删除个人信息"}}`).
 		expectError(t, http.StatusForbidden, "forbidden", "")

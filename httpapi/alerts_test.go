@@ -48,9 +48,7 @@ func (a *alertAPI) wireReadSide(t *testing.T, cfg *httpapi.Config) {
 
 // at moves the clock (recorded_at of what is posted next) to t.
 func (a *alertAPI) at(t time.Time) {
-	a.clock.mu.Lock()
-	defer a.clock.mu.Unlock()
-	a.clock.now = t
+	a.clock.Set(t)
 }
 
 // project applies the customers' new events and passes every boundary up to

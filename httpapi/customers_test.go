@@ -49,9 +49,7 @@ func (q *queryAPI) seedList() {
 	q.postAt(ago(2*24*time.Hour), qKH7, `{"type":"CustomerRegistered","customer":"`+qKH7+`","data":{"name":"张三丰","kind":"individual","owner":"周经理"}}`)
 	q.postAt(ago(24*time.Hour), qKH8, registered(qKH8))
 	q.postAt(ago(12*time.Hour), qKH8, orderPlaced(qKH8, "SO-8", "100"))
-	q.clock.mu.Lock()
-	q.clock.now = t0
-	q.clock.mu.Unlock()
+	q.clock.Set(t0)
 }
 
 func (q *queryAPI) list(query string) listPage {

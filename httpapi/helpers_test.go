@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,31 +22,19 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 // cst is the API's output time zone in the tests (Asia/Shanghai has no DST).
 var cst = time.FixedZone("CST", 8*3600)
 
-// fixedClock is a test clock that only moves when told to.
-type fixedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
 // apiEnv is an API server on a real event store with a fresh database.
 type apiEnv struct {
 	t     *testing.T
 	srv   *httptest.Server
 	db    *testenv.DB
-	clock *fixedClock
+	clock *testenv.Clock
 }
 
 // newAPI starts the API on a fresh migrated database; cfg may adjust the
 // configuration before the server starts.
 func newAPI(t *testing.T, adjust ...func(*httpapi.Config)) *apiEnv {
 	t.Helper()
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	store, db := testenv.Store(t, clock.Now)
 	cfg := httpapi.Config{Store: store, Now: clock.Now, Location: cst, Logger: testenv.Logger(t)}
 	for _, f := range adjust {

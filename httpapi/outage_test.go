@@ -33,7 +33,7 @@ func newOutageAPI(t *testing.T) *outageAPI {
 	if _, err := eventstore.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	clock := &fixedClock{now: t0}
+	clock := testenv.NewClock(t0)
 	store, err := eventstore.New(eventstore.Config{Pool: pool, MasterKey: testenv.MasterKey(t), Now: clock.Now, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

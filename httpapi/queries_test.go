@@ -43,9 +43,7 @@ func newQueryAPI(t *testing.T) *queryAPI {
 // later, projects the customer and returns the event id.
 func (q *queryAPI) postAt(at time.Time, customer, envelope string) string {
 	q.t.Helper()
-	q.clock.mu.Lock()
-	q.clock.now = at.Add(time.Minute)
-	q.clock.mu.Unlock()
+	q.clock.Set(at.Add(time.Minute))
 	envelope = with(envelope, `"occurred_at":"`+at.Format(time.RFC3339)+`"`)
 	res := q.post(envelope).expect(q.t, 201).ingest(q.t)
 	if _, err := q.proj.Apply(context.Background(), streamIDsOf(customer)); err != nil {
@@ -83,9 +81,7 @@ func (q *queryAPI) seedQueries() (registered string) {
 	q.postAt(ago(10*24*time.Hour), qKH1, orderPlaced(qKH1, "SO-2026-1102", `"550000.00"`))
 	q.postAt(ago(9*24*time.Hour), qKH1, `{"type":"SatisfactionRated","customer":"`+qKH1+`","data":{"score":5}}`)
 	q.postAt(ago(3*24*time.Hour), qKH4, orderPlaced(qKH4, "SO-2026-1120", "3000"))
-	q.clock.mu.Lock()
-	q.clock.now = t0
-	q.clock.mu.Unlock()
+	q.clock.Set(t0)
 	return registered
 }
 

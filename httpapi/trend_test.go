@@ -35,9 +35,7 @@ func TestSegmentTrendEqualsAsOfAtEachIntervalEnd(t *testing.T) {
 	q.postAt(t0.Add(-30*24*time.Hour), qKH1, orderRefunded(qKH1, "SO-2026-0815", `"50000.00"`))
 	q.postAt(t0.Add(-200*24*time.Hour), "KH-OLD", registered("KH-OLD"))
 	q.postAt(t0.Add(-199*24*time.Hour), "KH-OLD", orderPlaced("KH-OLD", "SO-OLD", `"80000.00"`))
-	q.clock.mu.Lock()
-	q.clock.now = t0
-	q.clock.mu.Unlock()
+	q.clock.Set(t0)
 	codes := []string{qKH1, qKH4, qKH7, qKH8, "KH-OLD"}
 
 	for _, label := range []string{domain.LabelSegment, domain.LabelActivity, domain.LabelValueTier} {

@@ -12,24 +12,6 @@ import (
 	"github.com/segments-dev/segments/internal/testenv"
 )
 
-// settableClock is the notifier's injectable clock.
-type settableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *settableClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // fixedWorklist answers the actionable alerts from a list.
 type fixedWorklist struct{ alerts []Alert }
 
@@ -38,7 +20,7 @@ func (w fixedWorklist) ActionableAlerts(context.Context) ([]Alert, error) {
 }
 
 type digestBundle struct {
-	clock     *settableClock
+	clock     *testenv.Clock
 	mine, all *dedupingReceiver
 	newOne    func() *Notifier
 	day       time.Time
@@ -52,7 +34,7 @@ func setupDigests(t *testing.T) *digestBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &digestBundle{clock: &settableClock{}, mine: startReceiver(t, http.StatusOK), all: startReceiver(t, http.StatusOK)}
+	b := &digestBundle{clock: testenv.NewClock(time.Time{}), mine: startReceiver(t, http.StatusOK), all: startReceiver(t, http.StatusOK)}
 	b.day = time.Date(2026, 12, 3, 0, 0, 0, 0, shanghai)
 	b.clock.Set(b.day.Add(8*time.Hour + 59*time.Minute))
 	routes := fmt.Sprintf(`time_zone: Asia/Shanghai

@@ -36,24 +36,6 @@ var tNow = time.Date(2026, 11, 23, 10, 0, 0, 0, cst)
 
 const day = 24 * time.Hour
 
-// fakeClock only moves when told to; the store takes recorded_at from it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -63,7 +45,7 @@ func ctxT(t testing.TB) context.Context {
 // env is an event store on a fresh database with a projector and queries.
 type env struct {
 	t     testing.TB
-	clock *fakeClock
+	clock *testenv.Clock
 	store *eventstore.Store
 	db    *testenv.DB
 	proj  *projections.Projector
@@ -72,7 +54,7 @@ type env struct {
 
 func newEnv(t testing.TB, start time.Time) *env {
 	t.Helper()
-	clock := &fakeClock{now: start}
+	clock := testenv.NewClock(start)
 	store, db := testenv.Store(t, clock.Now)
 	proj := projections.New(projections.Config{Pool: db.Pool, Logger: testenv.Logger(t), Now: clock.Now})
 	return &env{t: t, clock: clock, store: store, db: db, proj: proj, q: projections.NewQueries(proj, store)}
