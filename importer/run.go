@@ -304,11 +304,52 @@ func (im *run) account(u Unit) {
 	}
 }
 
-// store appends a unit's requests; each stands alone.
+// store appends a unit's requests. They are first tried as one request (a
+// row's events then meet the store once, which is what makes a large
+// import fast); when that is refused, each is appended on its own, so that
+// the ones that can be stored are, and the report names the others.
 func (im *run) store(ctx context.Context, u Unit) {
 	defer im.progress()
-	stored, dup := 0, 0
-	var problems []Problem
+	if stored, dup, ok := im.storeTogether(ctx, u); ok {
+		im.tally(u, stored, dup, nil)
+		return
+	}
+	stored, dup, problems := im.storeEach(ctx, u)
+	im.tally(u, stored, dup, problems)
+}
+
+// storeTogether appends every event of a unit of several requests in one
+// request; ok is false when the unit has one request or the store refused
+// the combined one (nothing of it is stored then).
+func (im *run) storeTogether(ctx context.Context, u Unit) (stored, dup int, ok bool) {
+	if len(u.Requests) < 2 {
+		return 0, 0, false
+	}
+	var all domain.AppendRequest
+	for _, req := range u.Requests {
+		all.Events = append(all.Events, req.Events...)
+	}
+	res, err := im.o.Store.Append(ctx, all)
+	if err != nil {
+		return 0, 0, false
+	}
+	stored, dup = countResults(res)
+	return stored, dup, true
+}
+
+func countResults(res []eventstore.Result) (stored, dup int) {
+	for _, r := range res {
+		if r.Duplicate {
+			dup++
+		} else {
+			stored++
+		}
+	}
+	return stored, dup
+}
+
+// storeEach appends a unit's requests one by one; each stands alone.
+func (im *run) storeEach(ctx context.Context, u Unit) (stored, dup int, problems []Problem) {
 	registeredElsewhere := false
 	for _, req := range u.Requests {
 		if registeredElsewhere && isOpeningBalance(req) {
@@ -334,14 +375,14 @@ func (im *run) store(ctx context.Context, u Unit) {
 			problems = append(problems, storeProblem(u, req, err))
 			continue
 		}
-		for _, r := range res {
-			if r.Duplicate {
-				dup++
-			} else {
-				stored++
-			}
-		}
+		s, d := countResults(res)
+		stored, dup = stored+s, dup+d
 	}
+	return stored, dup, problems
+}
+
+// tally records a stored unit's outcome and problems.
+func (im *run) tally(u Unit, stored, dup int, problems []Problem) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	for _, p := range problems {
