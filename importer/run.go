@@ -55,16 +55,12 @@ type Options struct {
 }
 
 // DefaultWorkers is the default number of rows being appended at once. A
-// row is up to three small requests, one after the other, and the store
-// commits the requests waiting at once as one group (up to 4,000 events)
-// whose cost hardly depends on its size: the rate grows with the rows in
-// flight until the groups are full. On the shared, loaded machine of
-// 2026-12-03: 16 workers 43 rows/s (5,000 rows); at 20,000 rows 256 → 108,
-// 2,048 → 559, 4,096 → 623 rows/s (53 % of appending the same events in
-// batches of 500), peak RSS 95–156 MiB; at 200,000 rows 4,096 workers
-// reached 33 % (each row's stream is touched by three groups), peak RSS
-// 183 MiB (bench/import, docs/BENCHMARKS.md).
-// Live appends queue behind at most one such group.
+// row is one small request (its events together), and the store commits
+// the requests waiting at once as one group (up to 4,000 events) whose cost
+// hardly depends on its size: the rate grows with the rows in flight until
+// the groups are full (bench/import, docs/BENCHMARKS.md). Memory is bounded
+// by the workers and their queue, not by the rows. Live appends queue
+// behind at most one such group.
 const DefaultWorkers = 4096
 
 // Summary is the outcome of an import.
