@@ -307,11 +307,11 @@ func (im *run) account(u Unit) {
 func (im *run) store(ctx context.Context, u Unit) {
 	defer im.progress()
 	if stored, dup, ok := im.storeTogether(ctx, u); ok {
-		im.tally(u, stored, dup, nil)
+		im.tally(stored, dup, nil)
 		return
 	}
 	stored, dup, problems := im.storeEach(ctx, u)
-	im.tally(u, stored, dup, problems)
+	im.tally(stored, dup, problems)
 }
 
 // storeTogether appends every event of a unit of several requests in one
@@ -378,7 +378,7 @@ func (im *run) storeEach(ctx context.Context, u Unit) (stored, dup int, problems
 }
 
 // tally records a stored unit's outcome and problems.
-func (im *run) tally(u Unit, stored, dup int, problems []Problem) {
+func (im *run) tally(stored, dup int, problems []Problem) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	for _, p := range problems {
