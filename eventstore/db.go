@@ -23,9 +23,11 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/segments?sslmode=
 const DefaultMaxConns = 32
 
 // Connect opens a pool on databaseURL, creating the database first when it
-// does not exist. It does not migrate; call Migrate.
-func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
-	cfg, err := poolConfig(databaseURL)
+// does not exist. It does not migrate; call Migrate. adjust, when given and
+// not nil, changes the pool's configuration before the session settings are
+// chained to it (the load tools add a tracer).
+func Connect(ctx context.Context, databaseURL string, adjust ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	cfg, err := poolConfig(databaseURL, adjust...)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,7 @@ func Describe(databaseURL string) string {
 	return describe(cfg)
 }
 
-func poolConfig(databaseURL string) (*pgxpool.Config, error) {
+func poolConfig(databaseURL string, adjust ...func(*pgxpool.Config)) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx's parse errors can echo the URL, password included: do not wrap.
@@ -84,6 +86,11 @@ func poolConfig(databaseURL string) (*pgxpool.Config, error) {
 		// outbox relays and the scheduler each hold a connection for their
 		// session lock or LISTEN, and must not starve the request path.
 		cfg.MaxConns = DefaultMaxConns
+	}
+	for _, f := range adjust {
+		if f != nil {
+			f(cfg)
+		}
 	}
 	TuneSession(cfg)
 	return cfg, nil

@@ -18,11 +18,9 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/httpapi"
+	"github.com/segments-dev/segments/internal/service"
 	"github.com/segments-dev/segments/notify"
 )
-
-// Roles a process can take; "all" is every one of them.
-var allRoles = []string{"api", "ingest", "notifier", "projector", "publisher", "scheduler"}
 
 // config is read from the environment (only here, in cmd) with flags
 // mirroring it.
@@ -187,12 +185,12 @@ func parseRoles(s string) ([]string, error) {
 		r = strings.TrimSpace(r)
 		switch {
 		case r == "all":
-			out = append(out, allRoles...)
-		case slices.Contains(allRoles, r):
+			out = append(out, service.AllRoles...)
+		case slices.Contains(service.AllRoles, r):
 			out = append(out, r)
 		case r == "":
 		default:
-			return nil, fmt.Errorf("unknown role %q (want %s or all)", r, strings.Join(allRoles, ", "))
+			return nil, fmt.Errorf("unknown role %q (want %s or all)", r, strings.Join(service.AllRoles, ", "))
 		}
 	}
 	if len(out) == 0 {

@@ -120,7 +120,7 @@ func (a *app) demo(ctx context.Context) error {
 	for _, e := range events {
 		customers[string(e.Customer)] = true
 	}
-	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{natsbus.SubjectEvents}})
+	cons, err := a.JS.OrderedConsumer(ctx, natsbus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{natsbus.SubjectEvents}})
 	if err != nil {
 		return fmt.Errorf("demo: subscribe: %w", err)
 	}
@@ -131,7 +131,7 @@ func (a *app) demo(ctx context.Context) error {
 		for j < len(events) && events[j].Customer == events[i].Customer {
 			j++
 		}
-		res, err := a.store.Append(ctx, domain.AppendRequest{Events: events[i:j], Batch: true})
+		res, err := a.Store.Append(ctx, domain.AppendRequest{Events: events[i:j], Batch: true})
 		if err != nil {
 			return fmt.Errorf("demo: record %s: %w", events[i].Customer, err)
 		}
@@ -144,9 +144,9 @@ func (a *app) demo(ctx context.Context) error {
 		}
 		i = j
 	}
-	a.log.Info("demo: recorded the seed customers", "new_events", stored, "already_recorded", dup, "customers", len(customers))
-	if addr := a.listening(); addr != "" {
-		a.log.Info("demo: look at a customer's history", "try", "curl -s http://"+addr+"/v1/customers/KH202405010001/events")
+	a.Log.Info("demo: recorded the seed customers", "new_events", stored, "already_recorded", dup, "customers", len(customers))
+	if addr := a.Listening(); addr != "" {
+		a.Log.Info("demo: look at a customer's history", "try", "curl -s http://"+addr+"/v1/customers/KH202405010001/events")
 	}
 	if !a.cfg.has("publisher") {
 		return nil
@@ -161,7 +161,7 @@ func (a *app) demo(ctx context.Context) error {
 			h := m.Headers()
 			if customers[h.Get(natsbus.HeaderCustomer)] {
 				seen++
-				a.log.Info("demo: published", "subject", m.Subject(), "customer", h.Get(natsbus.HeaderCustomer),
+				a.Log.Info("demo: published", "subject", m.Subject(), "customer", h.Get(natsbus.HeaderCustomer),
 					"version", h.Get(natsbus.HeaderVersion), "position", h.Get(natsbus.HeaderPosition), "msg_id", h.Get(jetstream.MsgIDHeader))
 			}
 		}
@@ -172,7 +172,7 @@ func (a *app) demo(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	a.log.Info("demo: every demo event is on JetStream", "stream", natsbus.StreamEvents, "events", seen)
+	a.Log.Info("demo: every demo event is on JetStream", "stream", natsbus.StreamEvents, "events", seen)
 	if a.cfg.has("projector") {
 		if err := a.demoLabels(ctx, customers); err != nil {
 			return err
@@ -187,7 +187,7 @@ func (a *app) demo(ctx context.Context) error {
 // demoLabels waits for the projector to label the demo customers and prints
 // each one's segment and tags with their reasons.
 func (a *app) demoLabels(ctx context.Context, customers map[string]bool) error {
-	q := projections.NewQueries(a.proj, a.store)
+	q := projections.NewQueries(a.Projector, a.Store)
 	codes := make([]string, 0, len(customers))
 	for c := range customers {
 		codes = append(codes, c)
@@ -215,12 +215,12 @@ func (a *app) demoLabels(ctx context.Context, customers map[string]bool) error {
 		for _, t := range doc.Tags {
 			tags = append(tags, t.Display+"（"+t.Reason+"）")
 		}
-		a.log.Info("demo: labelled", "customer", code, "segment", seg.Display,
+		a.Log.Info("demo: labelled", "customer", code, "segment", seg.Display,
 			"value_tier", doc.Labels[domain.LabelValueTier].Reason, "activity", doc.Labels[domain.LabelActivity].Reason,
 			"lifecycle", doc.Labels[domain.LabelLifecycle].Display, "tags", strings.Join(tags, "；"))
 	}
-	if addr := a.listening(); addr != "" {
-		a.log.Info("demo: see a customer's document and label history", "try",
+	if addr := a.Listening(); addr != "" {
+		a.Log.Info("demo: see a customer's document and label history", "try",
 			"curl -s http://"+addr+"/v1/customers/KH202405010001 ; curl -s http://"+addr+"/v1/customers/KH202405010001/labels/history ; curl -s http://"+addr+"/v1/segments/summary")
 	}
 	return nil
@@ -243,16 +243,16 @@ func lastVersion(code string) int64 {
 // subscriber of alerts.> would see it.
 func (a *app) demoAlert(ctx context.Context) error {
 	const customer = "KH202405010005"
-	q := projections.NewQueries(a.proj, a.store)
+	q := projections.NewQueries(a.Projector, a.Store)
 	doc, err := q.Customer(ctx, customer, time.Time{}, time.Now(), eventstore.Masked)
 	if err != nil {
 		return fmt.Errorf("demo: read %s: %w", customer, err)
 	}
 	if doc.NextAt != nil {
-		a.log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
-			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.natsURL()+" sub 'alerts.>'")
+		a.Log.Info("demo: waiting for a boundary: the customer's last order leaves the 3-month window",
+			"customer", customer, "at", *doc.NextAt, "watch", "nats -s "+a.NATSClientURL()+" sub 'alerts.>'")
 	}
-	cons, err := a.js.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped + ".>"}})
+	cons, err := a.JS.OrderedConsumer(ctx, natsbus.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"alerts." + domain.AlertActivityDropped + ".>"}})
 	if err != nil {
 		return fmt.Errorf("demo: subscribe to alerts: %w", err)
 	}
@@ -270,7 +270,7 @@ func (a *app) demoAlert(ctx context.Context) error {
 			if alert.DueAt != nil {
 				due = *alert.DueAt
 			}
-			a.log.Info("demo: alert received", "subject", m.Subject(), "customer", alert.Customer, "from", alert.From, "to", alert.To,
+			a.Log.Info("demo: alert received", "subject", m.Subject(), "customer", alert.Customer, "from", alert.From, "to", alert.To,
 				"created_at", alert.CreatedAt, "due_at", due, "owner", alert.Owner, "reason", alert.Reason, "playbook", alert.Playbook)
 			return nil
 		}
@@ -285,26 +285,18 @@ func (a *app) demoAlert(ctx context.Context) error {
 func (a *app) howToWatchAlerts() {
 	switch box := a.mailbox.Load(); {
 	case box != nil:
-		a.log.Info("demo: alerts are mailed to the demo's embedded mailbox: each mail is printed here and kept as an .eml file",
+		a.Log.Info("demo: alerts are mailed to the demo's embedded mailbox: each mail is printed here and kept as an .eml file",
 			"smtp", box.addr, "dir", box.dir, "routes", filepath.Join(box.dir, "notify-demo.yaml"))
-		a.log.Info("demo: to watch them in Mailpit's web UI instead",
+		a.Log.Info("demo: to watch them in Mailpit's web UI instead",
 			"try", "docker compose up -d mailpit && SEGMENTS_NOTIFY=deploy/notify-local.yaml go run ./cmd/segmentd serve --demo ; open http://127.0.0.1:8025")
-	case a.notify != nil:
-		a.log.Info("demo: the notifier delivers each alert as routed by SEGMENTS_NOTIFY",
-			"file", a.cfg.NotifyFile, "channels", len(a.notify.Channels), "mailpit", "http://127.0.0.1:8025 (deploy/notify-local.yaml)")
+	case a.Notify != nil:
+		a.Log.Info("demo: the notifier delivers each alert as routed by SEGMENTS_NOTIFY",
+			"file", a.cfg.NotifyFile, "channels", len(a.Notify.Channels), "mailpit", "http://127.0.0.1:8025 (deploy/notify-local.yaml)")
 	default:
-		a.log.Info("demo: alerts are not delivered to people (no notifier role)")
+		a.Log.Info("demo: alerts are not delivered to people (no notifier role)")
 	}
-	if addr := a.listening(); addr != "" {
-		a.log.Info("demo: the alert, its deliveries and the actions on it",
+	if addr := a.Listening(); addr != "" {
+		a.Log.Info("demo: the alert, its deliveries and the actions on it",
 			"try", "curl -s 'http://"+addr+"/v1/alerts?status=open' ; curl -s http://"+addr+"/v1/alerts/<alert_id>")
 	}
-}
-
-// natsURL is the URL of the NATS server the service uses (without credentials).
-func (a *app) natsURL() string {
-	if a.natsSrv != nil {
-		return a.natsSrv.ClientURL()
-	}
-	return a.nc.ConnectedUrlRedacted()
 }

@@ -53,7 +53,7 @@ type demoMail struct {
 
 // startDemoMailbox listens on a free loopback port and keeps mails in dir.
 func startDemoMailbox(ctx context.Context, dir string, out io.Writer, log *slog.Logger) (*demoMailbox, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // G703: under the operator's data directory
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("demo mailbox: %w", err)
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
@@ -197,22 +197,22 @@ routes:
 
 // demoDelivery starts the demo mailbox and routes every alert to it.
 func (a *app) demoDelivery(ctx context.Context, baseURL string) error {
-	box, err := startDemoMailbox(ctx, filepath.Join(a.cfg.DataDir, "demo-mail"), a.demoOut(), a.log)
+	box, err := startDemoMailbox(ctx, filepath.Join(a.cfg.DataDir, "demo-mail"), a.demoOut(), a.Log)
 	if err != nil {
 		return err
 	}
 	text := fmt.Sprintf(demoRoutes, baseURL, box.addr)
 	file := filepath.Join(box.dir, "notify-demo.yaml")
-	if err := os.WriteFile(file, []byte(text), 0o600); err != nil { //nolint:gosec // G703: under the operator's data directory
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		box.close()
 		return fmt.Errorf("demo mailbox: %w", err)
 	}
-	cfg, err := notify.ParseConfig(file, []byte(text), vocabulary(a.rules, a.loc), os.LookupEnv)
+	cfg, err := notify.ParseConfig(file, []byte(text), vocabulary(a.Config.Rules, a.cfg.Location), os.LookupEnv)
 	if err != nil {
 		box.close()
 		return err
 	}
-	a.notify = cfg
+	a.Notify = cfg
 	a.mailbox.Store(box)
 	return nil
 }

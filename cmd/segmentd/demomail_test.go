@@ -63,7 +63,7 @@ func TestTheDemoMailsItsActivityDropAlertWithoutAnySetup(t *testing.T) {
 		}
 		return i >= 0
 	})
-	base := "http://" + a.listening()
+	base := "http://" + a.Listening()
 	if drop.Subject != "【客户预警】活跃度下降 · KH202405010005 成都天府食品有限公司" || !slices.Equal(drop.To, []string{"success-team@segments.local"}) {
 		t.Fatalf("mail %q to %v", drop.Subject, drop.To)
 	}
@@ -99,7 +99,7 @@ func TestTheDemoMailsItsActivityDropAlertWithoutAnySetup(t *testing.T) {
 	var out strings.Builder
 	testenv.Eventually(t, 10*time.Second, "the resolution in the replay", func() bool {
 		out.Reset()
-		if err := writeReplay(ctx, &out, a.store, projections.NewQueries(a.proj, a.store), "KH202405010005", time.Time{}, "text", a.loc); err != nil {
+		if err := writeReplay(ctx, &out, a.Store, projections.NewQueries(a.Projector, a.Store), "KH202405010005", time.Time{}, "text", a.cfg.Location); err != nil {
 			t.Fatal(err)
 		}
 		return strings.Contains(out.String(), "resolved (followed_up)")

@@ -9,13 +9,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/segments-dev/segments/eventstore"
-	"github.com/segments-dev/segments/internal/backoff"
 	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/natsbus"
 )
@@ -46,8 +42,8 @@ func runService(t *testing.T, databaseURL, natsURL string) (*app, string) {
 			t.Error("service did not stop within 60s")
 		}
 	})
-	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.listening() != "" })
-	base := "http://" + a.listening()
+	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.Listening() != "" })
+	base := "http://" + a.Listening()
 	testenv.Eventually(t, 30*time.Second, "/readyz to report ready", func() bool { return readyz(t, base).status == http.StatusOK })
 	return a, base
 }
@@ -122,7 +118,7 @@ func TestTheAPIStaysReadyAndRecordsEventsDuringANATSOutage(t *testing.T) {
 	}
 
 	bus.Stop()
-	testenv.Eventually(t, 10*time.Second, "the service to see NATS down", func() bool { return !a.nc.IsConnected() })
+	testenv.Eventually(t, 10*time.Second, "the service to see NATS down", func() bool { return !a.NC.IsConnected() })
 	const during = 5
 	for i := range during {
 		if status := postInquiry(t, base, "KH-NATS-OUT", i); status != http.StatusCreated {
@@ -139,7 +135,7 @@ func TestTheAPIStaysReadyAndRecordsEventsDuringANATSOutage(t *testing.T) {
 
 	bus.Restart()
 	testenv.Eventually(t, 30*time.Second, "the events recorded during the outage on SEGMENTS_EVENTS", func() bool {
-		st, err := a.js.Stream(context.Background(), natsbus.StreamEvents)
+		st, err := a.JS.Stream(context.Background(), natsbus.StreamEvents)
 		if err != nil {
 			return false
 		}
@@ -172,57 +168,5 @@ func TestReadyzNeverShowsConnectionErrorsAndRecoversWithinTwoSeconds(t *testing.
 	testenv.Eventually(t, 10*time.Second, "/readyz ready again", func() bool { return readyz(t, base).status == http.StatusOK })
 	if took := time.Since(back); took > 2*time.Second {
 		t.Errorf("ready %v after the database came back, want ≤ 2 s", took)
-	}
-}
-
-func TestASupervisedWorkerResumesWithinASecondOfTheDatabaseComingBack(t *testing.T) {
-	t.Parallel()
-	cluster := testenv.StartCluster(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pool, err := eventstore.Connect(ctx, cluster.URL("segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	// Short first delays, so that a few seconds of outage grow the restart
-	// delay to several seconds, as a long outage does with the defaults.
-	a := &app{pool: pool, log: testenv.Logger(t), restart: backoff.Policy{Initial: 20 * time.Millisecond, Max: time.Minute}}
-	var failures atomic.Int64
-	healthy := make(chan time.Time, 64)
-	var wg sync.WaitGroup
-	a.supervise(ctx, &wg, "worker", func(ctx context.Context) error {
-		if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-			failures.Add(1)
-			return err
-		}
-		healthy <- time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-			if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
-				return err
-			}
-		}
-	})
-	defer wg.Wait()
-	defer cancel()
-	<-healthy
-
-	cluster.Crash()
-	// After 7 failures the next delay is 20 ms·2⁷ ≈ 2.5 s (± 20 %).
-	testenv.Eventually(t, 30*time.Second, "the worker to fail 7 times", func() bool { return failures.Load() >= 7 })
-	cluster.Start()
-	back := time.Now()
-	select {
-	case at := <-healthy:
-		if took := at.Sub(back); took > time.Second {
-			t.Errorf("the worker resumed %v after the database came back, want ≤ 1 s", took)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker did not resume")
 	}
 }

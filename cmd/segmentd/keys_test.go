@@ -41,11 +41,11 @@ func TestASecondInstanceWithAnotherGeneratedMasterKeyRefusesToStart(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.close()
+	first.Close()
 	second, err := start(ctx, keysConfig(t, t.TempDir(), db.URL), testenv.Logger(t))
 	if !errors.Is(err, eventstore.ErrMasterKeyMismatch) {
 		if second != nil {
-			second.close()
+			second.Close()
 		}
 		t.Fatalf("second instance with another key: %v; want ErrMasterKeyMismatch", err)
 	}

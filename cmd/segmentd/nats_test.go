@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segments-dev/segments/auth"
+	"github.com/segments-dev/segments/internal/service"
 	"github.com/segments-dev/segments/internal/testenv"
 	"github.com/segments-dev/segments/natsbus"
 )
@@ -62,9 +63,9 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.close)
+	t.Cleanup(a.Close)
 
-	url := a.natsSrv.ClientURL()
+	url := a.NATSServer.ClientURL()
 	if nc, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous client connected to the embedded server")
@@ -72,13 +73,13 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 		t.Fatalf("anonymous: %v, want an authorization violation", err)
 	}
 	// The service itself is connected and created its streams.
-	if err := natsbus.StreamsPresent(context.Background(), a.js); err != nil {
+	if err := natsbus.StreamsPresent(context.Background(), a.JS); err != nil {
 		t.Fatal(err)
 	}
 	// The seeds are under the data dir, owner-only, and the log says how to
 	// use them with the nats CLI.
 	for _, user := range natsbus.Users {
-		seed := filepath.Join(dir, natsCredentialsDir, user+".nk")
+		seed := filepath.Join(dir, service.NATSCredentialsDir, user+".nk")
 		st, err := os.Stat(seed)
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("seed of %s: %v %v", user, st, err)
@@ -87,7 +88,7 @@ func TestWithTokensTheEmbeddedNATSRequiresGeneratedCredentials(t *testing.T) {
 			t.Errorf("the log does not say how to use %s's seed:\n%s", user, logs.String())
 		}
 	}
-	opt, err := nats.NkeyOptionFromSeed(filepath.Join(dir, natsCredentialsDir, natsbus.UserIngest+".nk"))
+	opt, err := nats.NkeyOptionFromSeed(filepath.Join(dir, service.NATSCredentialsDir, natsbus.UserIngest+".nk"))
 	if err != nil {
 		t.Fatal(err)
 	}

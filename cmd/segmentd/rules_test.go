@@ -25,7 +25,7 @@ func TestServeRefusesARulesFileThatChangesAVersionInForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.close()
+	first.Close()
 	changed := strings.Replace(string(domain.DefaultRulesYAML()), `min_net_amount: "500000.00"`, `min_net_amount: "450000.00"`, 1)
 	rules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rules, []byte(changed), 0o600); err != nil {
@@ -36,7 +36,7 @@ func TestServeRefusesARulesFileThatChangesAVersionInForce(t *testing.T) {
 	second, err := start(ctx, cfg, testenv.Logger(t))
 	if !errors.Is(err, projections.ErrRulesMismatch) {
 		if second != nil {
-			second.close()
+			second.Close()
 		}
 		t.Fatalf("start with version 1 changed: %v; want ErrRulesMismatch", err)
 	}

@@ -37,13 +37,13 @@ func TestServeRecordsPublishesAndShutsDownGracefully(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.natsSrv == nil || !strings.HasPrefix(a.natsSrv.StoreDir(), filepath.Join(dir, "nats")) {
-		t.Fatalf("embedded JetStream store is not under the data dir: %v", a.natsSrv)
+	if a.NATSServer == nil || !strings.HasPrefix(a.NATSServer.StoreDir(), filepath.Join(dir, "nats")) {
+		t.Fatalf("embedded JetStream store is not under the data dir: %v", a.NATSServer)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
-	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.listening() != "" })
-	base := "http://" + a.listening()
+	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.Listening() != "" })
+	base := "http://" + a.Listening()
 
 	testenv.Eventually(t, 30*time.Second, "/readyz to report ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
@@ -64,7 +64,7 @@ func TestServeRecordsPublishesAndShutsDownGracefully(t *testing.T) {
 		t.Fatalf("POST /v1/events = %d %s", resp.StatusCode, got)
 	}
 	testenv.Eventually(t, 30*time.Second, "the posted event and the demo on SEGMENTS_EVENTS", func() bool {
-		st, err := a.js.Stream(ctx, natsbus.StreamEvents)
+		st, err := a.JS.Stream(ctx, natsbus.StreamEvents)
 		if err != nil {
 			return false
 		}
@@ -76,7 +76,7 @@ func TestServeRecordsPublishesAndShutsDownGracefully(t *testing.T) {
 		return err == nil && info.State.Msgs == uint64(len(demoEvents(time.Now()))+1) && m != nil
 	})
 	msg, err := func() (*jetstream.RawStreamMsg, error) {
-		st, err := a.js.Stream(ctx, natsbus.StreamEvents)
+		st, err := a.JS.Stream(ctx, natsbus.StreamEvents)
 		if err != nil {
 			return nil, err
 		}

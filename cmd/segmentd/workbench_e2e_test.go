@@ -69,8 +69,8 @@ func startWorkbench(t *testing.T) *workbenchEnv {
 		cancel()
 		<-done
 	})
-	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.listening() != "" })
-	e.base = "http://" + a.listening()
+	testenv.Eventually(t, 30*time.Second, "HTTP listener", func() bool { return a.Listening() != "" })
+	e.base = "http://" + a.Listening()
 	testenv.Eventually(t, 60*time.Second, "the five demo customers labelled", func() bool {
 		var list struct{ Customers []any }
 		return e.apiGet(ctx, "/v1/customers", &list) == nil && len(list.Customers) == 5

@@ -1,6 +1,7 @@
-// Package loadkit is the plumbing the load commands (cmd/segments-load,
-// cmd/segments-projector-load) share: scratch databases beside a
-// maintenance connection, dropped at the end.
+// Package loadkit is the plumbing of the load program (bench/load: its
+// ingest and projector commands) and the other benchmarks: scratch databases
+// beside a maintenance connection, dropped at the end, the service started
+// on one (internal/service, as serve starts it), CPU and WAL accounting.
 package loadkit
 
 import (
@@ -143,4 +144,58 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Backends lists the PostgreSQL backend pids connected to a database.
+func (d *Databases) Backends(ctx context.Context, name string) []int {
+	rows, err := d.Admin.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", name)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := make([]int, len(pids))
+	for i, p := range pids {
+		out[i] = int(p)
+	}
+	return out
+}
+
+// WALSnap is PostgreSQL's cluster-wide WAL activity (pg_stat_wal, 14+):
+// other databases' writes count too. Backends report their counters about
+// once a second, so a window's delta is accurate to about a second's worth
+// at each end.
+type WALSnap struct {
+	Records, Bytes, Syncs int64
+	OK                    bool
+}
+
+// WAL reads the counters.
+func (d *Databases) WAL(ctx context.Context) WALSnap {
+	var s WALSnap
+	err := d.Admin.QueryRow(ctx, "SELECT wal_records, wal_bytes::bigint, wal_sync FROM pg_stat_wal").Scan(&s.Records, &s.Bytes, &s.Syncs)
+	s.OK = err == nil
+	return s
+}
+
+// Since is the WAL written between an earlier reading a and this one.
+func (s WALSnap) Since(a WALSnap) WALSnap {
+	return WALSnap{Records: s.Records - a.Records, Bytes: s.Bytes - a.Bytes, Syncs: s.Syncs - a.Syncs, OK: a.OK && s.OK}
+}
+
+// CreateMigrated creates a fresh database with the service's schema
+// (eventstore.Migrate) and returns its name.
+func (d *Databases) CreateMigrated(ctx context.Context) (string, error) {
+	name := d.NewName()
+	pool, err := eventstore.Connect(ctx, d.URLFor(name)) // creates the database
+	if err != nil {
+		return "", err
+	}
+	defer pool.Close()
+	if _, err := eventstore.Migrate(ctx, pool); err != nil {
+		return "", err
+	}
+	return name, nil
 }

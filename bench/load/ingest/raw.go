@@ -1,4 +1,4 @@
-package main
+package ingestload
 
 import (
 	"context"
@@ -90,13 +90,12 @@ type rawDB struct {
 }
 
 func (r *runner) openRaw(ctx context.Context, conns int32) (*rawDB, error) {
-	name, pool, err := r.dbs.create(ctx, true) // migrated: the events table is the model
+	name, err := r.dbs.CreateMigrated(ctx) // the events table is the model
 	if err != nil {
 		return nil, err
 	}
-	pool.Close()
 	// The same client-side encoding as the service.
-	pool, err = r.dbs.Pool(ctx, name, func(cfg *pgxpool.Config) { cfg.MaxConns, cfg.MinConns = conns, conns })
+	pool, err := r.dbs.Pool(ctx, name, func(cfg *pgxpool.Config) { cfg.MaxConns, cfg.MinConns = conns, conns })
 	if err != nil {
 		return nil, err
 	}

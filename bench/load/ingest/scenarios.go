@@ -1,4 +1,4 @@
-package main
+package ingestload
 
 import (
 	"context"
@@ -38,14 +38,14 @@ func (r *runner) scenarioCopy(ctx context.Context) error {
 }
 
 func walNote(w *window) string {
-	if !w.wal.ok {
+	if !w.wal.OK {
 		return ""
 	}
-	return fmt.Sprintf("WAL %.1f MB/s, %.0f fsyncs/s", float64(w.wal.bytes)/w.secs/1e6, float64(w.wal.syncs)/w.secs)
+	return fmt.Sprintf("WAL %.1f MB/s, %.0f fsyncs/s", float64(w.wal.Bytes)/w.secs/1e6, float64(w.wal.Syncs)/w.secs)
 }
 
 // verifyHead checks that the log holds exactly the acknowledged events.
-func verifyHead(ctx context.Context, svc *service, acked int64) (string, error) {
+func verifyHead(ctx context.Context, svc *deployment, acked int64) (string, error) {
 	n, err := svc.count(ctx)
 	if err != nil {
 		return "", err
@@ -91,28 +91,21 @@ func (r *runner) scenarioBatch(ctx context.Context) error {
 
 func (r *runner) batchRun(ctx context.Context, clients int, publish bool) (loadResult, string, error) {
 	logf("  batches of %d, %d clients, publisher %v", r.o.batchSize, clients, publish)
-	svc, err := r.startService(ctx)
+	svc, err := r.startService(ctx, publish)
 	if err != nil {
 		return loadResult{}, "", err
 	}
 	defer svc.close(ctx)
 	var b *loadkit.Bus
-	stopPub := func() {}
 	if publish {
-		if b, err = r.startBus(ctx, true); err != nil {
-			return loadResult{}, "", err
-		}
-		defer b.Close()
-		stopPub = r.startPublisher(ctx, svc, b)
+		b = svc.bus
 	}
 	res, err := r.httpLoad(ctx, svc, b, clients, r.o.batchSize)
 	if err != nil {
-		stopPub()
 		return res, "", err
 	}
 	check, err := verifyHead(ctx, svc, res.acked)
 	if err != nil {
-		stopPub()
 		return res, "", err
 	}
 	pubNote := "publisher off"
@@ -122,7 +115,6 @@ func (r *runner) batchRun(ctx context.Context, clients int, publish bool) (loadR
 	r.addSQL("a", fmt.Sprintf("batches of %d, %d clients, %s", r.o.batchSize, clients, pubNote), svc, &res.window)
 	if publish {
 		took, err := waitPublished(ctx, b, uint64(res.acked), 2*time.Minute) //nolint:gosec // G115: a count
-		stopPub()
 		if err != nil {
 			return res, "", err
 		}
@@ -135,7 +127,7 @@ func (r *runner) batchRun(ctx context.Context, clients int, publish bool) (loadR
 // scenarioSingle: (b) single-event requests from many clients.
 func (r *runner) scenarioSingle(ctx context.Context) error {
 	logf("  single events, %d clients", r.o.singleClients)
-	svc, err := r.startService(ctx)
+	svc, err := r.startService(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -170,7 +162,7 @@ func (r *runner) scenarioLatency(ctx context.Context) error {
 		how = "half of (b)"
 	}
 	logf("  open loop at %.0f requests/s", rate)
-	svc, err := r.startService(ctx)
+	svc, err := r.startService(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -193,7 +185,7 @@ func (r *runner) scenarioLatency(ctx context.Context) error {
 // scenarioPublish: (c) the publisher draining a backlog, into a server with
 // SyncAlways on and then off.
 func (r *runner) scenarioPublish(ctx context.Context) error {
-	svc, err := r.startService(ctx)
+	svc, err := r.startService(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -211,10 +203,14 @@ func (r *runner) scenarioPublish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c0 := takeCPU()
-		stop := r.startPublisher(ctx, svc, b)
+		c0 := loadkit.TakeCPU(nil)
+		stop, err := svc.startPublisher(ctx, b)
+		if err != nil {
+			b.Close()
+			return err
+		}
 		took, err := waitPublished(ctx, b, uint64(head), 5*time.Minute) //nolint:gosec // G115: a count
-		c1 := takeCPU()
+		c1 := loadkit.TakeCPU(nil)
 		stop()
 		b.Close()
 		if err != nil {
@@ -227,13 +223,13 @@ func (r *runner) scenarioPublish(ctx context.Context) error {
 			r.fig.drainOff = rate
 		}
 		r.add("c", fmt.Sprintf("publisher draining a backlog of %d events, %s", head, syncName(syncOn)), num(rate)+" events/s",
-			fmt.Sprintf("%s to publish all; atomic batches of up to 1000; %s", took.Round(time.Millisecond), cpuBetween(c0, c1)))
+			fmt.Sprintf("%s to publish all; atomic batches of up to 1000; %s", took.Round(time.Millisecond), loadkit.CPUBetween(c0, c1)))
 	}
 	return nil
 }
 
 // fillBacklog appends n events straight to the store (not measured).
-func (r *runner) fillBacklog(ctx context.Context, svc *service, n int) error {
+func (r *runner) fillBacklog(ctx context.Context, svc *deployment, n int) error {
 	var left atomic.Int64
 	left.Store(int64(n))
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package main
+package projectorload
 
 import (
 	"context"
@@ -13,9 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/segments-dev/segments/domain"
-	"github.com/segments-dev/segments/eventstore"
+	"github.com/segments-dev/segments/internal/service"
 	"github.com/segments-dev/segments/natsbus"
-	"github.com/segments-dev/segments/projections"
 )
 
 // lagSample is one appended event whose projection is awaited.
@@ -125,38 +124,25 @@ func (r *runner) runLag(ctx context.Context) error {
 	if err := validate(events, now); err != nil {
 		return err
 	}
-	svc, err := r.newService(ctx, nil)
+	app, err := r.newService(ctx, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer svc.close(ctx)
-	took, err := svc.appendAll(ctx, events, o.appendClients, o.appendBatch)
+	defer app.close(ctx)
+	took, err := app.appendAll(ctx, events, o.appendClients, o.appendBatch)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  appended %d events over %d customers in %.1f s\n", len(events), o.consumeCustomers, took.Seconds())
+	b, stages, pm := app.bus, app.stages, app.pm
 
-	b, err := r.startBus(ctx)
-	if err != nil {
+	// A publisher instance (serve with the publisher role) drains the log
+	// onto SEGMENTS_EVENTS.
+	ph := r.begin(ctx, "lag-publish", app.name)
+	pubStart := time.Now()
+	if _, err := app.start(ctx, nil, nil, service.RolePublisher); err != nil {
 		return err
 	}
-	defer b.Close()
-	loc, _ := time.LoadLocation("Asia/Shanghai")
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	workCtx, stopWork := context.WithCancel(ctx)
-	defer stopWork()
-
-	// Publisher: drains the log onto SEGMENTS_EVENTS.
-	ph := r.begin(ctx, "lag-publish", svc.name)
-	stages := &stageLags{}
-	pub := eventstore.NewPublisher(eventstore.PublisherConfig{Store: svc.store, Sink: natsbus.NewEventSink(b.NC, b.JS), Location: loc, Logger: r.log, Metrics: pubMetrics{stages}})
-	pubStart := time.Now()
-	wg.Go(func() {
-		if err := pub.Run(workCtx); err != nil {
-			r.log.Error("publisher stopped", "err", err)
-		}
-	})
 	err = waitFor(ctx, 5*time.Minute, 20*time.Millisecond, func() (bool, error) {
 		n, err := b.Msgs(ctx, natsbus.StreamEvents)
 		return err == nil && n >= uint64(o.consumeEvents), nil //nolint:gosec // G115: a positive flag value
@@ -168,36 +154,18 @@ func (r *runner) runLag(ctx context.Context) error {
 	}
 	r.add("lag", fmt.Sprintf("setup: publisher drains %s events onto SEGMENTS_EVENTS", grouped(float64(o.consumeEvents))), grouped(float64(o.consumeEvents)/pubTook.Seconds()), "events/s", "", "")
 
-	// Consume drains the published backlog.
-	pm := &projMetrics{stages: stages}
-	proj := projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm, ConsumeWorkers: o.consumeWorkers})
-	if _, err := proj.RegisterRules(ctx); err != nil {
+	// An instance with the projector and scheduler roles (Consume, the
+	// commit follower, the outbox relays, the scheduler, as serve runs them)
+	// drains the published backlog; the steady load then appends through it,
+	// as serve's api role beside its projector.
+	freeMemory()
+	r.waitQuiet(ctx, app.name)
+	ph = r.begin(ctx, "lag-consume-backlog", app.name)
+	conStart := time.Now()
+	svc, err := app.start(ctx, nil, nil, service.RoleProjector, service.RoleScheduler)
+	if err != nil {
 		return err
 	}
-	freeMemory()
-	r.waitQuiet(ctx, svc.name)
-	ph = r.begin(ctx, "lag-consume-backlog", svc.name)
-	conStart := time.Now()
-	wg.Go(func() {
-		if err := proj.Consume(workCtx, b.JS, "segments-projector"); err != nil {
-			r.log.Error("projector stopped", "err", err)
-		}
-	})
-	// As segmentd wires its projector role beside the appends. The hints of
-	// the backlog's appends, made before there was a projector, are stale:
-	// dropped, so that Consume alone drains the backlog it is measured on.
-	for drained := false; !drained; {
-		select {
-		case <-svc.store.Committed():
-		default:
-			drained = true
-		}
-	}
-	wg.Go(func() {
-		if err := proj.FollowCommits(workCtx, svc.store.Committed()); err != nil {
-			r.log.Error("projector (following commits) stopped", "err", err)
-		}
-	})
 	err = waitFor(ctx, 5*time.Minute, 10*time.Millisecond, func() (bool, error) { return pm.events.Load() >= int64(o.consumeEvents), nil })
 	conTook := time.Since(conStart)
 	st := ph.end(ctx)
@@ -210,37 +178,20 @@ func (r *runner) runLag(ctx context.Context) error {
 	r.cpuCost("lag", st, int64(o.consumeEvents))
 	r.note("lag: Consume applied the published backlog in %d committing transactions (%.0f events each); %s", pm.commits.Load(), float64(pm.events.Load())/float64(max(pm.commits.Load(), 1)), st.cpu)
 
-	// The rest of segmentd's projector and scheduler roles.
-	var outbox0 int64
-	_ = svc.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&outbox0)
 	relStart := time.Now()
-	for _, stream := range []string{natsbus.StreamChanges, natsbus.StreamAlerts} {
-		relay := projections.NewRelay(svc.pool, natsbus.NewStreamSink(b.NC, b.JS, stream), stream, r.log)
-		wg.Go(func() {
-			if err := relay.Run(workCtx); err != nil {
-				r.log.Error("relay stopped", "stream", stream, "err", err)
-			}
-		})
-	}
-	sched := projections.NewScheduler(proj, time.Now, r.log, nil)
-	wg.Go(func() {
-		if err := sched.Run(workCtx); err != nil {
-			r.log.Error("scheduler stopped", "err", err)
-		}
-	})
 	err = waitFor(ctx, 4*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		var n int64
-		err := svc.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)
+		err := app.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n)
 		return err == nil && n == 0, nil
 	})
 	if err != nil {
-		r.note("lag: the outbox relays did not drain the backlog's %d outbox rows in 4 minutes; the steady load starts anyway", outbox0)
+		r.note("lag: the outbox relays did not drain the backlog's outbox in 4 minutes more; the steady load starts anyway")
 	} else {
-		r.note("lag: outbox relays published the backlog's %d label changes and alerts in %.1f s (%.0f messages/s)", outbox0, time.Since(relStart).Seconds(), float64(outbox0)/time.Since(relStart).Seconds())
+		r.note("lag: the outbox relays (running since the projector started) emptied the outbox %.1f s after Consume drained the backlog", time.Since(relStart).Seconds())
 	}
 
 	// Steady open-loop load with the lag measured.
-	mpool, err := r.dbs.extraPool(ctx, svc.name, 2)
+	mpool, err := r.dbs.Pool(ctx, app.name, func(cfg *pgxpool.Config) { cfg.MaxConns = 2 })
 	if err != nil {
 		return err
 	}
@@ -249,7 +200,7 @@ func (r *runner) runLag(ctx context.Context) error {
 	// window would stall the generator (it runs in this loop) and then
 	// release a burst.
 	freeMemory()
-	r.waitQuiet(ctx, svc.name)
+	r.waitQuiet(ctx, app.name)
 	start := time.Now().Add(100 * time.Millisecond)
 	from, to := start.Add(o.lagWarmup), start.Add(o.lagWarmup+o.lagDuration)
 	// For lining the window up with the server's logs (checkpoints).
@@ -294,8 +245,8 @@ func (r *runner) runLag(ctx context.Context) error {
 		}
 		if !windowStarted && !now.Before(from) {
 			windowStarted = true
-			windowPhase = r.begin(ctx, "lag-steady", svc.name)
-			svc.qc.Start()
+			windowPhase = r.begin(ctx, "lag-steady", app.name)
+			app.qc.Start()
 			stages.set(true)
 			projected0, commits0 = pm.events.Load(), pm.commits.Load()
 			already0 = pm.alreadyApplied.Load()
@@ -305,7 +256,7 @@ func (r *runner) runLag(ctx context.Context) error {
 			projectedW, commitsW = pm.events.Load()-projected0, pm.commits.Load()-commits0
 			alreadyW = pm.alreadyApplied.Load() - already0
 			windowStats = windowPhase.end(ctx)
-			r.stmtReport("lag-steady", stmtLines(svc.qc, to.Sub(from), 16))
+			r.stmtReport("lag-steady", stmtLines(app.qc, to.Sub(from), 16))
 			break
 		}
 		due := int64(o.lagRate*now.Sub(start).Seconds()) - sent
@@ -336,7 +287,7 @@ func (r *runner) runLag(ctx context.Context) error {
 			loadWG.Go(func() {
 				defer inflight.Add(-1)
 				c0 := time.Now()
-				res, err := svc.store.Append(ctx, req)
+				res, err := svc.Store.Append(ctx, req)
 				if err != nil {
 					appendErrs.Add(int64(len(req.Events)))
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -364,7 +315,6 @@ func (r *runner) runLag(ctx context.Context) error {
 	time.Sleep(3 * o.lagPoll)
 	stopPoll()
 	<-pollDone
-	stopWork()
 
 	poller.mu.Lock()
 	lags := slices.Clone(poller.lags)

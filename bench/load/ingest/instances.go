@@ -1,4 +1,4 @@
-package main
+package ingestload
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func (r *runner) scenarioInstances(ctx context.Context) error {
 }
 
 func (r *runner) instancesRun(ctx context.Context, instances, clients, size int) (float64, string, error) {
-	svc, err := r.startInstances(ctx, instances)
+	svc, err := r.startInstances(ctx, instances, false)
 	if err != nil {
 		return 0, "", err
 	}

@@ -1,4 +1,4 @@
-package main
+package ingestload
 
 import (
 	"context"
@@ -73,11 +73,11 @@ func (r *runner) natsSyncOne(ctx context.Context, syncOn bool) error {
 			b.Close()
 			return err
 		}
-		c0 := takeCPU()
+		c0 := loadkit.TakeCPU(nil)
 		t0 := time.Now()
 		n, err := m.run(ctx, b, js)
 		secs := time.Since(t0).Seconds()
-		c1 := takeCPU()
+		c1 := loadkit.TakeCPU(nil)
 		nc.Close()
 		b.Close()
 		if err != nil {
@@ -99,7 +99,7 @@ func (r *runner) natsSyncOne(ctx context.Context, syncOn bool) error {
 			r.fig.natsBatchOf = rate
 		}
 		r.add("nats", m.name+", "+syncName(syncOn), num(rate)+" msgs/s",
-			fmt.Sprintf("%d messages acknowledged in %.1f s; %s", n, secs, cpuBetween(c0, c1)))
+			fmt.Sprintf("%d messages acknowledged in %.1f s; %s", n, secs, loadkit.CPUBetween(c0, c1)))
 	}
 	return nil
 }

@@ -1,16 +1,17 @@
-// Command segments-load measures the ingestion and publication path of
-// Segments on this machine, in one run, beside the raw limit of PostgreSQL:
+// Package ingestload is `load ingest` (bench/load): it measures the
+// ingestion and publication path of Segments on this machine, in one run,
+// beside the raw limit of PostgreSQL:
 //
-//	go run ./cmd/segments-load [-duration 20s] [-scenario all|copy|batch|single|publish|latency|nats-sync]
+//	go run ./bench/load ingest [-duration 20s] [-scenario all|copy|batch|single|instances|publish|latency|nats-sync]
 //
 // It creates its own fresh databases (segments_load_<random>, dropped at the
-// end) and in-process NATS servers (in temporary directories), runs the
-// service's components in-process with the HTTP API on a 127.0.0.1 TCP
-// listener, and prints a results table. Clients, service, NATS and
+// end) and in-process NATS servers (in temporary directories), starts the
+// service in-process as serve does (internal/service, through loadkit) with
+// the HTTP API on a 127.0.0.1 TCP listener, and prints a results table. Clients, service, NATS and
 // PostgreSQL share the machine's cores. It only talks to loopback addresses
 // and every phase is bounded in time (-warmup + -duration) and requests
 // (-max-requests).
-package main
+package ingestload
 
 import (
 	"context"
@@ -19,13 +20,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/segments-dev/segments/internal/loadkit"
@@ -63,7 +62,7 @@ var scenarios = []string{"copy", "batch", "single", "instances", "publish", "lat
 
 func parseFlags(args []string) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("segments-load", flag.ContinueOnError)
+	fs := flag.NewFlagSet("load ingest", flag.ContinueOnError)
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured window of each phase")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each window")
 	fs.StringVar(&o.scenario, "scenario", "all", "all, or a comma-separated list of: "+strings.Join(scenarios, ", "))
@@ -148,22 +147,14 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
+// Main runs the ingest command with its arguments (after "ingest"); a
+// signal ends it early. -h gives flag.ErrHelp.
+func Main(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, &o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "segments-load:", err)
-		os.Exit(1)
-	}
+	return run(ctx, &o)
 }
 
 func run(ctx context.Context, o *options) error {
@@ -171,7 +162,7 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile) //nolint:gosec // G703: the operator names the file
+		f, err := os.Create(o.cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -181,7 +172,7 @@ func run(ctx context.Context, o *options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	dbs, err := openDatabases(ctx, o.pg, o.keep)
+	dbs, err := loadkit.OpenDatabases(ctx, o.pg, "segments_load_", o.keep, logf)
 	if err != nil {
 		return err
 	}
@@ -200,7 +191,7 @@ func run(ctx context.Context, o *options) error {
 // runner runs the scenarios and keeps their figures.
 type runner struct {
 	o    *options
-	dbs  *databases
+	dbs  *loadkit.Databases
 	log  *slog.Logger
 	loc  *time.Location
 	rows []resultRow
@@ -280,7 +271,7 @@ func (r *runner) runAll(ctx context.Context) error {
 
 func (r *runner) busy(rows []resultRow) bool {
 	for _, row := range rows {
-		if strings.Contains(row.notes, notQuiet) {
+		if strings.Contains(row.notes, loadkit.NotQuiet) {
 			return true
 		}
 	}
@@ -293,37 +284,37 @@ func (r *runner) busy(rows []resultRow) bool {
 func (r *runner) waitQuiet(ctx context.Context) {
 	deadline := time.Now().Add(r.o.quietWait)
 	for {
-		a := takeCPU()
+		a := loadkit.TakeCPU(nil)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(2 * time.Second):
 		}
-		u := cpuBetween(a, takeCPU())
-		if !u.ok || u.other+u.self+u.pg < 0.2 {
+		u := loadkit.CPUBetween(a, loadkit.TakeCPU(nil))
+		if !u.OK || u.Other+u.Self+u.PG < 0.2 {
 			return
 		}
 		if time.Now().After(deadline) {
-			logf("machine still busy (other processes %.2f cores); measuring anyway", u.other+u.pg)
+			logf("machine still busy (other processes %.2f cores); measuring anyway", u.Other+u.PG)
 			return
 		}
-		logf("waiting for a quiet machine (other processes %.2f cores)", u.other+u.pg)
+		logf("waiting for a quiet machine (other processes %.2f cores)", u.Other+u.PG)
 	}
 }
 
 func (r *runner) printEnvironment(ctx context.Context) {
-	fmt.Println("# segments-load")
+	fmt.Println("# load ingest")
 	fmt.Println()
 	fmt.Printf("- started: %s\n", time.Now().Format(time.RFC3339))
 	fmt.Printf("- Go: %s, GOMAXPROCS=%d, NumCPU=%d, %s/%s\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	fmt.Printf("- CPU: %s; memory: %s; kernel: %s\n", cpuModel(), memTotal(), readTrim("/proc/sys/kernel/osrelease"))
+	fmt.Printf("- CPU: %s; memory: %s; kernel: %s\n", loadkit.CPUModel(), loadkit.MemTotal(), loadkit.ReadTrim("/proc/sys/kernel/osrelease"))
 	fmt.Printf("- Calibration: %s\n", loadkit.Calibration())
 	fmt.Printf("- PostgreSQL: %s; synchronous_commit=%s, fsync=%s, wal_sync_method=%s, shared_buffers=%s, max_wal_size=%s, commit_delay=%s\n",
 		r.dbs.Setting(ctx, "server_version"), r.dbs.Setting(ctx, "synchronous_commit"), r.dbs.Setting(ctx, "fsync"),
 		r.dbs.Setting(ctx, "wal_sync_method"), r.dbs.Setting(ctx, "shared_buffers"), r.dbs.Setting(ctx, "max_wal_size"),
 		r.dbs.Setting(ctx, "commit_delay"))
 	fmt.Printf("- NATS: embedded nats-server %s (natsbus.StartEmbedded; SyncAlways on unless a row says off)\n", natsServerVersion())
-	fmt.Printf("- load average at start: %s\n", readTrim("/proc/loadavg"))
+	fmt.Printf("- load average at start: %s\n", loadkit.ReadTrim("/proc/loadavg"))
 	fmt.Printf("- load: %d customers, OrderPlaced events with event_id and unique order_id; warm-up %s, window %s per phase; ANALYZE after warm-up: %v\n",
 		r.o.customers, r.o.warmup, r.o.duration, r.o.analyze)
 	fmt.Printf("- eventstore writers (group transactions in flight): %d (0 = default)\n", r.o.writers)
@@ -341,8 +332,8 @@ func (r *runner) printResults() {
 		fmt.Printf("| %s | %s | %s | %s |\n", row.id, row.what, row.value, row.notes)
 	}
 	for _, row := range r.rows {
-		if strings.Contains(row.notes, notQuiet) {
-			fmt.Printf("\n%s: other processes used more than %.2f cores during that window; its figure is not a quiet-machine figure.\n", notQuiet, busyOther)
+		if strings.Contains(row.notes, loadkit.NotQuiet) {
+			fmt.Printf("\n%s: other processes used more than %.2f cores during that window; its figure is not a quiet-machine figure.\n", loadkit.NotQuiet+"]", loadkit.BusyOther)
 			break
 		}
 	}
@@ -355,7 +346,7 @@ func (r *runner) printResults() {
 }
 
 // addSQL keeps the SQL time breakdown of a service phase.
-func (r *runner) addSQL(id, what string, svc *service, w *window) {
+func (r *runner) addSQL(id, what string, svc *deployment, w *window) {
 	r.sql = append(r.sql, fmt.Sprintf("SQL round trips of the service's pool, %s %s (wall time while the window ran):\n\n%s",
 		id, what, sqlReport(svc.trace.Stats(), w.secs, w.groups)))
 }
@@ -408,31 +399,4 @@ func verdict(ok bool, by string) string {
 		return "MET (" + by + ")"
 	}
 	return "MISSED (" + by + ")"
-}
-
-func readTrim(path string) string {
-	b, err := os.ReadFile(path) //nolint:gosec // G304: fixed /proc paths
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func cpuModel() string {
-	for _, l := range strings.Split(readTrim("/proc/cpuinfo"), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func memTotal() string {
-	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
-		if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-		}
-	}
-	return "?"
 }

@@ -1,4 +1,4 @@
-package main
+package ingestload
 
 import (
 	"bytes"
@@ -57,8 +57,8 @@ func post(ctx context.Context, c *http.Client, url string, body []byte) (int, st
 // snapshot is everything measured at one window boundary.
 type snapshot struct {
 	at        time.Time
-	cpu       cpuSnap
-	wal       walSnap
+	cpu       loadkit.CPUSnap
+	wal       loadkit.WALSnap
 	grp       groupSnap
 	acked     int64
 	published uint64
@@ -66,7 +66,7 @@ type snapshot struct {
 
 type probe struct {
 	r     *runner
-	svc   *service
+	svc   *deployment
 	bus   *loadkit.Bus
 	acked *atomic.Int64
 }
@@ -76,15 +76,15 @@ func (p *probe) take(ctx context.Context) snapshot {
 	if p.bus != nil {
 		s.published, _ = p.bus.Msgs(ctx, natsbus.StreamEvents)
 	}
-	s.wal = p.r.dbs.wal(ctx)
+	s.wal = p.r.dbs.WAL(ctx)
 	if p.svc != nil {
-		s.grp = p.svc.stats.snap()
+		s.grp = p.svc.groups.snap()
 	}
 	if p.acked != nil {
 		s.acked = p.acked.Load()
 	}
-	s.cpu = takeCPU()
-	s.at = s.cpu.at
+	s.at = time.Now()
+	s.cpu = loadkit.TakeCPU(nil)
 	return s
 }
 
@@ -93,8 +93,8 @@ type window struct {
 	secs      float64
 	events    int64
 	rate      float64 // acknowledged events/s
-	cpu       cpuUse
-	wal       walUse
+	cpu       loadkit.CPUUse
+	wal       loadkit.WALSnap
 	groups    int64
 	grpReqs   int64
 	grpEvents int64
@@ -106,8 +106,8 @@ func between(a, b *snapshot) window {
 	w := window{secs: b.at.Sub(a.at).Seconds()}
 	w.events = b.acked - a.acked
 	w.rate = float64(w.events) / w.secs
-	w.cpu = cpuBetween(a.cpu, b.cpu)
-	w.wal = walBetween(a.wal, b.wal)
+	w.cpu = loadkit.CPUBetween(a.cpu, b.cpu)
+	w.wal = b.wal.Since(a.wal)
 	w.groups = b.grp.groups - a.grp.groups
 	w.grpReqs = b.grp.requests - a.grp.requests
 	w.grpEvents = b.grp.events - a.grp.events
@@ -125,8 +125,8 @@ func (w *window) groupNote() string {
 	}
 	s := fmt.Sprintf("%.0f tx/s, %.1f requests and %.0f events per tx, writer in tx %.0f%% of the time",
 		float64(w.groups)/w.secs, float64(w.grpReqs)/float64(w.groups), float64(w.grpEvents)/float64(w.groups), 100*w.busyFrac)
-	if w.wal.ok && w.wal.syncs > 0 {
-		s += fmt.Sprintf("; WAL %.1f MB/s, %.0f fsyncs/s", float64(w.wal.bytes)/w.secs/1e6, float64(w.wal.syncs)/w.secs)
+	if w.wal.OK && w.wal.Syncs > 0 {
+		s += fmt.Sprintf("; WAL %.1f MB/s, %.0f fsyncs/s", float64(w.wal.Bytes)/w.secs/1e6, float64(w.wal.Syncs)/w.secs)
 	}
 	return s
 }
@@ -171,7 +171,7 @@ type workFunc func(ctx context.Context, w *worker) (int, error)
 // next (closed loop), for the warm-up and then the measured window, and
 // measures the window. With b set it also follows publication to
 // SEGMENTS_EVENTS.
-func (r *runner) drive(ctx context.Context, svc *service, b *loadkit.Bus, workers int, work workFunc) (loadResult, error) {
+func (r *runner) drive(ctx context.Context, svc *deployment, b *loadkit.Bus, workers int, work workFunc) (loadResult, error) {
 	var (
 		acked, issued, errs atomic.Int64
 		stop, measuring     atomic.Bool
@@ -283,7 +283,7 @@ func (r *runner) drive(ctx context.Context, svc *service, b *loadkit.Bus, worker
 
 // httpLoad drives the HTTP API with clients sending eventsPerReq events per
 // request: 1 sends the single-envelope form, more the batch form.
-func (r *runner) httpLoad(ctx context.Context, svc *service, b *loadkit.Bus, clients, eventsPerReq int) (loadResult, error) {
+func (r *runner) httpLoad(ctx context.Context, svc *deployment, b *loadkit.Bus, clients, eventsPerReq int) (loadResult, error) {
 	client := newHTTPClient(clients)
 	defer client.CloseIdleConnections()
 	return r.drive(ctx, svc, b, clients, func(ctx context.Context, w *worker) (int, error) {
@@ -333,7 +333,7 @@ const maxInFlight = 4096
 // runs from its scheduled send time, so a stall of the server or of the
 // scheduler counts against the latency instead of slowing the arrivals
 // (no coordinated omission).
-func (r *runner) openLoop(ctx context.Context, svc *service, rate float64) (openResult, error) {
+func (r *runner) openLoop(ctx context.Context, svc *deployment, rate float64) (openResult, error) {
 	client := newHTTPClient(1024)
 	defer client.CloseIdleConnections()
 	interval := time.Duration(float64(time.Second) / rate)
@@ -431,7 +431,7 @@ func clampInt64(u uint64) int64 {
 // autovacuum would after its first round on a live system (on a fresh
 // database it has not run yet, and plans made for empty tables stay cached
 // in the sessions until statistics change).
-func (r *runner) analyze(ctx context.Context, svc *service) {
+func (r *runner) analyze(ctx context.Context, svc *deployment) {
 	if svc == nil || !r.o.analyze {
 		return
 	}

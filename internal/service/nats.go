@@ -1,31 +1,30 @@
-package main
+package service
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/segments-dev/segments/auth"
 	"github.com/segments-dev/segments/natsbus"
 )
 
-// natsCredentialsDir holds the embedded server's generated nkey seeds.
-const natsCredentialsDir = "nats-credentials"
+// NATSCredentialsDir holds the embedded server's generated nkey seeds.
+const NATSCredentialsDir = "nats-credentials"
 
 // startEmbeddedNATS starts the in-process server. With tokens configured
 // (and no SEGMENTS_EMBEDDED_NATS_CONFIG of the operator's own) it requires
 // the generated credentials, and logs how to use them; without tokens it
-// stays open, on loopback only (checkEmbeddedNATS). It returns the options
+// stays open, on loopback only (segmentd refuses another address). It returns the options
 // segmentd's own connection needs.
-func startEmbeddedNATS(cfg *config, tokens *auth.Set, log *slog.Logger) (*server.Server, []nats.Option, error) {
+func (s *Service) startEmbeddedNATS() (*server.Server, []nats.Option, error) {
+	cfg, log := &s.Config, s.Log
 	storeDir := filepath.Join(cfg.DataDir, "nats")
 	ec := natsbus.EmbeddedConfig{StoreDir: storeDir, Addr: cfg.EmbeddedNATSAddr, ConfigFile: cfg.EmbeddedNATSConfig}
 	var opts []nats.Option
-	if cfg.EmbeddedNATSConfig == "" && !tokens.Empty() {
-		creds, created, err := natsbus.LoadOrCreateCredentials(filepath.Join(cfg.DataDir, natsCredentialsDir))
+	if cfg.EmbeddedNATSConfig == "" && !cfg.Tokens.Empty() {
+		creds, created, err := natsbus.LoadOrCreateCredentials(filepath.Join(cfg.DataDir, NATSCredentialsDir))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,4 +1,4 @@
-package main
+package projectorload
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 // backlogDB is the loaded backlog database, kept for the rebuild scenario.
 type backlogDB struct {
-	svc     *service
+	svc     *deployment
 	proj    *projections.Projector
 	events  int
 	streams []uuid.UUID
@@ -54,7 +54,7 @@ func (r *runner) runBacklog(ctx context.Context, report bool) error {
 	}
 	fmt.Printf("; occurred_at from %s to %s\n", events[0].OccurredAt.Format(time.DateOnly), events[len(events)-1].OccurredAt.Format(time.DateOnly))
 
-	svc, err := r.newService(ctx, nil)
+	svc, err := r.newService(ctx, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -83,11 +83,7 @@ func (r *runner) runBacklog(ctx context.Context, report bool) error {
 	}
 	freeMemory()
 
-	pm := &projMetrics{}
-	b.proj = projections.New(projections.Config{Pool: svc.pool, Rules: domain.DefaultRuleBook(), Logger: r.log, Metrics: pm})
-	if _, err := b.proj.RegisterRules(ctx); err != nil {
-		return err
-	}
+	b.proj = svc.proj
 	order := slices.Clone(b.streams)
 	mrand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] }) //nolint:gosec // G404: a benchmark's order, not a secret
 	r.waitQuiet(ctx, svc.name)

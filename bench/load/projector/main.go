@@ -1,17 +1,18 @@
-// Command segments-projector-load measures the projector, rebuild and
-// boundary scheduler of Segments on this machine (issues 3 and 4,
-// "Performance"). Usage:
+// Package projectorload is `load projector` (bench/load): it measures the
+// projector, rebuild and boundary scheduler of Segments on this machine
+// (issues 3 and 4, "Performance"). Usage:
 //
-//	go run ./cmd/segments-projector-load -scenario backlog|lag|rebuild|scheduler|all [-cpuprofile DIR]
+//	go run ./bench/load projector -scenario backlog|lag|rebuild|scheduler|all [-cpuprofile DIR]
 //
 // The scenarios:
 //
 //   - backlog: 1,000,000 events over 100,000 customers appended through
 //     eventstore.Store.Append, then applied by Projector.Apply over batches
 //     of 1,000 customers (events/s);
-//   - lag: publisher + Projector.Consume (+ outbox relays and scheduler, as
-//     segmentd serve runs them) first drain a smaller published backlog
-//     (Consume's events/s), then take a steady open-loop 5,000 events/s while
+//   - lag: an instance with the publisher role, then one with the projector
+//     and scheduler roles (internal/service, as serve runs them) first drain
+//     a smaller published backlog (Consume's events/s), then take a steady
+//     open-loop 5,000 events/s appended through the second instance while
 //     the lag from recorded_at to the label being queryable is measured;
 //   - rebuild: Projector.Rebuild over the backlog's 1,000,000-event log, and
 //     the raw read of the same columns for comparison;
@@ -21,7 +22,7 @@
 // It creates its own databases (segments_pload_<random>, dropped WITH
 // (FORCE) at the end) and in-process NATS servers (temporary directories),
 // only talks to loopback addresses, and bounds every phase in time.
-package main
+package projectorload
 
 import (
 	"context"
@@ -31,7 +32,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -39,10 +39,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
-	_ "time/tzdata"
 
 	"github.com/segments-dev/segments/internal/loadkit"
 )
@@ -80,7 +78,7 @@ var allScenarios = []string{"backlog", "lag", "rebuild", "scheduler"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("segments-projector-load", flag.ContinueOnError)
+	fs := flag.NewFlagSet("load projector", flag.ContinueOnError)
 	scen := fs.String("scenario", "all", "all, or a comma-separated list of: "+strings.Join(allScenarios, ", "))
 	defPG := os.Getenv("TEST_DATABASE_URL")
 	if defPG == "" {
@@ -145,7 +143,7 @@ type result struct {
 
 type runner struct {
 	o          options
-	dbs        *databases
+	dbs        *loadkit.Databases
 	log        *slog.Logger
 	results    []result
 	notes      []string
@@ -172,15 +170,15 @@ type phase struct {
 	name  string
 	db    string
 	start time.Time
-	cpu0  cpuSnap
-	wal0  walSnap
+	cpu0  loadkit.CPUSnap
+	wal0  loadkit.WALSnap
 	mem   *memSampler
 	prof  *os.File
 }
 
 type phaseStats struct {
 	took            time.Duration
-	cpu             cpuUse
+	cpu             loadkit.CPUUse
 	walBytes        int64
 	walSyncs        int64
 	maxRSS, maxHeap int64
@@ -205,8 +203,8 @@ func (r *runner) beginSampling(ctx context.Context, name, db string, every time.
 		}
 	}
 	p.mem = startMemSampler(every)
-	p.wal0 = r.dbs.wal(ctx)
-	p.cpu0 = takeCPU(r.dbs.backends(ctx, db))
+	p.wal0 = r.dbs.WAL(ctx)
+	p.cpu0 = loadkit.TakeCPU(r.dbs.Backends(ctx, db))
 	p.start = time.Now()
 	return p
 }
@@ -214,13 +212,13 @@ func (r *runner) beginSampling(ctx context.Context, name, db string, every time.
 func (p *phase) end(ctx context.Context) phaseStats {
 	var st phaseStats
 	st.took = time.Since(p.start)
-	cpu1 := takeCPU(p.r.dbs.backends(ctx, p.db))
+	cpu1 := loadkit.TakeCPU(p.r.dbs.Backends(ctx, p.db))
 	// Backends seen only at the end started during the window; those seen
 	// only at the start are kept with their start value (no CPU counted).
-	st.cpu = cpuBetween(p.cpu0, cpu1)
-	w := p.r.dbs.wal(ctx)
-	if w.ok && p.wal0.ok {
-		st.walBytes, st.walSyncs = w.bytes-p.wal0.bytes, w.syncs-p.wal0.syncs
+	st.cpu = loadkit.CPUBetween(p.cpu0, cpu1)
+	w := p.r.dbs.WAL(ctx)
+	if d := w.Since(p.wal0); d.OK {
+		st.walBytes, st.walSyncs = d.Bytes, d.Syncs
 	}
 	st.maxRSS, st.maxHeap = p.mem.finish()
 	if p.prof != nil {
@@ -248,15 +246,15 @@ func (r *runner) waitQuiet(ctx context.Context, db string) {
 	}
 	start := time.Now()
 	quiet := 0
-	prev := takeCPU(r.dbs.backends(ctx, db))
+	prev := loadkit.TakeCPU(r.dbs.Backends(ctx, db))
 	for quiet < 5 && time.Since(start) < r.o.quietWait {
 		if !sleepUntil(ctx, time.Now().Add(time.Second)) {
 			return
 		}
-		cur := takeCPU(r.dbs.backends(ctx, db))
-		u := cpuBetween(prev, cur)
+		cur := loadkit.TakeCPU(r.dbs.Backends(ctx, db))
+		u := loadkit.CPUBetween(prev, cur)
 		prev = cur
-		if others := u.pg - u.pgMine + u.other; others < busyOther {
+		if others := u.PG - u.PGMine + u.Other; others < loadkit.BusyOther {
 			quiet++
 		} else {
 			quiet = 0
@@ -285,27 +283,19 @@ func (r *runner) stmtReport(name string, lines []string) {
 }
 
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "segments-projector-load: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "load projector: "+format+"\n", args...)
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:])
+// Main runs the projector command with its arguments (after "projector");
+// a signal, or -max-run, ends it early. -h gives flag.ErrHelp.
+func Main(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		logf("%v", err)
-		os.Exit(2)
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.maxRun)
-	err = run(ctx, &o)
-	cancel()
-	if err != nil {
-		logf("%v", err)
-		os.Exit(1) //nolint:gocritic // stop's deferred call only restores signal handling; the process exits
-	}
+	defer cancel()
+	return run(ctx, &o)
 }
 
 func run(ctx context.Context, o *options) error {
@@ -314,7 +304,7 @@ func run(ctx context.Context, o *options) error {
 			return err
 		}
 	}
-	dbs, err := openDatabases(ctx, o.pg, o.keep)
+	dbs, err := loadkit.OpenDatabases(ctx, o.pg, "segments_pload_", o.keep, logf)
 	if err != nil {
 		return err
 	}
@@ -357,9 +347,9 @@ func run(ctx context.Context, o *options) error {
 }
 
 func (r *runner) printEnvironment(ctx context.Context) {
-	fmt.Println("segments-projector-load")
+	fmt.Println("load projector")
 	fmt.Printf("  go %s, GOOS/GOARCH %s/%s, GOMAXPROCS %d, NumCPU %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Printf("  cpu: %s; memory: %s\n", cpuModel(), memTotal())
+	fmt.Printf("  cpu: %s; memory: %s\n", loadkit.CPUModel(), loadkit.MemTotal())
 	fmt.Printf("  calibration: %s\n", loadkit.Calibration())
 	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		fmt.Printf("  commit: %s\n", strings.TrimSpace(string(out)))
@@ -370,38 +360,8 @@ func (r *runner) printEnvironment(ctx context.Context) {
 		version, r.dbs.Setting(ctx, "synchronous_commit"), r.dbs.Setting(ctx, "shared_buffers"), r.dbs.Setting(ctx, "fsync"),
 		r.dbs.Setting(ctx, "wal_level"), r.dbs.Setting(ctx, "max_wal_size"), r.dbs.Setting(ctx, "checkpoint_timeout"), r.dbs.Setting(ctx, "work_mem"))
 	fmt.Printf("  scenarios: %s; embedded NATS SyncAlways=%v\n", strings.Join(r.o.scenarios, ","), r.o.natsSync)
-	load := cpuBetween(takeCPU(nil), func() cpuSnap { time.Sleep(2 * time.Second); return takeCPU(nil) }())
+	load := loadkit.CPUBetween(loadkit.TakeCPU(nil), func() loadkit.CPUSnap { time.Sleep(2 * time.Second); return loadkit.TakeCPU(nil) }())
 	fmt.Printf("  machine before the run (2 s): %s\n", load)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-			}
-		}
-	}
-	return "?"
 }
 
 func (r *runner) printResults(took time.Duration) {
@@ -445,15 +405,15 @@ func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 // what else ran on the machine; events / (both) is the rate a sequential
 // loop would reach if CPU were its only cost and it had the cores to itself.
 func (r *runner) cpuCost(scenario string, st phaseStats, events int64) {
-	if !st.cpu.ok || events <= 0 {
+	if !st.cpu.OK || events <= 0 {
 		return
 	}
-	self := 1e6 * st.cpu.selfSecs / float64(events)
-	pg := 1e6 * st.cpu.pgMineSecs / float64(events)
+	self := 1e6 * st.cpu.SelfSecs / float64(events)
+	pg := 1e6 * st.cpu.PGMineSecs / float64(events)
 	r.add(scenario, "  CPU per event: this process + this run's PostgreSQL backends", f1(self)+" + "+f1(pg), "µs", "",
 		fmt.Sprintf("(CPU-only ceiling on %d cores %s events/s)", runtime.NumCPU(), grouped(float64(runtime.NumCPU())*1e6/(self+pg))))
-	if st.cpu.other > busyOther || st.cpu.pg-st.cpu.pgMine > busyOther {
-		r.add(scenario, "  other processes on the machine meanwhile", f2(st.cpu.other+st.cpu.pg-st.cpu.pgMine), "cores", "", "NOT QUIET")
+	if st.cpu.Other > loadkit.BusyOther || st.cpu.PG-st.cpu.PGMine > loadkit.BusyOther {
+		r.add(scenario, "  other processes on the machine meanwhile", f2(st.cpu.Other+st.cpu.PG-st.cpu.PGMine), "cores", "", "NOT QUIET")
 	}
 }
 

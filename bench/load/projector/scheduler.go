@@ -1,4 +1,4 @@
-package main
+package projectorload
 
 import (
 	"context"
@@ -250,15 +250,12 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&r0)
-	svc, err := r.newService(ctx, func() time.Time { return *clock.Load() })
+	svc, err := r.newService(ctx, func() time.Time { return *clock.Load() }, book)
 	if err != nil {
 		return res, err
 	}
 	defer svc.close(ctx)
-	proj := projections.New(projections.Config{Pool: svc.pool, Rules: book, Logger: r.log})
-	if _, err := proj.RegisterRules(ctx); err != nil {
-		return res, err
-	}
+	proj := svc.proj
 	mk := func(code string, d time.Duration) (projRow, error) {
 		at := r0.Add(d)
 		clock.Store(&at)
@@ -390,10 +387,10 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 		}
 		st := ph.end(ctx)
 		q := svc.qc.Sent.Load() - q0
-		secs := st.cpu.secs
+		secs := st.cpu.Secs
 		r.add("scheduler", fmt.Sprintf("%s customers: idle %.0f s before the first boundary, CPU of this process", label, secs),
-			f2(1000*st.cpu.selfSecs/secs), "ms CPU/s", "≈ 0", metIf(st.cpu.selfSecs/secs < 0.005, fmt.Sprintf("(%.3f s in %.0f s)", st.cpu.selfSecs, secs)))
-		r.add("scheduler", "  idle: CPU of this run's PostgreSQL backends", f2(1000*st.cpu.pgMineSecs/secs), "ms CPU/s", "≈ 0", fmt.Sprintf("(%.2f s in %.0f s)", st.cpu.pgMineSecs, secs))
+			f2(1000*st.cpu.SelfSecs/secs), "ms CPU/s", "≈ 0", metIf(st.cpu.SelfSecs/secs < 0.005, fmt.Sprintf("(%.3f s in %.0f s)", st.cpu.SelfSecs, secs)))
+		r.add("scheduler", "  idle: CPU of this run's PostgreSQL backends", f2(1000*st.cpu.PGMineSecs/secs), "ms CPU/s", "≈ 0", fmt.Sprintf("(%.2f s in %.0f s)", st.cpu.PGMineSecs, secs))
 		r.add("scheduler", "  idle: statements sent by the scheduler", grouped(float64(q)), "statements", "", "")
 	}
 	if !sleepUntil(ctx, t0) {
@@ -432,7 +429,7 @@ func (r *runner) schedulerSize(ctx context.Context, book *domain.RuleBook, n int
 		r.add("scheduler", "  lateness p99", f1(1000*p99), "ms", "≤ 1000", metIf(p99 <= 1 && int64(len(lates)) >= expected*98/100, ""))
 		r.add("scheduler", "  lateness max", f1(1000*lates[len(lates)-1]), "ms", "", "")
 	}
-	r.add("scheduler", "  busy: CPU this process / this run's PostgreSQL backends", f2(st.cpu.self)+" / "+f2(st.cpu.pgMine), "cores", "", "")
+	r.add("scheduler", "  busy: CPU this process / this run's PostgreSQL backends", f2(st.cpu.Self)+" / "+f2(st.cpu.PGMine), "cores", "", "")
 	r.add("scheduler", "  busy: peak RSS / peak Go heap in use", f0(float64(st.maxRSS)/(1<<20))+" / "+f0(float64(st.maxHeap)/(1<<20)), "MiB", "", "")
 	r.note("scheduler %s: %d boundaries due in the window, %d customers advanced (their activity change is stamped at the boundary for all but %d); %s",
 		label, expected, processed, wrongAt, st.cpu)

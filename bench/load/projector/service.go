@@ -1,8 +1,7 @@
-package main
+package projectorload
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,7 +13,9 @@ import (
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
 	"github.com/segments-dev/segments/internal/loadkit"
+	"github.com/segments-dev/segments/metrics"
 	"github.com/segments-dev/segments/privacy"
+	"github.com/segments-dev/segments/projections"
 )
 
 // storeMetrics counts the store's group-commit transactions.
@@ -90,60 +91,122 @@ func (m pubMetrics) PublishLag(events int64, seconds float64) {
 	}
 }
 
-// service is the part of segmentd a scenario needs: a fresh database and
-// the event store with group commit on it.
-type service struct {
+// runMetrics is an instance's metrics registry (as serve has one) that also
+// reports to the run's counters.
+type runMetrics struct {
+	*metrics.Registry
+	sm     *storeMetrics
+	pm     *projMetrics
+	stages *stageLags
+}
+
+func (m runMetrics) AppendGroup(requests, events int, took time.Duration) {
+	m.Registry.AppendGroup(requests, events, took)
+	m.sm.AppendGroup(requests, events, took)
+}
+
+func (m runMetrics) EventsProjected(n int) {
+	m.Registry.EventsProjected(n)
+	m.pm.EventsProjected(n)
+}
+
+func (m runMetrics) MessagesAlreadyApplied(n int) {
+	m.Registry.MessagesAlreadyApplied(n)
+	m.pm.MessagesAlreadyApplied(n)
+}
+
+func (m runMetrics) ProjectionLag(seconds float64) {
+	m.Registry.ProjectionLag(seconds)
+	m.pm.ProjectionLag(seconds)
+}
+
+func (m runMetrics) PublishLag(events int64, seconds float64) {
+	m.Registry.PublishLag(events, seconds)
+	pubMetrics{m.stages}.PublishLag(events, seconds)
+}
+
+// deployment is segmentd as serve assembles it (internal/service) on a
+// fresh database and an embedded JetStream server: instances started with
+// the roles a scenario needs share the database, the bus, the master key
+// and the counters; pool, store and projector are the first instance's.
+type deployment struct {
 	r      *runner
 	name   string
-	pool   *pgxpool.Pool
+	bus    *loadkit.Bus
+	keys   *privacy.Keyring
 	qc     *loadkit.StatementTimer
-	store  *eventstore.Store
 	sm     *storeMetrics
+	pm     *projMetrics
+	stages *stageLags
+	nodes  []*loadkit.Instance
+	pool   *pgxpool.Pool
+	store  *eventstore.Store
+	proj   *projections.Projector
 	closed bool
 }
 
-func (r *runner) newService(ctx context.Context, now func() time.Time) (_ *service, err error) {
-	s := &service{r: r, sm: &storeMetrics{}}
-	s.name, s.pool, s.qc, err = r.dbs.create(ctx)
+// newService starts a deployment's first instance, without roles: its store
+// (clock now, time.Now when nil) and projector (rules, the default rules when
+// nil) for the scenario to drive.
+func (r *runner) newService(ctx context.Context, now func() time.Time, rules *domain.RuleBook) (_ *deployment, err error) {
+	s := &deployment{r: r, name: r.dbs.NewName(), qc: &loadkit.StatementTimer{}, sm: &storeMetrics{}, stages: &stageLags{}}
+	s.pm = &projMetrics{stages: s.stages}
+	defer func() {
+		if err != nil {
+			s.close(ctx)
+		}
+	}()
+	if s.keys, err = loadkit.NewKeyring(); err != nil {
+		return nil, err
+	}
+	if s.bus, err = r.startBus(ctx); err != nil {
+		return nil, err
+	}
+	in, err := s.start(ctx, now, rules)
 	if err != nil {
 		return nil, err
 	}
-	raw := make([]byte, privacy.KeySize)
-	_, _ = rand.Read(raw)
-	key, err := privacy.NewMasterKey(raw)
-	if err != nil {
-		s.close(ctx)
-		return nil, err
-	}
-	s.store, err = eventstore.New(eventstore.Config{Pool: s.pool, MasterKey: key, Now: now, Logger: r.log, Metrics: s.sm})
-	if err != nil {
-		s.close(ctx)
-		return nil, err
-	}
+	s.pool, s.store, s.proj = in.Pool, in.Store, in.Projector
 	return s, nil
 }
 
-func (s *service) close(ctx context.Context) {
+// start starts one more instance with roles.
+func (s *deployment) start(ctx context.Context, now func() time.Time, rules *domain.RuleBook, roles ...string) (*loadkit.Instance, error) {
+	cfg := s.r.dbs.ServiceConfig(s.name, s.bus, s.keys, s.qc)
+	cfg.Roles, cfg.Now, cfg.Logger, cfg.ConsumeWorkers = roles, now, s.r.log, s.r.o.consumeWorkers
+	if rules != nil {
+		cfg.Rules = rules
+	}
+	cfg.Metrics = runMetrics{Registry: metrics.New(), sm: s.sm, pm: s.pm, stages: s.stages}
+	in, err := loadkit.StartInstance(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.nodes = append(s.nodes, in)
+	return in, nil
+}
+
+func (s *deployment) close(ctx context.Context) {
 	if s.closed {
 		return
 	}
 	s.closed = true
-	if s.store != nil {
-		s.store.Close()
+	for i := len(s.nodes) - 1; i >= 0; i-- {
+		if err := s.nodes[i].Stop(); err != nil {
+			s.r.log.Warn("stop an instance", "err", err)
+		}
 	}
-	if s.pool != nil {
-		s.pool.Close()
+	if s.bus != nil {
+		s.bus.Close()
 	}
-	if s.name != "" {
-		s.r.dbs.Drop(ctx, s.name)
-	}
+	s.r.dbs.Drop(ctx, s.name)
 }
 
 // appendAll appends the events through Store.Append in requests of batch
 // events from clients concurrent callers. Each caller owns the customers
 // whose stream id falls in its share, so every customer's events keep
 // their order (a refund never overtakes its order).
-func (s *service) appendAll(ctx context.Context, events []domain.Envelope, clients, batch int) (time.Duration, error) {
+func (s *deployment) appendAll(ctx context.Context, events []domain.Envelope, clients, batch int) (time.Duration, error) {
 	shares := make([][]domain.Envelope, clients)
 	for _, e := range events {
 		id := e.Customer.StreamID()

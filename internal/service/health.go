@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -18,19 +18,19 @@ import (
 // of the database's return, whatever its restart delay has grown to.
 const databaseProbe = 200 * time.Millisecond
 
-// supervise runs a role until ctx is done, restarting it when it fails
+// Supervise runs a role until ctx is done, restarting it when it fails
 // (delays of backoff.Restart, back to the first after a healthy run), and
 // keeps its running flag for /readyz.
-func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, run func(context.Context) error) {
+func (s *Service) Supervise(ctx context.Context, wg *sync.WaitGroup, role string, run func(context.Context) error) {
 	flag := &atomic.Bool{}
-	a.runningMu.Lock()
-	if a.running == nil {
-		a.running = map[string]*atomic.Bool{}
+	s.runningMu.Lock()
+	if s.running == nil {
+		s.running = map[string]*atomic.Bool{}
 	}
-	a.running[role] = flag
-	a.runningMu.Unlock()
+	s.running[role] = flag
+	s.runningMu.Unlock()
 	wg.Go(func() {
-		policy := a.restart
+		policy := s.Restart
 		if policy == (backoff.Policy{}) {
 			policy = backoff.Restart
 		}
@@ -44,8 +44,8 @@ func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, ru
 				return
 			}
 			wait := delays.Failed(time.Since(started))
-			a.log.Error("role stopped; restarting", "role", role, "err", err, "retry_in", wait)
-			if !a.pause(ctx, wait, err) {
+			s.Log.Error("role stopped; restarting", "role", role, "err", err, "retry_in", wait)
+			if !s.pause(ctx, wait, err) {
 				return
 			}
 		}
@@ -55,7 +55,7 @@ func (a *app) supervise(ctx context.Context, wg *sync.WaitGroup, role string, ru
 // pause waits d, or less: until the database answers again when it was
 // unreachable (the cause of the stop says so, or a probe finds it). It
 // returns false when ctx ends first.
-func (a *app) pause(ctx context.Context, d time.Duration, cause error) bool {
+func (s *Service) pause(ctx context.Context, d time.Duration, cause error) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	probe := time.NewTicker(databaseProbe)
@@ -69,7 +69,7 @@ func (a *app) pause(ctx context.Context, d time.Duration, cause error) bool {
 			return true
 		case <-probe.C:
 			pctx, cancel := context.WithTimeout(ctx, databaseProbe)
-			err := a.pool.Ping(pctx)
+			err := s.Pool.Ping(pctx)
 			cancel()
 			if err == nil && down {
 				return true
@@ -95,33 +95,33 @@ func dependsOnBus(role string) bool {
 // outbox), so a load balancer must keep the API in service. The checks are
 // fixed words: connection errors (which name the database's user, name and
 // address) go to the log, never to the anonymous caller.
-func (a *app) readiness(ctx context.Context) (bool, map[string]string) {
+func (s *Service) readiness(ctx context.Context) (bool, map[string]string) {
 	checks := map[string]string{}
 	ready := true
-	migrated, err := eventstore.Migrated(ctx, a.pool)
+	migrated, err := eventstore.Migrated(ctx, s.Pool)
 	switch {
 	case err != nil:
-		a.log.Warn("readiness: database unreachable", "err", err)
+		s.Log.Warn("readiness: database unreachable", "err", err)
 		checks["database"], ready = "unreachable", false
 	case !migrated:
 		checks["database"], ready = "not migrated", false
 	default:
 		checks["database"] = "ok"
 	}
-	busUp := a.nc.IsConnected()
+	busUp := s.NC.IsConnected()
 	switch {
 	case !busUp:
 		checks["bus"] = "disconnected"
 	default:
-		if err := natsbus.StreamsPresent(ctx, a.js); err != nil {
-			a.log.Warn("readiness: NATS streams", "err", err)
+		if err := natsbus.StreamsPresent(ctx, s.JS); err != nil {
+			s.Log.Warn("readiness: NATS streams", "err", err)
 			checks["bus"], ready = "streams missing", false
 		} else {
 			checks["bus"] = "connected"
 		}
 	}
-	a.runningMu.Lock()
-	for role, running := range a.running {
+	s.runningMu.Lock()
+	for role, running := range s.running {
 		state := "running"
 		if !running.Load() {
 			state = "restarting"
@@ -131,6 +131,6 @@ func (a *app) readiness(ctx context.Context) (bool, map[string]string) {
 		}
 		checks["worker "+role] = state
 	}
-	a.runningMu.Unlock()
+	s.runningMu.Unlock()
 	return ready, checks
 }
