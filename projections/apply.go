@@ -257,6 +257,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 	// (stream_id, version) index: a scan of the entire log per transaction.
 	// OFFSET 0 keeps the lateral subquery from being flattened into that join.
 	total := 0
+	days := p.newTrendDays()
 	batch.Queue(`SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data, `+sourceColumn+`
 		FROM unnest($1::uuid[]) AS k(stream_id)
 		CROSS JOIN LATERAL (SELECT coalesce((SELECT p.version FROM customer_projections p WHERE p.stream_id = k.stream_id), 0) AS after) a
@@ -279,7 +280,10 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 				// applying would skip or repeat events.
 				return fmt.Errorf("customer stream %s: event version %d follows projection version %d", id, rec.Version, w.proj.State.Version)
 			}
-			w.changes = append(w.changes, p.book.Advance(w.proj, rec.RecordedAt, &rec)...)
+			net := w.proj.State.NetAmount
+			changes := p.book.Advance(w.proj, rec.RecordedAt, &rec)
+			days.advance(p.book, w.proj, net, changes)
+			w.changes = append(w.changes, changes...)
 			w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
 			w.applied++
 			total++
@@ -296,14 +300,16 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 		for _, w := range order {
 			if w.proj.RuleVersion != 0 {
 				before := w.proj.EvaluatedAt
-				w.changes = append(w.changes, p.book.Advance(w.proj, until, nil)...)
+				changes := p.book.Advance(w.proj, until, nil)
+				days.advance(p.book, w.proj, w.proj.State.NetAmount, changes)
+				w.changes = append(w.changes, changes...)
 				w.alerts = append(w.alerts, w.proj.TakeAlertUpdates()...)
 				// A boundary that changes no label still moves next_at on.
 				w.advanced = !w.proj.EvaluatedAt.Equal(before)
 			}
 		}
 	}
-	if err := p.save(ctx, db, order, work, own); err != nil {
+	if err := p.save(ctx, db, order, work, days, own); err != nil {
 		return 0, nil, err
 	}
 	if own != nil {
@@ -355,7 +361,7 @@ type causeJSON struct {
 // save writes the batch's projections, label changes, alerts and outbox
 // messages in one round trip (with own, COMMIT rides in it too: a statement
 // that fails makes the server skip the rest, COMMIT included).
-func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, work map[uuid.UUID]*customerWork, own *ownTx) error {
+func (p *Projector) save(ctx context.Context, db batchSender, order []*customerWork, work map[uuid.UUID]*customerWork, days *trendDays, own *ownTx) error {
 	var changes changeColumnsArrays
 	var out outboxArrays
 	var alerts []domain.Alert
@@ -389,6 +395,7 @@ func (p *Projector) save(ctx context.Context, db batchSender, order []*customerW
 	if len(out.streams) > 0 {
 		out.queue(&b)
 	}
+	days.queue(&b)
 	if err := p.queueProjections(&b, order, work); err != nil {
 		return err
 	}

@@ -87,6 +87,7 @@ type rebuildWrite struct {
 	streams     map[domain.CustomerCode]uuid.UUID // of the alerts' customers
 	changes     [][]any                           // label_changes rows
 	projections []*customerWork                   // final: no more changes
+	trend       *trendDays                        // every day of the trend, with the last write
 	notify      *time.Time                        // earliest next boundary, announced last
 }
 
@@ -97,7 +98,7 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, upT
 	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts, segment_trend_days IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return fmt.Errorf("lock read models: %w", err)
 	}
 	// The history as published so far, compared with the rebuilt one at the end.
@@ -109,7 +110,7 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, upT
 	if err != nil {
 		return fmt.Errorf("read alert ids: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes, alerts"); err != nil {
+	if _, err := tx.Exec(ctx, "TRUNCATE customer_projections, label_changes, alerts, segment_trend_days"); err != nil {
 		return fmt.Errorf("drop read models: %w", err)
 	}
 	indexes, err := dropReadModelIndexes(ctx, tx)
@@ -289,6 +290,7 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 	projs := map[uuid.UUID]*customerWork{}
 	var order []*customerWork
 	var cur rebuildWrite
+	days := p.newTrendDays()
 	send := func() error {
 		select {
 		case writes <- cur:
@@ -298,7 +300,8 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 			return ctx.Err()
 		}
 	}
-	record := func(w *customerWork, changes []domain.LabelChange) error {
+	record := func(w *customerWork, net domain.Money, changes []domain.LabelChange) error {
+		days.advance(p.book, w.proj, net, changes)
 		for _, c := range changes {
 			w.seq++
 			cur.changes = append(cur.changes, changeRow(w.streamID, c, w.seq))
@@ -332,7 +335,8 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 				projs[e.stream] = w
 				order = append(order, w)
 			}
-			if err := record(w, p.book.Advance(w.proj, e.rec.RecordedAt, &e.rec)); err != nil {
+			net := w.proj.State.NetAmount
+			if err := record(w, net, p.book.Advance(w.proj, e.rec.RecordedAt, &e.rec)); err != nil {
 				return err
 			}
 			w.applied++
@@ -349,7 +353,9 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 	for i := 0; i < len(order); i += rebuildProjChunk {
 		chunk := order[i:min(i+rebuildProjChunk, len(order))]
 		for _, w := range chunk {
-			if err := record(w, p.book.Advance(w.proj, now, nil)); err != nil {
+			// Time alone moves no net amount.
+			net := w.proj.State.NetAmount
+			if err := record(w, net, p.book.Advance(w.proj, now, nil)); err != nil {
 				return err
 			}
 			w.changes = nil
@@ -362,7 +368,7 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 			return err
 		}
 	}
-	cur.notify = earliest
+	cur.notify, cur.trend = earliest, days
 	return send()
 }
 
@@ -399,6 +405,14 @@ func (p *Projector) writeRebuild(ctx context.Context, tx pgx.Tx, w rebuildWrite,
 		// are encoded as pgx sends them, while PostgreSQL stores the last.
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customer_projections"}, projectionColumns, &projectionSource{p: p, work: w.projections}); err != nil {
 			return fmt.Errorf("write projections: %w", err)
+		}
+	}
+	if w.trend != nil {
+		var b pgx.Batch
+		if w.trend.queue(&b); b.Len() > 0 {
+			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+				return fmt.Errorf("write the trend's days: %w", err)
+			}
 		}
 	}
 	if w.notify != nil {

@@ -84,10 +84,12 @@ func TrendInstants(interval string, from, to, now time.Time, loc *time.Location)
 	return starts, ends, ats, nil
 }
 
-// Trend computes the trend of label from the label history (each
-// customer's value is its latest change at or before the instant) and the
-// recorded orders and refunds (its net amount then): the same figures as
-// as_of at each instant, without replaying anyone.
+// Trend computes the trend of label from the per-day deltas the projector
+// keeps (segment_trend_days, trenddays.go): each point sums the days up to
+// its instant's day, so it gives what as_of at that instant gives, summed
+// over customers, without reading any customer's history. Each delta row is
+// read once: it goes to the first interval ending on or after its day, and
+// the intervals are then added up in order.
 func (q *Queries) Trend(ctx context.Context, label, interval string, from, to, now time.Time) (*Trend, error) {
 	vocab := q.Vocabulary()
 	values, ok := vocab[label]
@@ -99,48 +101,54 @@ func (q *Queries) Trend(ctx context.Context, label, interval string, from, to, n
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.projector.pool.Query(ctx, `
-		WITH instants AS (SELECT i, t FROM unnest($1::timestamptz[]) WITH ORDINALITY AS x(t, i)),
-		labelled AS (
-			SELECT n.i, l.stream_id, l.to_value FROM instants n CROSS JOIN LATERAL (
-				SELECT DISTINCT ON (c.stream_id) c.stream_id, c.to_value FROM label_changes c
-				WHERE c.label = $2 AND c.at <= n.t ORDER BY c.stream_id, c.seq DESC) l),
-		amounts AS (
-			SELECT n.i, v.stream_id,
-				sum(CASE v.type WHEN 'OrderPlaced' THEN 1 ELSE -1 END * round((v.data->>'amount')::numeric * 100))::bigint AS net
-			FROM instants n JOIN events v ON v.recorded_at <= n.t
-			WHERE v.type IN ('OrderPlaced', 'OrderRefunded') GROUP BY n.i, v.stream_id)
-		SELECT l.i, l.to_value, count(*), coalesce(sum(a.net), 0)::bigint
-		FROM labelled l LEFT JOIN amounts a ON a.i = l.i AND a.stream_id = l.stream_id
-		GROUP BY l.i, l.to_value`, ats, label)
+	out := &Trend{Label: label, Interval: interval, Points: make([]TrendPoint, len(ats))}
+	if len(ats) == 0 {
+		return out, nil
+	}
+	// bounds[i] is the first day after point i's: width_bucket counts the
+	// bounds at or before a day, which is the index of its point.
+	bounds := make([]string, len(ats))
+	for i, at := range ats {
+		bounds[i] = at.In(rs.Location).AddDate(0, 0, 1).Format(time.DateOnly)
+	}
+	last := ats[len(ats)-1].In(rs.Location).Format(time.DateOnly)
+	rows, err := q.projector.pool.Query(ctx, `SELECT width_bucket(day, $3::text[]::date[]), value, sum(customers), sum(net_amount)
+		FROM segment_trend_days WHERE label = $1 AND day <= $2::text::date GROUP BY 1, 2`, label, last, bounds)
 	if err != nil {
 		return nil, fmt.Errorf("segment trend: %w", eventstore.MapError(err))
 	}
 	defer rows.Close()
-	type key struct {
-		i     int64
-		value string
-	}
-	figures := map[key]summaryCount{}
+	perPoint := make([]map[string]summaryCount, len(ats))
 	for rows.Next() {
-		var k key
+		var i int
+		var value string
 		var c summaryCount
 		var net pgtype.Numeric
-		if err := rows.Scan(&k.i, &k.value, &c.customers, &net); err != nil {
+		if err := rows.Scan(&i, &value, &c.customers, &net); err != nil {
 			return nil, fmt.Errorf("segment trend: %w", eventstore.MapError(err))
 		}
 		c.net = totalOf(net)
-		figures[k] = c
+		if i < 0 || i >= len(perPoint) {
+			continue
+		}
+		if perPoint[i] == nil {
+			perPoint[i] = map[string]summaryCount{}
+		}
+		perPoint[i][value] = c
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("segment trend: %w", eventstore.MapError(err))
 	}
 	ts := func(t time.Time) string { return t.In(rs.Location).Format(time.RFC3339Nano) }
-	out := &Trend{Label: label, Interval: interval, Points: make([]TrendPoint, len(ats))}
+	held := map[string]summaryCount{}
 	for i := range ats {
+		for v, d := range perPoint[i] {
+			h := held[v]
+			held[v] = summaryCount{customers: h.customers + d.customers, net: h.net.Add(d.net)}
+		}
 		p := TrendPoint{Start: ts(starts[i]), End: ts(ends[i]), At: ts(ats[i]), Values: make([]TrendValue, len(values))}
 		for j, v := range values {
-			f := figures[key{int64(i + 1), v.Value}]
+			f := held[v.Value]
 			p.Values[j] = TrendValue{Value: v.Value, Display: v.Display, Customers: f.customers, NetAmount: f.net}
 			p.Customers += f.customers
 			p.NetAmount = p.NetAmount.Add(f.net)
