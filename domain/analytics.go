@@ -26,7 +26,11 @@ type RFMCuts struct {
 	Seq int64     // 1, 2, … in the order recorded
 	Day string    // the day in the rules' time zone, 2006-01-02
 	At  time.Time // the instant from which these cuts are in force
-	// Recency: last order instants (Unix nanoseconds): later is better.
+	// Next is the next daily instant after At: until then no other day is
+	// due (RFMHistory.Covers). Not recorded: derived from At and the zone.
+	Next time.Time
+	// Recency: last order instants (Unix microseconds, PostgreSQL's
+	// precision): later is better.
 	Recency [4]int64
 	// Frequency: order counts.
 	Frequency [4]int64
@@ -48,12 +52,13 @@ func quintile(cuts *[4]int64, v int64) int8 {
 }
 
 // Scores returns s's recency, frequency and monetary scores under c (all 0
-// for a customer without orders, or when c is nil: not scored yet).
+// for a customer without orders, or when c is nil or was taken over no
+// customers: not scored).
 func (c *RFMCuts) Scores(s *CustomerState) (r, f, m int8) {
-	if c == nil || len(s.Orders) == 0 {
+	if c == nil || c.Customers == 0 || len(s.Orders) == 0 {
 		return 0, 0, 0
 	}
-	return quintile(&c.Recency, s.LastOrderAt.UnixNano()), quintile(&c.Frequency, int64(len(s.Orders))),
+	return quintile(&c.Recency, s.LastOrderAt.UnixMicro()), quintile(&c.Frequency, int64(len(s.Orders))),
 		quintile(&c.Monetary, int64(s.NetAmount))
 }
 
@@ -73,6 +78,14 @@ func (h *RFMHistory) At(t time.Time) *RFMCuts {
 		return nil
 	}
 	return &h.Days[i-1]
+}
+
+// Covers says whether every day due by instant t is recorded: a day
+// recorded at or after t's daily instant exists (days not recorded in time
+// are skipped for good once a later one is).
+func (h *RFMHistory) Covers(t time.Time) bool {
+	last := h.Last()
+	return last != nil && t.Before(last.Next)
 }
 
 // Last returns the latest day (nil when none).
@@ -99,6 +112,10 @@ type rfmHolder struct{ p atomic.Pointer[RFMHistory] }
 // SetRFM makes h the book's RFM history (the projections package loads it
 // from rfm_days and extends it as days are recorded).
 func (b *RuleBook) SetRFM(h *RFMHistory) { b.rfm.p.Store(h) }
+
+// CompareAndSwapRFM makes h the book's RFM history if it still is old
+// (goroutines that read new days concurrently extend it one at a time).
+func (b *RuleBook) CompareAndSwapRFM(old, h *RFMHistory) bool { return b.rfm.p.CompareAndSwap(old, h) }
 
 // RFM returns the book's RFM history (nil: none recorded).
 func (b *RuleBook) RFM() *RFMHistory { return b.rfm.p.Load() }

@@ -58,7 +58,8 @@ func TestRFMScoresAndSegments(t *testing.T) {
 	day := sh(2026, 6, 1, 0, 0)
 	cuts := &domain.RFMCuts{
 		At:        day,
-		Recency:   [4]int64{sh(2026, 1, 1, 0, 0).UnixNano(), sh(2026, 3, 1, 0, 0).UnixNano(), sh(2026, 4, 1, 0, 0).UnixNano(), sh(2026, 5, 1, 0, 0).UnixNano()},
+		Customers: 100,
+		Recency:   [4]int64{sh(2026, 1, 1, 0, 0).UnixMicro(), sh(2026, 3, 1, 0, 0).UnixMicro(), sh(2026, 4, 1, 0, 0).UnixMicro(), sh(2026, 5, 1, 0, 0).UnixMicro()},
 		Frequency: [4]int64{1, 1, 2, 4},
 		Monetary:  [4]int64{int64(yuan("100")), int64(yuan("1000")), int64(yuan("10000")), int64(yuan("100000"))},
 	}
@@ -176,7 +177,7 @@ func TestTagsOverValueFacts(t *testing.T) {
 		recommend(sh(2025, 8, 2, 9, 0), 9),
 	)...)
 	day := sh(2025, 9, 1, 0, 0)
-	cuts := &domain.RFMCuts{At: day, Recency: [4]int64{1, 2, 3, 4}, Frequency: [4]int64{0, 0, 1, 1}, Monetary: [4]int64{1, 2, 3, 4}}
+	cuts := &domain.RFMCuts{At: day, Customers: 1, Recency: [4]int64{1, 2, 3, 4}, Frequency: [4]int64{0, 0, 1, 1}, Monetary: [4]int64{1, 2, 3, 4}}
 	l, f, _ := rs.EvaluateWith(s, day, cuts)
 	for _, name := range []string{"vip", "promoter", "early", "scored"} {
 		if !l.HasTag(rs.TagIndex(name)) {
@@ -212,11 +213,11 @@ func TestRFMDaysAreBoundariesOnlyWhenScoresChange(t *testing.T) {
 	last := sh(2026, 5, 1, 9, 0)
 	recs := recorded(testCode, withProfile(order(last, "A", "10")))
 	d1, d2, d3 := sh(2026, 5, 2, 0, 0), sh(2026, 5, 3, 0, 0), sh(2026, 5, 4, 0, 0)
-	below, above := last.UnixNano()-1, last.UnixNano()+1
+	below, above := last.UnixMicro()-1, last.UnixMicro()+1
 	h := (&domain.RFMHistory{}).
-		With(domain.RFMCuts{Seq: 1, At: d1, Recency: [4]int64{0, 0, 0, below}}).
-		With(domain.RFMCuts{Seq: 2, At: d2, Recency: [4]int64{0, 0, 0, below}}).
-		With(domain.RFMCuts{Seq: 3, At: d3, Recency: [4]int64{0, 0, below, above}})
+		With(domain.RFMCuts{Seq: 1, At: d1, Customers: 1, Recency: [4]int64{0, 0, 0, below}}).
+		With(domain.RFMCuts{Seq: 2, At: d2, Customers: 1, Recency: [4]int64{0, 0, 0, below}}).
+		With(domain.RFMCuts{Seq: 3, At: d3, Customers: 1, Recency: [4]int64{0, 0, below, above}})
 	book.SetRFM(h)
 	p := &domain.Projection{}
 	for _, r := range recs {

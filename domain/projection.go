@@ -89,8 +89,15 @@ type Projection struct {
 // NextInstant is the earliest instant after the last evaluation at which a
 // label may change without a new event: a window boundary or a rule switch.
 func (b *RuleBook) NextInstant(p *Projection) time.Time {
+	return b.NextInstantKnownAt(p, time.Time{})
+}
+
+// NextInstantKnownAt is NextInstant as it was known at instant known (zero:
+// now): recorded RFM days after known are left out, as they were not
+// recorded yet then (an as_of document shows the next change it showed).
+func (b *RuleBook) NextInstantKnownAt(p *Projection, known time.Time) time.Time {
 	at, _ := b.nextBoundary(p)
-	if r := b.nextRFMChange(p, time.Time{}); !r.IsZero() && (at.IsZero() || r.Before(at)) {
+	if r := b.nextRFMChange(p, known); !r.IsZero() && (at.IsZero() || r.Before(at)) {
 		return r
 	}
 	return at

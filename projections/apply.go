@@ -139,11 +139,16 @@ func (p *Projector) apply(ctx context.Context, streams []uuid.UUID, async bool) 
 	// A connection left inside a transaction (a cancelled round trip) is
 	// closed by the pool on release rather than reused.
 	defer conn.Release()
-	applied, cached, err := p.applyTx(ctx, conn.Conn(), streams, time.Time{}, own)
-	if err != nil {
-		if conn.Conn().PgConn().TxStatus() != 'I' && ctx.Err() == nil {
+	var applied int
+	var cached map[uuid.UUID]cacheEntry
+	err = p.retryRFM(ctx, func() error {
+		applied, cached, err = p.applyTx(ctx, conn.Conn(), streams, time.Time{}, own)
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' && ctx.Err() == nil {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 		}
+		return err
+	})
+	if err != nil {
 		return 0, nil, fmt.Errorf("project %d customers: %w", len(streams), err)
 	}
 	p.cache.put(cached)
@@ -214,6 +219,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 			batch.Queue("SET LOCAL synchronous_commit = off")
 		}
 	}
+	p.queueRFM(&batch)
 	batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM
 		(SELECT DISTINCT hashtextextended(s::text, 5362) AS k FROM unnest($1::uuid[]) AS s ORDER BY 1) AS keys`, ids)
 	batch.Queue(`SELECT p.stream_id, p.xmin::text::bigint, p.changes,
@@ -258,6 +264,7 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 	// OFFSET 0 keeps the lateral subquery from being flattened into that join.
 	total := 0
 	days := p.newTrendDays()
+	var due *rfmDayDueError
 	batch.Queue(`SELECT e.stream_id, e.customer, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data, `+sourceColumn+`
 		FROM unnest($1::uuid[]) AS k(stream_id)
 		CROSS JOIN LATERAL (SELECT coalesce((SELECT p.version FROM customer_projections p WHERE p.stream_id = k.stream_id), 0) AS after) a
@@ -273,6 +280,16 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 			var err error
 			if rec.Data, err = domain.DecodeData(rec.Type, data); err != nil {
 				return err
+			}
+			// An event past the recorded RFM days: the transaction is given
+			// up once the latest such instant is known, so that one recorded
+			// day covers the whole batch (retryRFM).
+			if due == nil && !p.book.RFM().Covers(rec.RecordedAt) {
+				due = &rfmDayDueError{at: rec.RecordedAt}
+			}
+			if due != nil {
+				due.at = maxTime(due.at, rec.RecordedAt)
+				continue
 			}
 			w := work[id]
 			if rec.Version != w.proj.State.Version+1 {
@@ -291,12 +308,18 @@ func (p *Projector) applyTx(ctx context.Context, db batchSender, streams []uuid.
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read new events: %w", err)
 		}
+		if due != nil {
+			return due
+		}
 		return nil
 	})
 	if err := db.SendBatch(ctx, &batch).Close(); err != nil {
 		return 0, nil, fmt.Errorf("lock and read: %w", err)
 	}
 	if !until.IsZero() {
+		if err := p.checkRFM(until); err != nil {
+			return 0, nil, err
+		}
 		for _, w := range order {
 			if w.proj.RuleVersion != 0 {
 				before := w.proj.EvaluatedAt
@@ -499,13 +522,15 @@ type projectionRow struct {
 	name                                 string     // as the projection holds it (sealed for individuals)
 	searchName                           *string    // the name when it is not personal data
 	dims                                 []string   // operator-defined labels as "name=value"
+	orders                               int        // order count (RFM frequency)
+	rfmSegment, nps                      string     // "" when not scored / no recommendation
 }
 
 // projectionColumns are customer_projections' columns in the order of
 // projectionRow.values.
 var projectionColumns = []string{"stream_id", "customer", "version", "rule_version", "evaluated_at", "next_at", "projection",
 	"value_tier", "activity", "need_orientation", "lifecycle", "tags", "net_amount", "owner", "changes",
-	"changed_at", "last_order_at", "name", "search_name", "dims"}
+	"changed_at", "last_order_at", "name", "search_name", "dims", "orders", "rfm_segment", "nps"}
 
 // projectionRow is w's row; ok is false for a customer never evaluated
 // (no row is stored for it).
@@ -523,6 +548,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 		valueTier: l.ValueTier, activity: l.Activity, need: l.NeedOrientation, lifecycle: l.Lifecycle,
 		tags: tags, netAmount: int64(w.proj.State.NetAmount), owner: w.proj.State.Profile.Owner, changes: w.seq,
 		changedAt: w.proj.EvaluatedAt, name: w.proj.State.Profile.Name, dims: []string{},
+		orders: len(w.proj.State.Orders), rfmSegment: w.proj.Facts.RFMSegment(), nps: w.proj.Facts.NPS(),
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		r.dims = append(r.dims, pairs[i]+"="+pairs[i+1])
@@ -538,7 +564,7 @@ func (p *Projector) projectionRow(w *customerWork) (projectionRow, bool) {
 func (r *projectionRow) values(stream uuid.UUID) []any {
 	return []any{pgUUID(stream), r.customer, r.version, r.ruleVersion, r.evaluatedAt, r.nextAt, r.document,
 		r.valueTier, r.activity, r.need, r.lifecycle, r.tags, r.netAmount, r.owner, r.changes,
-		r.changedAt, r.lastOrderAt, r.name, r.searchName, r.dims}
+		r.changedAt, r.lastOrderAt, r.name, r.searchName, r.dims, r.orders, r.rfmSegment, r.nps}
 }
 
 // queueProjections queues the writes of the customers' projections (w.seq
@@ -607,7 +633,7 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 				lifecycle = u.lifecycle, tags = string_to_array(u.tags, ','),
 				net_amount = u.net_amount, owner = u.owner, changes = u.changes,
 				changed_at = u.changed_at, last_order_at = u.last_order_at, name = u.name, search_name = u.search_name,
-				dims = string_to_array(u.dims, ',')
+				dims = string_to_array(u.dims, ','), orders = u.orders, rfm_segment = u.rfm_segment, nps = u.nps
 			FROM `+projectionArraysFrom+`
 			WHERE p.stream_id = u.stream_id
 			RETURNING p.stream_id, p.xmin::text::bigint`, updates.args()...).Query(readXmins(n))
@@ -615,10 +641,10 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 	if n := len(inserts.ids); n > 0 {
 		b.Queue(`INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, next_at, projection,
 				value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes,
-				changed_at, last_order_at, name, search_name, dims)
+				changed_at, last_order_at, name, search_name, dims, orders, rfm_segment, nps)
 			SELECT u.stream_id, u.customer, u.version, u.rule_version, u.evaluated_at, u.next_at, u.projection,
 				u.value_tier, u.activity, u.need_orientation, u.lifecycle, string_to_array(u.tags, ','), u.net_amount, u.owner, u.changes,
-				u.changed_at, u.last_order_at, u.name, u.search_name, string_to_array(u.dims, ',')
+				u.changed_at, u.last_order_at, u.name, u.search_name, string_to_array(u.dims, ','), u.orders, u.rfm_segment, u.nps
 			FROM `+projectionArraysFrom+`
 			RETURNING stream_id, xmin::text::bigint`, inserts.args()...).Query(readXmins(n))
 	}
@@ -628,9 +654,10 @@ func (p *Projector) queueProjections(b *pgx.Batch, order []*customerWork, work m
 // projectionArraysFrom is the FROM item of projectionArrays.args.
 const projectionArraysFrom = `unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[],
-		$16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[])
+		$16::timestamptz[], $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::int[], $22::text[], $23::text[])
 		AS u(stream_id, customer, version, rule_version, evaluated_at, next_at, projection, value_tier, activity,
-			need_orientation, lifecycle, tags, net_amount, owner, changes, changed_at, last_order_at, name, search_name, dims)`
+			need_orientation, lifecycle, tags, net_amount, owner, changes, changed_at, last_order_at, name, search_name, dims,
+			orders, rfm_segment, nps)`
 
 // projectionArrays are customer_projections rows as column arrays.
 type projectionArrays struct {
@@ -647,6 +674,8 @@ type projectionArrays struct {
 	names                                        []string
 	searchNames                                  []*string
 	dimLists                                     []string
+	orders                                       []int
+	rfmSegments, npss                            []string
 }
 
 func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
@@ -662,12 +691,14 @@ func (a *projectionArrays) add(stream uuid.UUID, r *projectionRow) {
 	a.changedAts, a.lastOrderAts = append(a.changedAts, r.changedAt), append(a.lastOrderAts, r.lastOrderAt)
 	a.names, a.searchNames = append(a.names, r.name), append(a.searchNames, r.searchName)
 	a.dimLists = append(a.dimLists, strings.Join(r.dims, ","))
+	a.orders, a.rfmSegments, a.npss = append(a.orders, r.orders), append(a.rfmSegments, r.rfmSegment), append(a.npss, r.nps)
 }
 
 // args are the arrays in the order of projectionArraysFrom.
 func (a *projectionArrays) args() []any {
 	return []any{a.ids, a.customers, a.versions, a.ruleVersions, a.evaluated, a.nexts, a.projs, a.tiers, a.acts, a.needs, a.lifes,
-		a.tagLists, a.nets, a.owners, a.seqs, a.changedAts, a.lastOrderAts, a.names, a.searchNames, a.dimLists}
+		a.tagLists, a.nets, a.owners, a.seqs, a.changedAts, a.lastOrderAts, a.names, a.searchNames, a.dimLists,
+		a.orders, a.rfmSegments, a.npss}
 }
 
 // ErrNotFound: no projection for that customer.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segments-dev/segments/domain"
+	"github.com/segments-dev/segments/projections"
 )
 
 // TestSegmentCountersEqualAFullRecount runs a random workload — new
@@ -21,6 +22,7 @@ func TestSegmentCountersEqualAFullRecount(t *testing.T) {
 	sc := newScript(20261203, "KHC", 500, start)
 	e := newEnv(t, start)
 	rng := rand.New(rand.NewPCG(20261203, 5))
+	var last projections.Population
 	same := func(when string) {
 		t.Helper()
 		got, err := e.q.Summary(ctxT(t))
@@ -34,6 +36,7 @@ func TestSegmentCountersEqualAFullRecount(t *testing.T) {
 		if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
 			t.Fatalf("%s: the counters say\n%s\na recount says\n%s", when, g, w)
 		}
+		last = got.Population
 	}
 	for i := range 60 {
 		s := sc.next(1 + rng.IntN(40))
@@ -54,6 +57,10 @@ func TestSegmentCountersEqualAFullRecount(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("after the rebuild")
+	// The population figures (SPEC §11) were counted, not left at zero.
+	if last.Buyers == 0 || last.Repurchasers == 0 || last.RepurchaseRate <= 0 || last.NPS.Rated == 0 || last.NPS.Score == nil || last.RFMScored == 0 {
+		t.Errorf("population figures %+v: the workload has buyers, repeat buyers, ratings and RFM days", last)
+	}
 }
 
 // applyConcurrently applies the chunks of customers in two goroutines, each

@@ -18,6 +18,10 @@ func (q *Queries) SummaryByRecount(ctx context.Context) (*Summary, error) {
 		UNION ALL SELECT 'segment', value_tier || '/' || activity, count(*), sum(net_amount) FROM customer_projections GROUP BY 2
 		UNION ALL SELECT 'tag', t, count(*), sum(net_amount) FROM customer_projections, unnest(tags) AS t GROUP BY t
 		UNION ALL SELECT 'dim', d, count(*), sum(net_amount) FROM customer_projections, unnest(dims) AS d GROUP BY d
+		UNION ALL SELECT 'buyers', '', count(*), sum(net_amount) FROM customer_projections WHERE orders > 0
+		UNION ALL SELECT 'repurchase', '', count(*), sum(net_amount) FROM customer_projections WHERE orders > 1
+		UNION ALL SELECT 'nps', nps, count(*), sum(net_amount) FROM customer_projections WHERE nps <> '' GROUP BY nps
+		UNION ALL SELECT 'rfm_segment', rfm_segment, count(*), sum(net_amount) FROM customer_projections WHERE rfm_segment <> '' GROUP BY rfm_segment
 		UNION ALL SELECT 'total', '', count(*), coalesce(sum(net_amount), 0) FROM customer_projections`)
 	if err != nil {
 		return nil, err

@@ -106,6 +106,15 @@ type TagDocument struct {
 // at asOf (events recorded up to then, evaluated then) when asOf is set.
 func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf time.Time, now time.Time, how eventstore.Disclosure) (*Document, error) {
 	book := q.projector.book
+	// The RFM days recorded since this process last read them; the day due
+	// now is recorded first if no scheduler has yet (a document shows what
+	// replay gives, and replay knows the day).
+	if err := q.projector.loadRFM(ctx, q.projector.pool); err != nil {
+		return nil, err
+	}
+	if err := q.projector.ensureRFM(ctx, maxTime(now, asOf)); err != nil {
+		return nil, err
+	}
 	var proj *domain.Projection
 	at := now
 	if asOf.IsZero() {
@@ -134,7 +143,7 @@ func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf t
 		}
 		at = asOf
 	}
-	return q.document(ctx, code, proj, at, how)
+	return q.document(ctx, code, proj, at, asOf, how)
 }
 
 // replay folds the customer's events recorded up to asOf and evaluates at
@@ -169,7 +178,9 @@ func (q *Queries) replay(ctx context.Context, code domain.CustomerCode, asOf tim
 	return proj, nil
 }
 
-func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *domain.Projection, at time.Time, how eventstore.Disclosure) (*Document, error) {
+// asOf is zero for the live document; an as-of document leaves out the RFM
+// days recorded after asOf from its next change (they were not known then).
+func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *domain.Projection, at, asOf time.Time, how eventstore.Disclosure) (*Document, error) {
 	book := q.projector.book
 	rs := book.RuleSet(proj)
 	loc := rs.Location
@@ -242,7 +253,7 @@ func (q *Queries) document(ctx context.Context, code domain.CustomerCode, proj *
 			Since: ts(proj.Since[domain.TagLabel(rs.Tags[i].Name)]), RuleVersion: rs.Version,
 		})
 	}
-	if n := book.NextInstant(proj); !n.IsZero() {
+	if n := book.NextInstantKnownAt(proj, asOf); !n.IsZero() {
 		v := ts(n)
 		doc.NextAt = &v
 	}
@@ -313,6 +324,31 @@ type Summary struct {
 	Labels    map[string][]SummaryValue `json:"labels"`
 	Tags      []SummaryValue            `json:"tags"`
 	Matrix    []MatrixCell              `json:"matrix"`
+	// Population are the value figures of SPEC §11.
+	Population Population `json:"population"`
+}
+
+// Population is the summary's repurchase rate, NPS and RFM distribution.
+type Population struct {
+	// Buyers have at least one order, Repurchasers at least two;
+	// RepurchaseRate is Repurchasers ÷ Buyers (0 without buyers).
+	Buyers         int64   `json:"buyers"`
+	Repurchasers   int64   `json:"repurchasers"`
+	RepurchaseRate float64 `json:"repurchase_rate"`
+	NPS            NPS     `json:"nps"`
+	// RFM is each RFM segment's customers; Share is of the scored ones.
+	RFM       []SummaryValue `json:"rfm_segments"`
+	RFMScored int64          `json:"rfm_scored"`
+}
+
+// NPS counts the customers with a recommendation score by category; Score
+// is % promoters − % detractors (−100 to 100; null when nobody rated).
+type NPS struct {
+	Rated      int64    `json:"rated"`
+	Promoters  int64    `json:"promoters"`
+	Passives   int64    `json:"passives"`
+	Detractors int64    `json:"detractors"`
+	Score      *float64 `json:"score"`
 }
 
 // Summary counts customers and net amounts per label value, every value of
@@ -416,6 +452,7 @@ func (q *Queries) summaryOf(counts map[summaryKey]summaryCount) *Summary {
 	for _, t := range rs.Tags {
 		out.Tags = append(out.Tags, value("tag", t.Name, t.Display))
 	}
+	out.Population = populationOf(counts, value)
 	for _, d := range rs.Dimensions {
 		for _, c := range d.Cases {
 			v := value("dim", d.Name+"="+c.Value, c.Display)
@@ -424,4 +461,34 @@ func (q *Queries) summaryOf(counts map[summaryKey]summaryCount) *Summary {
 		}
 	}
 	return out
+}
+
+// populationOf lays out the population figures from the counters' 'buyers',
+// 'repurchase', 'nps' and 'rfm_segment' keys (migration 0022).
+func populationOf(counts map[summaryKey]summaryCount, value func(label, v, display string) SummaryValue) Population {
+	type key = summaryKey
+	p := Population{Buyers: counts[key{"buyers", ""}].customers, Repurchasers: counts[key{"repurchase", ""}].customers}
+	if p.Buyers > 0 {
+		p.RepurchaseRate = float64(p.Repurchasers) / float64(p.Buyers)
+	}
+	n := &p.NPS
+	n.Promoters, n.Passives, n.Detractors = counts[key{"nps", domain.NPSPromoter}].customers,
+		counts[key{"nps", domain.NPSPassive}].customers, counts[key{"nps", domain.NPSDetractor}].customers
+	n.Rated = n.Promoters + n.Passives + n.Detractors
+	if n.Rated > 0 {
+		score := 100 * float64(n.Promoters-n.Detractors) / float64(n.Rated)
+		n.Score = &score
+	}
+	for _, seg := range domain.RFMSegments {
+		p.RFMScored += counts[key{"rfm_segment", seg.Value}].customers
+	}
+	for _, seg := range domain.RFMSegments {
+		v := value("rfm_segment", seg.Value, seg.ZH)
+		v.Share = 0
+		if p.RFMScored > 0 {
+			v.Share = float64(v.Customers) / float64(p.RFMScored)
+		}
+		p.RFM = append(p.RFM, v)
+	}
+	return p
 }

@@ -53,11 +53,19 @@ func (p *Projector) Rebuild(ctx context.Context) (RebuildStats, error) {
 		// The log is read on a second connection beside the transaction's.
 		return st, fmt.Errorf("rebuild: needs a pool of at least 2 connections, has %d", n)
 	}
+	// The RFM days are recorded up to now first (a day that falls due
+	// during the rebuild waits for it: the rebuild holds rfmLock shared).
+	if err := p.ensureRFM(ctx, now); err != nil {
+		return st, fmt.Errorf("rebuild: %w", err)
+	}
 	upTo, err := eventstore.AwaitSettled(ctx, p.pool)
 	if err != nil {
 		return st, fmt.Errorf("rebuild: barrier: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return p.rebuildTx(ctx, tx, now, upTo, &st) })
+	err = p.retryRFM(ctx, func() error {
+		st = RebuildStats{}
+		return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return p.rebuildTx(ctx, tx, now, upTo, &st) })
+	})
 	// Every stored row was rewritten (the cache would not match them anyway).
 	p.cache.reset()
 	st.Took = time.Since(start)
@@ -100,6 +108,12 @@ func (p *Projector) rebuildTx(ctx context.Context, tx pgx.Tx, now time.Time, upT
 	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE customer_projections, label_changes, alerts, segment_trend_days IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return fmt.Errorf("lock read models: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", rfmLock); err != nil {
+		return fmt.Errorf("lock the RFM days: %w", err)
+	}
+	if err := p.loadRFM(ctx, tx); err != nil {
+		return err
 	}
 	// The history as published so far, compared with the rebuilt one at the end.
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rebuild_previous ON COMMIT DROP AS
@@ -335,6 +349,9 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 				projs[e.stream] = w
 				order = append(order, w)
 			}
+			if err := p.checkRFM(e.rec.RecordedAt); err != nil {
+				return err
+			}
 			net := w.proj.State.NetAmount
 			if err := record(w, net, p.book.Advance(w.proj, e.rec.RecordedAt, &e.rec)); err != nil {
 				return err
@@ -349,6 +366,9 @@ func (p *Projector) foldLog(ctx context.Context, pages <-chan []logEvent, writes
 		}
 	}
 	st.Customers = len(order)
+	if err := p.checkRFM(now); err != nil {
+		return err
+	}
 	var earliest *time.Time
 	for i := 0; i < len(order); i += rebuildProjChunk {
 		chunk := order[i:min(i+rebuildProjChunk, len(order))]

@@ -106,7 +106,19 @@ func (s *Scheduler) run(ctx context.Context) error {
 			}
 		}
 	}()
+	// Days recorded but not marked (an instance stopped in between) are
+	// marked now; later days are recorded at their instant below.
+	if err := s.proj.EnsureRFMDay(ctx, s.now()); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
 	for {
+		if err := s.proj.ensureRFM(ctx, s.now()); err != nil {
+			s.log.Warn("scheduler: recording the RFM day failed; retrying", "err", err)
+			if !sleepCtx(ctx, time.Second) {
+				return ctx.Err()
+			}
+			continue
+		}
 		var next *time.Time
 		if err := s.proj.pool.QueryRow(ctx, "SELECT min(next_at) FROM customer_projections").Scan(&next); err != nil {
 			return fmt.Errorf("scheduler: earliest boundary: %w", err)
@@ -127,6 +139,9 @@ func (s *Scheduler) run(ctx context.Context) error {
 		wait := time.Minute // a safety net only: NOTIFY re-arms the timer
 		if next != nil {
 			wait = min(wait, next.Sub(now))
+		}
+		if last := s.proj.book.RFM().Last(); last != nil {
+			wait = min(wait, last.Next.Sub(now)) // the next RFM day
 		}
 		timer := time.NewTimer(max(wait, 0))
 	sleep:
@@ -163,6 +178,10 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 	if _, err := eventstore.AwaitSettled(ctx, s.proj.pool); err != nil {
 		return 0, fmt.Errorf("scheduler: barrier: %w", err)
 	}
+	// The RFM day due at now is recorded before anything is evaluated at now.
+	if err := s.proj.ensureRFM(ctx, now); err != nil {
+		return 0, fmt.Errorf("scheduler: %w", err)
+	}
 	rows, err := s.proj.pool.Query(ctx, "SELECT stream_id, next_at FROM customer_projections WHERE next_at <= $1 ORDER BY next_at LIMIT $2", now, s.batch)
 	if err != nil {
 		return 0, fmt.Errorf("scheduler: due customers: %w", err)
@@ -188,27 +207,34 @@ func (s *Scheduler) RunDue(ctx context.Context, now time.Time) (int, error) {
 	}
 	var claimed []uuid.UUID
 	var cached map[uuid.UUID]cacheEntry
-	err = pgx.BeginFunc(ctx, s.proj.pool, func(tx pgx.Tx) error {
-		lrows, err := tx.Query(ctx, `SELECT s FROM unnest($1::uuid[]) AS s WHERE pg_try_advisory_xact_lock(hashtextextended(s::text, 5362))`, pgUUIDs(ids))
-		if err != nil {
+	err = s.proj.retryRFM(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.proj.pool, func(tx pgx.Tx) error {
+			// rfmLock before the customers', as every advancing transaction
+			// takes them: a recorder waiting between the two would deadlock.
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", rfmLock); err != nil {
+				return err
+			}
+			lrows, err := tx.Query(ctx, `SELECT s FROM unnest($1::uuid[]) AS s WHERE pg_try_advisory_xact_lock(hashtextextended(s::text, 5362))`, pgUUIDs(ids))
+			if err != nil {
+				return err
+			}
+			claimed, err = pgx.CollectRows(lrows, func(row pgx.CollectableRow) (uuid.UUID, error) {
+				var id uuid.UUID
+				err := row.Scan((*uuidDst)(&id))
+				return id, err
+			})
+			if err != nil {
+				return err
+			}
+			if len(claimed) == 0 {
+				return nil
+			}
+			if claimed, err = stillDue(ctx, tx, claimed, now, due); err != nil || len(claimed) == 0 {
+				return err
+			}
+			_, cached, err = s.proj.applyTx(ctx, tx, claimed, now, nil)
 			return err
-		}
-		claimed, err = pgx.CollectRows(lrows, func(row pgx.CollectableRow) (uuid.UUID, error) {
-			var id uuid.UUID
-			err := row.Scan((*uuidDst)(&id))
-			return id, err
 		})
-		if err != nil {
-			return err
-		}
-		if len(claimed) == 0 {
-			return nil
-		}
-		if claimed, err = stillDue(ctx, tx, claimed, now, due); err != nil || len(claimed) == 0 {
-			return err
-		}
-		_, cached, err = s.proj.applyTx(ctx, tx, claimed, now, nil)
-		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("scheduler: advance %d customers: %w", len(claimed), err)

@@ -27,8 +27,11 @@ func TestTheCardShowsTheValueAssessment(t *testing.T) {
 	if v == nil {
 		t.Fatal("no value section")
 	}
-	if v.AvgOrderValue != money("1833.33") || !v.Repurchase || v.LTV != money("5500.00") || v.LTVPredicted != money("5500.00") {
-		t.Errorf("value %+v: want avg 1833.33, repurchase, ltv 5500.00 (nothing predicted before the first RFM day)", v)
+	// Reading the card on 2025-12-01 records that day's RFM quintiles (no
+	// scheduler ran): one customer, every boundary its own value, so it
+	// scores 1 1 1; predicted: 5,500 a year (span under a year) × 3 × 1/5.
+	if v.AvgOrderValue != money("1833.33") || !v.Repurchase || v.LTV != money("5500.00") || v.LTVPredicted != money("8800.00") {
+		t.Errorf("value %+v: want avg 1833.33, repurchase, ltv 5500.00, predicted 8800.00", v)
 	}
 	if v.FirstOrderAt == nil || *v.FirstOrderAt != "2025-01-15T09:00:00+08:00" {
 		t.Errorf("first order at %v", v.FirstOrderAt)
@@ -39,8 +42,8 @@ func TestTheCardShowsTheValueAssessment(t *testing.T) {
 	if v.NPS == nil || v.NPS.Score != 9 || v.NPS.Category != domain.NPSPromoter || v.NPS.Display != "推荐者" {
 		t.Errorf("nps %+v", v.NPS)
 	}
-	if v.RFM != nil {
-		t.Errorf("rfm %+v before any day was recorded", v.RFM)
+	if r := v.RFM; r == nil || r.R != 1 || r.F != 1 || r.M != 1 || r.Segment != domain.RFMGeneralRetain || r.Day != "2025-12-01" || r.Customers != 1 {
+		t.Errorf("rfm %+v, want 1 1 1 general_retain on the day 2025-12-01 over 1 customer", r)
 	}
 	asOf, err := e.q.Customer(ctxT(t), code, start.AddDate(0, 2, 0), e.clock.Now(), eventstore.Masked)
 	if err != nil {

@@ -139,7 +139,7 @@ func fill(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	_, err := pool.Exec(ctx, `
 		INSERT INTO customer_projections (stream_id, customer, version, rule_version, evaluated_at, projection,
 			value_tier, activity, need_orientation, lifecycle, tags, net_amount, owner, changes,
-			changed_at, last_order_at, name, search_name)
+			changed_at, last_order_at, name, search_name, orders, nps, rfm_segment)
 		SELECT md5('c' || i)::uuid, 'KH' || lpad(i::text, 10, '0'), 3, 1, now(), '\x01'::bytea,
 			CASE WHEN h % 100 < 2 THEN 'strategic' WHEN h % 100 < 10 THEN 'key' WHEN h % 100 < 40 THEN 'regular' ELSE 'potential' END,
 			CASE WHEN (h / 100) % 10 < 2 THEN 'high' WHEN (h / 100) % 10 < 5 THEN 'medium' ELSE 'low' END,
@@ -149,7 +149,11 @@ func fill(ctx context.Context, pool *pgxpool.Pool, n int) error {
 				WHEN (h / 7) % 100 < 15 THEN ARRAY['needs_completion'] ELSE ARRAY[]::text[] END,
 			(h % 200000000)::bigint, '经理' || (h % 200), 5,
 			now() - make_interval(secs => (h % 31536000)), now() - make_interval(secs => (h % 15768000)),
-			'某某科技有限公司' || i, '某某科技有限公司' || i
+			'某某科技有限公司' || i, '某某科技有限公司' || i,
+			CASE WHEN h % 100 < 55 THEN 1 WHEN h % 100 < 75 THEN 2 ELSE 3 + (h / 100) % 20 END,
+			(ARRAY['', '', 'promoter', 'passive', 'detractor'])[1 + (h / 7) % 5],
+			(ARRAY['important_value', 'important_develop', 'important_keep', 'important_retain',
+				'general_value', 'general_develop', 'general_keep', 'general_retain'])[1 + (h / 11) % 8]
 		FROM generate_series(1, $1::int) AS i, LATERAL (SELECT abs(hashint4(i))::bigint AS h) x`, n)
 	if err != nil {
 		return fmt.Errorf("fill: %w", err)

@@ -358,6 +358,11 @@ type summaryDoc struct {
 		Customers int64  `json:"customers"`
 		NetAmount string `json:"net_amount"`
 	} `json:"matrix"`
+	Population struct {
+		Buyers       int64 `json:"buyers"`
+		Repurchasers int64 `json:"repurchasers"`
+		RFMScored    int64 `json:"rfm_scored"`
+	} `json:"population"`
 }
 
 type trendDoc struct {
@@ -388,6 +393,7 @@ func apiOverview(t *testing.T, e *workbenchEnv) (map[string]string, map[string]s
 		}
 		heat[c.Segment] = fmt.Sprintf("%d %.4f", c.Customers, share)
 	}
+	heat["population"] = fmt.Sprintf("%d %d %d", s.Population.Buyers, s.Population.Repurchasers, s.Population.RFMScored)
 	trend := map[string]string{}
 	for _, p := range tr.Points {
 		month := p.Start[:7]
@@ -410,6 +416,8 @@ func parseYuan(s string) float64 {
 func pageOverview(b browser) (map[string]string, map[string]string) {
 	heat := eval[map[string]string](b, "read the heat map",
 		`Object.fromEntries([...document.querySelectorAll('#heat-table td[data-segment]')].map(td => [td.dataset.segment, td.dataset.customers + ' ' + td.dataset.share]))`)
+	heat["population"] = eval[string](b, "read the population figures", `(r => r.dataset.buyers + ' ' + r.dataset.repurchasers + ' ' +
+		document.getElementById('rfm-segments').dataset.scored)(document.getElementById('repurchase-rate'))`)
 	trend := eval[map[string]string](b, "read the trend table", `Object.fromEntries([...document.querySelectorAll('#trend-table tr[data-month]')].flatMap(tr => [
 			[tr.dataset.month, tr.querySelector('[data-total]').dataset.total],
 			...[...tr.querySelectorAll('td[data-value]')].filter(td => td.dataset.customers !== '0').map(td => [tr.dataset.month + ' ' + td.dataset.value, td.dataset.customers + ' ' + td.dataset.net])]))`)
@@ -430,7 +438,7 @@ func checkOverview(b browser, e *workbenchEnv) {
 			break
 		}
 	}
-	if len(apiHeat) != 12 || fmt.Sprint(heat) != fmt.Sprint(apiHeat) {
+	if len(apiHeat) != 13 || fmt.Sprint(heat) != fmt.Sprint(apiHeat) {
 		t.Errorf("heat map cells\n%v\nAPI\n%v", heat, apiHeat)
 	}
 	if len(apiTrend) < 12 || fmt.Sprint(trend) != fmt.Sprint(apiTrend) {

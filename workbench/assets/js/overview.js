@@ -23,7 +23,7 @@ export async function renderOverview(main) {
   charts.forEach((c) => c.dispose());
   charts = [];
   const [summary, trend] = await Promise.all([get('/v1/segments/summary'), get('/v1/segments/trend?label=segment&interval=month')]);
-  clear(main).append(h('h1', { text: t('ov.title') }), heatMap(summary), trendPanel(trend), distribution(summary));
+  clear(main).append(h('h1', { text: t('ov.title') }), heatMap(summary), valuePanel(summary.population), trendPanel(trend), distribution(summary));
   for (const fn of pendingCharts.splice(0)) fn();
 }
 
@@ -48,6 +48,31 @@ function heatMap(s) {
   return h('section', { class: 'panel', id: 'heatmap' }, h('h2', { text: t('ov.heat') }),
     captioned(table([[t('col.value_tier') + ' \\ ' + t('col.activity')], ...activities.map((a) => [label(activityNames[a] || { value: a })])], rows, { class: 'heat', id: 'heat-table' }), t('ov.heatCaption')),
     h('p', { class: 'muted', text: t('ov.total') + '：' + s.customers + ' ' + t('ov.customers') + ' · ' + money(s.net_amount) }));
+}
+
+// valuePanel shows the population figures of SPEC §11: repurchase rate, NPS
+// and the RFM segments (a bar chart, with its numbers in the text).
+function valuePanel(p) {
+  const nps = p.nps.score === null
+    ? h('p', { class: 'muted', text: t('ov.npsNone') })
+    : h('p', {}, h('span', { class: 'count', id: 'nps-score', text: p.nps.score.toFixed(1) }),
+      h('span', { class: 'muted', text: ' ' + t('ov.npsOf') + ' ' + p.nps.rated + ' (' + p.nps.promoters + ' / ' + p.nps.passives + ' / ' + p.nps.detractors + ')' }));
+  const el = h('div', { class: 'chart small', role: 'img', 'aria-label': t('ov.rfm') });
+  pendingCharts.push(() => chart(el, {
+    grid: { left: 110, right: 50, top: 10, bottom: 20 },
+    xAxis: { type: 'value', minInterval: 1 },
+    yAxis: { type: 'category', data: p.rfm_segments.map((v) => label(v)), inverse: true },
+    series: [{ type: 'bar', data: p.rfm_segments.map((v) => v.customers), label: { show: true, position: 'right' } }],
+  }));
+  return h('section', { class: 'panel', id: 'value' }, h('h2', { text: t('ov.value') }),
+    h('div', { class: 'grid2' },
+      h('div', {}, h('h3', { text: t('ov.repurchase') }),
+        h('p', {}, h('span', { class: 'count', id: 'repurchase-rate', 'data-buyers': String(p.buyers), 'data-repurchasers': String(p.repurchasers), text: pct(p.repurchase_rate) }),
+          h('span', { class: 'muted', text: ' ' + p.buyers + ' ' + t('ov.repurchaseOf') + ' ' + p.repurchasers })),
+        h('h3', { text: t('ov.nps') }), nps),
+      h('div', { 'data-distribution': 'rfm_segment', id: 'rfm-segments', 'data-scored': String(p.rfm_scored) }, h('h3', { text: t('ov.rfm') }), el,
+        h('p', { class: 'muted', text: t('ov.rfmScored') + ' ' + p.rfm_scored + '：' +
+          p.rfm_segments.map((v) => label(v) + ' ' + v.customers + ' (' + pct(v.share) + ')').join('；') }))));
 }
 
 // captioned gives a table a caption that screen readers announce with it.
