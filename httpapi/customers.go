@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"mime"
@@ -17,8 +18,11 @@ import (
 	"github.com/segments-dev/segments/projections"
 )
 
-// exportPage is how many customers an export reads (and writes) at a time.
-const exportPage = 1000
+// exportPage is how many customers an export reads (and writes) at a
+// time: each page opens its customers' personal data in two round trips.
+// Three pages are in flight (read, opened, written): 5,000-row pages grew
+// the RSS by 41 MB (of the 50 MB allowed), 1,000-row pages by 6–14 MB.
+const exportPage = 2000
 
 // customerFilter reads the list's query parameters.
 func (a *api) customerFilter(w http.ResponseWriter, r *http.Request) (projections.CustomerFilter, bool) {
@@ -181,7 +185,10 @@ func (a *api) exportCustomersCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := false
-	cw := csv.NewWriter(w)
+	// Rows go out in 64 KB writes (csv's own buffer is 4 KB: a write, and
+	// an HTTP chunk, per ~40 rows).
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
 	err := a.cfg.Queries.EachCustomerPage(r.Context(), f, exportPage, how, func(cards []projections.CustomerCard) error {
 		if how == eventstore.Plaintext {
 			if err := a.recordListDisclosure(r, cards); err != nil {
@@ -201,7 +208,10 @@ func (a *api) exportCustomersCSV(w http.ResponseWriter, r *http.Request) {
 			_ = cw.Write(exportRow(&cards[i]))
 		}
 		cw.Flush()
-		return cw.Error()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+		return bw.Flush()
 	})
 	a.exportDone(w, r, err, started, func() {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -209,6 +219,7 @@ func (a *api) exportCustomersCSV(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("\ufeff"))
 		_ = cw.Write(exportColumns)
 		cw.Flush()
+		_ = bw.Flush()
 	})
 }
 

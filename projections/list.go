@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/segments-dev/segments/domain"
 	"github.com/segments-dev/segments/eventstore"
@@ -111,6 +113,12 @@ var activityValues = []string{domain.ActivityHigh, domain.ActivityMedium, domain
 type listQuery struct {
 	where []string
 	args  []any
+	// key, when set, is a customer_list_keys key (a tag or an
+	// operator-defined label's value) that drives the query: its rows are
+	// in list order, so a rare tag's page reads only its own customers.
+	key string
+	// after is the cursor: the page starts after this customer.
+	after *listKey
 }
 
 func (l *listQuery) add(cond string, args ...any) {
@@ -150,11 +158,11 @@ func (q *Queries) compile(f CustomerFilter) (*listQuery, error) {
 			tier, act, _ := strings.Cut(c.value, "/")
 			l.add("value_tier = ? AND activity = ?", tier, act)
 		case "tag":
-			l.add("tags @> ARRAY[?::text]", c.value)
+			l.addKey("tag:"+c.value, "tags @> ARRAY[?::text]", c.value)
 		case domain.LabelValueTier, domain.LabelActivity, domain.LabelLifecycle, domain.LabelNeedOrientation:
 			l.add(c.column+" = ?", c.value)
 		default:
-			l.add("dims @> ARRAY[?::text]", c.field+"="+c.value)
+			l.addKey("dim:"+c.field+"="+c.value, "dims @> ARRAY[?::text]", c.field+"="+c.value)
 		}
 	}
 	if f.Owner != "" {
@@ -174,9 +182,45 @@ func (q *Queries) compile(f CustomerFilter) (*listQuery, error) {
 		if err != nil {
 			return nil, &FilterError{Field: "cursor", Message: "cursor is not valid; use the next value of a previous page"}
 		}
-		l.add("(changed_at, stream_id) < (?, ?)", at, pgUUID(id))
+		l.after = &listKey{at: at, id: id}
 	}
 	return l, nil
+}
+
+// addKey filters on a customer_list_keys key: the first such filter
+// drives the query, any further one is a plain condition.
+func (l *listQuery) addKey(key, cond string, arg any) {
+	if l.key == "" {
+		l.key = key
+		return
+	}
+	l.add(cond, arg)
+}
+
+// sql is the page query (limit 0: every row): customer_projections p (joined to the keys k when
+// a key drives it), newest change first, after the cursor.
+func (l *listQuery) sql(columns string, limit int) (string, []any) {
+	where, args := slices.Clone(l.where), slices.Clone(l.args)
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	from, order := "customer_projections p", "p.changed_at DESC, p.stream_id DESC"
+	keyCols := "(p.changed_at, p.stream_id)"
+	if l.key != "" {
+		from = "customer_projections p JOIN customer_list_keys k ON k.stream_id = p.stream_id"
+		order, keyCols = "k.changed_at DESC, k.stream_id DESC", "(k.changed_at, k.stream_id)"
+		where = append(where, "k.key = "+arg(l.key))
+	}
+	if l.after != nil {
+		where = append(where, keyCols+" < ("+arg(l.after.at)+", "+arg(pgUUID(l.after.id))+")")
+	}
+	sql := "SELECT " + columns + " FROM " + from
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY " + order
+	if limit > 0 {
+		sql += " LIMIT " + strconv.Itoa(limit)
+	}
+	return sql, args
 }
 
 func encodeListCursor(at time.Time, id uuid.UUID) string {
@@ -221,52 +265,70 @@ func (q *Queries) Customers(ctx context.Context, f CustomerFilter, how eventstor
 }
 
 // EachCustomerPage calls fn with the whole filtered list in pages of size
-// (newest change first): memory stays flat (two pages) however long the
-// list. The next page is read while fn writes the current one, so an
-// export costs the slower of the two rather than their sum.
+// (newest change first): memory stays flat (a few pages) however long the
+// list. One query streams every row (one round trip, one snapshot: the
+// export is consistent); while fn writes a page, the next is read and its
+// personal data opened, so an export costs the slowest of the three stages
+// rather than their sum.
 func (q *Queries) EachCustomerPage(ctx context.Context, f CustomerFilter, size int, how eventstore.Disclosure, fn func([]CustomerCard) error) error {
 	f.Cursor = ""
-	base, err := q.compile(f)
+	l, err := q.compile(f)
 	if err != nil {
 		return err
 	}
-	type page struct {
-		cards []CustomerCard
-		keys  []listKey
-		err   error
-	}
-	read := func(after *listKey) <-chan page {
-		l := &listQuery{where: slices.Clone(base.where), args: slices.Clone(base.args)}
-		if after != nil {
-			l.add("(changed_at, stream_id) < (?, ?)", after.at, pgUUID(after.id))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	raw := make(chan []listRow, 1)
+	pages := make(chan []CustomerCard, 1)
+	g.Go(func() error {
+		defer close(raw)
+		sql, args := l.sql(listRowColumns, 0)
+		rows, err := q.projector.pool.Query(gctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("list customers: %w", eventstore.MapError(err))
 		}
-		ch := make(chan page, 1)
-		go func() {
-			cards, keys, err := q.listPage(ctx, l, size, how)
-			ch <- page{cards, keys, err}
-		}()
-		return ch
-	}
-	next := read(nil)
-	for next != nil {
-		p := <-next
-		if p.err != nil {
-			return p.err
-		}
-		next = nil
-		if len(p.cards) == size {
-			next = read(&p.keys[len(p.keys)-1])
-		}
-		if len(p.cards) > 0 {
-			if err := fn(p.cards); err != nil {
-				if next != nil {
-					<-next // the read under way ends before ctx may be reused
-				}
+		defer rows.Close()
+		d := newListDecoder(rows)
+		for {
+			list, err := scanListRows(rows, d, size)
+			if err != nil || len(list) == 0 {
 				return err
+			}
+			select {
+			case raw <- list:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	g.Go(func() error {
+		defer close(pages)
+		for list := range raw {
+			cards, err := q.cardsOf(gctx, list, how)
+			if err != nil {
+				return err
+			}
+			select {
+			case pages <- cards:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var fnErr error
+	for cards := range pages {
+		if fnErr == nil {
+			if fnErr = fn(cards); fnErr != nil {
+				cancel() // the readers stop; pages is drained until they do
 			}
 		}
 	}
-	return nil
+	if err := g.Wait(); fnErr == nil && err != nil {
+		return err
+	}
+	return fnErr
 }
 
 type listKey struct {
@@ -274,47 +336,68 @@ type listKey struct {
 	id uuid.UUID
 }
 
-// listPage reads up to limit cards matching l.
-func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eventstore.Disclosure) ([]CustomerCard, []listKey, error) {
-	sql := `SELECT stream_id, customer, name, owner, value_tier, activity, need_orientation, lifecycle, tags, net_amount,
-		last_order_at, changed_at, dims FROM customer_projections`
-	if len(l.where) > 0 {
-		sql += " WHERE " + strings.Join(l.where, " AND ")
-	}
-	sql += " ORDER BY changed_at DESC, stream_id DESC LIMIT " + strconv.Itoa(limit)
-	rows, err := q.projector.pool.Query(ctx, sql, l.args...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
-	}
-	type row struct {
-		key                             listKey
-		code, name, owner               string
-		tier, activity, need, lifecycle string
-		tags, dims                      []string
-		net                             int64
-		lastOrder                       *time.Time
-	}
-	var list []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan((*uuidDst)(&r.key.id), &r.code, &r.name, &r.owner, &r.tier, &r.activity, &r.need, &r.lifecycle, &r.tags, &r.net,
-			&r.lastOrder, &r.key.at, &r.dims); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
+// listRowColumns are the columns of a list row (listRow).
+const listRowColumns = `p.stream_id, p.customer, p.name, p.owner, p.value_tier, p.activity, p.need_orientation, p.lifecycle, p.tags,
+	p.net_amount, p.last_order_at, p.changed_at, p.dims`
+
+// listRow is a customer_projections row of the list.
+type listRow struct {
+	key                             listKey
+	code, name, owner               string
+	tier, activity, need, lifecycle string
+	tags, dims                      []string
+	net                             int64
+	lastOrder                       *time.Time
+}
+
+// scanListRows reads up to limit rows (0: all) of a query of listRowColumns
+// with d, made for rows before the first call (once the rows are read to
+// the end, their connection is back in the pool and serves other queries).
+func scanListRows(rows pgx.Rows, d *listDecoder, limit int) ([]listRow, error) {
+	list := make([]listRow, 0, max(limit, 0))
+	for (limit == 0 || len(list) < limit) && rows.Next() {
+		var r listRow
+		if err := d.row(rows, &r); err != nil {
+			return nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
 		}
 		list = append(list, r)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
+	}
+	return list, nil
+}
+
+// listPage reads up to limit cards matching l.
+func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eventstore.Disclosure) ([]CustomerCard, []listKey, error) {
+	sql, args := l.sql(listRowColumns, limit)
+	rows, err := q.projector.pool.Query(ctx, sql, args...)
+	if err != nil {
 		return nil, nil, fmt.Errorf("list customers: %w", eventstore.MapError(err))
 	}
+	list, err := scanListRows(rows, newListDecoder(rows), 0)
+	rows.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]listKey, len(list))
+	for i := range list {
+		keys[i] = list[i].key
+	}
+	cards, err := q.cardsOf(ctx, list, how)
+	return cards, keys, err
+}
+
+// cardsOf turns list rows into cards, their names opened and masked as how
+// says.
+func (q *Queries) cardsOf(ctx context.Context, list []listRow, how eventstore.Disclosure) ([]CustomerCard, error) {
 	ids := make([]uuid.UUID, len(list))
-	for i, r := range list {
-		ids[i] = r.key.id
+	for i := range list {
+		ids[i] = list[i].key.id
 	}
 	pd, err := q.pii.OpenPersonalData(ctx, ids)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rs := q.projector.book.Latest()
 	tagDisplay := map[string]string{}
@@ -323,11 +406,11 @@ func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eve
 	}
 	ts := func(t time.Time) string { return t.In(rs.Location).Format(time.RFC3339Nano) }
 	cards := make([]CustomerCard, len(list))
-	keys := make([]listKey, len(list))
-	for i, r := range list {
+	for i := range list {
+		r := &list[i]
 		name, err := pd.Field(r.key.id, domain.PersonalName, r.name, how)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		seg := r.tier + "/" + r.activity
 		c := CustomerCard{
@@ -350,7 +433,7 @@ func (q *Queries) listPage(ctx context.Context, l *listQuery, limit int, how eve
 			v := ts(*r.lastOrder)
 			c.LastOrderAt = &v
 		}
-		cards[i], keys[i] = c, r.key
+		cards[i] = c
 	}
-	return cards, keys, nil
+	return cards, nil
 }

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,11 +47,18 @@ func main() {
 	n := flag.Int("customers", 1_000_000, "synthetic customers")
 	requests := flag.Int("requests", 200, "requests per filter")
 	keep := flag.Bool("keep", false, "keep the scratch database")
+	flag.StringVar(&only, "only", "", "run only these phases (comma-separated: pages, summary, trend, workbench, assets, export)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the export (this process: service and client) to this file")
 	flag.Parse()
 	if err := run(context.Background(), *pg, *n, *requests, *keep); err != nil {
 		log.Fatal(err)
 	}
 }
+
+var only, cpuProfile string
+
+// phase reports whether the phase is to run.
+func phase(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 
 // lastQuery remembers the last statement a pool ran (for EXPLAIN).
 type lastQuery struct {
@@ -107,29 +115,37 @@ func run(ctx context.Context, pg string, n, requests int, keep bool) error {
 		return err
 	}
 	defer store.Close()
-	q := projections.NewQueries(projections.New(projections.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler)}), store)
+	proj := projections.New(projections.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler)})
+	q := projections.NewQueries(proj, store)
 	wb, err := workbench.New(workbench.Config{API: httpapi.New(httpapi.Config{Store: store, Queries: q, Auditor: store})})
 	if err != nil {
 		return err
 	}
 	srv := httptest.NewServer(wb)
 	defer srv.Close()
-	if err := pages(ctx, srv.URL, pool, trace, requests); err != nil {
+	codes, err := realCustomers(ctx, srv.URL, proj)
+	if err != nil {
 		return err
 	}
-	if err := summary(ctx, srv.URL, q, pool); err != nil {
-		return err
+	for _, p := range []struct {
+		name string
+		run  func() error
+	}{
+		{"pages", func() error { return pages(ctx, srv.URL, pool, trace, requests) }},
+		{"summary", func() error { return summary(ctx, srv.URL, q, pool) }},
+		{"trend", func() error { return trend(ctx, srv.URL) }},
+		{"workbench", func() error { return workbenchPages(ctx, srv.URL, codes) }},
+		{"assets", assets},
+		{"export", func() error { return export(ctx, srv.URL, pool, n) }},
+	} {
+		if !phase(p.name) {
+			continue
+		}
+		if err := p.run(); err != nil {
+			return err
+		}
 	}
-	if err := trend(ctx, srv.URL); err != nil {
-		return err
-	}
-	if err := workbenchPages(ctx, srv.URL); err != nil {
-		return err
-	}
-	if err := assets(); err != nil {
-		return err
-	}
-	return export(ctx, srv.URL, pool, n)
+	return nil
 }
 
 // fill inserts n customers with skewed label distributions (few strategic,
@@ -166,7 +182,7 @@ func fill(ctx context.Context, pool *pgxpool.Pool, n int) error {
 }
 
 var filters = []string{"", "value_tier=strategic", "value_tier=potential", "activity=low", "lifecycle=lost", "need_orientation=service",
-	"segment=strategic%2Fhigh", "tag=churn_warning", "tag=strategic_partner", "owner=" + url.QueryEscape("经理7"),
+	"segment=strategic%2Fhigh", "tag=churn_warning", "tag=strategic_partner", "tag=to_convert", "owner=" + url.QueryEscape("经理7"),
 	"q=KH00000123", "q=" + url.QueryEscape("某某科技有限公司4242")}
 
 func get(ctx context.Context, u string) (map[string]any, time.Duration, error) {
@@ -324,6 +340,17 @@ func export(ctx context.Context, base string, pool *pgxpool.Pool, n int) error {
 			}
 		}
 	}()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile) //nolint:gosec // G304: the operator names the profile file
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start = time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/customers.csv", nil)
 	if err != nil {
