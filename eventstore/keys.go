@@ -142,7 +142,8 @@ type RewrapReport struct {
 // RewrapKeys re-wraps every live data key that an older master key wraps
 // with the active one, a batch per transaction, while appends and reads go
 // on (each wrapped key and its key id change together in one row). Then it
-// retires the older keys that nothing references. Events are not touched;
+// retires the older keys that nothing references. The blind-index key is
+// re-wrapped the same way (its digests stay valid). Events are not touched;
 // destroyed keys stay destroyed.
 func (s *Store) RewrapKeys(ctx context.Context) (RewrapReport, error) {
 	var rep RewrapReport
@@ -170,6 +171,9 @@ func (s *Store) RewrapKeys(ctx context.Context) (RewrapReport, error) {
 			break
 		}
 		after = last
+	}
+	if err := s.rewrapBlindKey(ctx, active); err != nil {
+		return rep, err
 	}
 	if err := s.retireUnusedKeys(ctx, &rep); err != nil {
 		return rep, err
@@ -241,8 +245,11 @@ func (s *Store) unwrap(wrapped []byte, keyID string, stream uuid.UUID) ([]byte, 
 // wrap with the active key only.
 func (s *Store) retireUnusedKeys(ctx context.Context, rep *RewrapReport) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT master_key_id, count(*) FROM customer_keys
-			WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 GROUP BY master_key_id`, rep.Active)
+		// The blind-index key counts as one more wrapped key.
+		rows, err := tx.Query(ctx, `SELECT master_key_id, count(*) FROM (
+				SELECT master_key_id FROM customer_keys WHERE wrapped_key IS NOT NULL
+				UNION ALL SELECT master_key_id FROM blind_index_key) k
+			WHERE master_key_id <> $1 GROUP BY master_key_id`, rep.Active)
 		if err != nil {
 			return err
 		}

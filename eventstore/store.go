@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ type Result struct {
 	Position   int64
 	RecordedAt time.Time
 	Duplicate  bool
+	// PossibleDuplicateOf lists the other customers that already stated a
+	// normalised phone, email or legal name this event states for the
+	// first time (SPEC §10); a warning, the event is stored.
+	PossibleDuplicateOf []Duplicate
 }
 
 // Metrics receives the store's measurements; nil disables them.
@@ -102,6 +107,8 @@ type Store struct {
 	// committed by this process, and a signal that it grew.
 	notifyWake chan struct{}
 	notifyAt   atomic.Int64
+	// blind is the log's blind index once its key was loaded (blindindex.go).
+	blind atomic.Pointer[privacy.BlindIndex]
 }
 
 type appendCall struct {
@@ -250,6 +257,7 @@ type streamWork struct {
 	existed  bool
 	changed  bool
 	key      *keyWork
+	blind    []blindRow // digests this group states for the stream
 }
 
 type keyWork struct {
@@ -305,6 +313,12 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 			}
 		}
 	}
+
+	blindEntries, digests, err := s.blindEntries(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	blind := &blindGroup{owners: map[string][]blindOwner{}}
 
 	// One round trip: mark this transaction as an appender, lock the
 	// streams, read what the rules need, draw positions.
@@ -396,6 +410,9 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 			return rows.Err()
 		})
 	}
+	if len(digests) > 0 {
+		queueStoredOwners(b, digests, blind.owners)
+	}
 	var logFloor pgtype.Timestamptz
 	queueLogFloor(b, &logFloor)
 	drawing := queueDrawPositions(b, events, givenIDs, &positions)
@@ -436,7 +453,11 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 	rows := make([]eventRow, 0, events)
 	newIDs := map[uuid.UUID]newEvent{}
 	for ri, req := range reqs {
-		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, positions[len(rows):], recordedAt)
+		var entries [][]blindEntry
+		if blindEntries != nil {
+			entries = blindEntries[ri]
+		}
+		res, reqRows, err := s.applyRequest(req, streams, existing, newIDs, positions[len(rows):], recordedAt, blind, entries)
 		if err != nil {
 			outs[ri] = callOutcome{err: err}
 			continue
@@ -457,6 +478,7 @@ func (s *Store) appendInTx(ctx context.Context, tx batchSender, reqs []domain.Ap
 // rows. On failure the working state is restored and no rows are returned.
 func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*streamWork,
 	existing map[uuid.UUID]storedEvent, newIDs map[uuid.UUID]newEvent, positions []int64, recordedAt time.Time,
+	blind *blindGroup, entries [][]blindEntry,
 ) ([]Result, []eventRow, error) {
 	results, dupOf, allDuplicates, err := s.findDuplicates(req, streams, existing, newIDs)
 	if err != nil || allDuplicates {
@@ -476,7 +498,11 @@ func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*st
 		}
 		snaps[id] = snapshot{state: w.state, orders: orders, lastHash: w.lastHash, changed: w.changed}
 	}
+	var undoBlind []func()
 	restore := func() {
+		for _, undo := range slices.Backward(undoBlind) {
+			undo()
+		}
 		for id, sn := range snaps {
 			w := streams[id]
 			w.state, w.lastHash, w.changed = sn.state, sn.lastHash, sn.changed
@@ -511,6 +537,11 @@ func (s *Store) applyRequest(req domain.AppendRequest, streams map[uuid.UUID]*st
 		w.lastHash, w.changed = row.hash, true
 		rows = append(rows, row)
 		results[i] = Result{EventID: row.eventID, Customer: e.Customer, Version: row.version, Position: row.position, RecordedAt: recordedAt}
+		if len(entries) > i && len(entries[i]) > 0 && !w.state.Erased {
+			dups, undo := blind.state(w, entries[i], row.position)
+			results[i].PossibleDuplicateOf = dups
+			undoBlind = append(undoBlind, undo)
+		}
 	}
 	for i, r := range results {
 		if !r.Duplicate && r.EventID != uuid.Nil {

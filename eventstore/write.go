@@ -63,6 +63,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 		kStreams             []uuid.UUID
 		kWrapped             [][]byte
 		destroyed            []uuid.UUID
+		blind                blindColumns
 	)
 	for _, w := range streams {
 		if !w.changed {
@@ -83,6 +84,9 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 			oIDs = append(oIDs, oid)
 			oAmounts = append(oAmounts, int64(ob.Amount))
 			oRefunded = append(oRefunded, int64(ob.Refunded))
+		}
+		if !w.state.Erased {
+			blind.add(w)
 		}
 		if k := w.key; k != nil {
 			switch {
@@ -121,6 +125,18 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 			ON CONFLICT (stream_id) DO UPDATE SET wrapped_key = NULL, destroyed_at = EXCLUDED.destroyed_at`,
 			destroyed, head.masterKeyID, recordedAt)
 	}
+	if len(blind.digests) > 0 {
+		// A digest the stream stated before stays with its first position.
+		b.Queue(`INSERT INTO customer_blind_indexes (digest, stream_id, customer, field, position)
+			SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::text[], $4::text[], $5::bigint[])
+			ON CONFLICT (digest, stream_id) DO NOTHING`,
+			blind.digests, blind.streams, blind.customers, blind.fields, blind.positions)
+	}
+	if len(destroyed) > 0 {
+		// An erased customer's digests go with its data key: nobody is
+		// flagged as its duplicate any more.
+		b.Queue("DELETE FROM customer_blind_indexes WHERE stream_id = ANY($1)", destroyed)
+	}
 	if !commit {
 		// In a caller's transaction (an import, an alert action: few and
 		// short) the notification commits with it; the store's own groups
@@ -141,7 +157,7 @@ func (s *Store) write(ctx context.Context, tx batchSender, rows []eventRow, stre
 	}
 	// Reset per-group bookkeeping so the same work map is not written twice.
 	for _, w := range streams {
-		w.state.Touched = nil
+		w.state.Touched, w.blind = nil, nil
 		if w.key != nil {
 			w.key.insert = false
 		}
@@ -188,3 +204,22 @@ func queueInsertEvents(b *pgx.Batch, rows []eventRow) {
 // NotifyChannel is the PostgreSQL NOTIFY channel signalled after append
 // commits (see Store.runNotifier); its payload is a recent position.
 const NotifyChannel = "segments_events_appended"
+
+// blindColumns are the customer_blind_indexes rows of a group, by column.
+type blindColumns struct {
+	digests   [][]byte
+	streams   []uuid.UUID
+	customers []string
+	fields    []string
+	positions []int64
+}
+
+func (c *blindColumns) add(w *streamWork) {
+	for _, r := range w.blind {
+		c.digests = append(c.digests, r.digest)
+		c.streams = append(c.streams, w.id)
+		c.customers = append(c.customers, string(w.customer))
+		c.fields = append(c.fields, string(r.field))
+		c.positions = append(c.positions, r.position)
+	}
+}

@@ -306,8 +306,8 @@ func (im *run) account(u Unit) {
 // the ones that can be stored are, and the report names the others.
 func (im *run) store(ctx context.Context, u Unit) {
 	defer im.progress()
-	if stored, dup, ok := im.storeTogether(ctx, u); ok {
-		im.tally(stored, dup, nil)
+	if stored, dup, warnings, ok := im.storeTogether(ctx, u); ok {
+		im.tally(stored, dup, warnings)
 		return
 	}
 	stored, dup, problems := im.storeEach(ctx, u)
@@ -317,9 +317,9 @@ func (im *run) store(ctx context.Context, u Unit) {
 // storeTogether appends every event of a unit of several requests in one
 // request; ok is false when the unit has one request or the store refused
 // the combined one (nothing of it is stored then).
-func (im *run) storeTogether(ctx context.Context, u Unit) (stored, dup int, ok bool) {
+func (im *run) storeTogether(ctx context.Context, u Unit) (stored, dup int, warnings []Problem, ok bool) {
 	if len(u.Requests) < 2 {
-		return 0, 0, false
+		return 0, 0, nil, false
 	}
 	var all domain.AppendRequest
 	for _, req := range u.Requests {
@@ -327,21 +327,26 @@ func (im *run) storeTogether(ctx context.Context, u Unit) (stored, dup int, ok b
 	}
 	res, err := im.o.Store.Append(ctx, all)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, nil, false
 	}
-	stored, dup = countResults(res)
-	return stored, dup, true
+	stored, dup, warnings = countResults(u, res)
+	return stored, dup, warnings, true
 }
 
-func countResults(res []eventstore.Result) (stored, dup int) {
+// countResults counts stored and already stored events, and turns the
+// possible duplicates the store found into report lines.
+func countResults(u Unit, res []eventstore.Result) (stored, dup int, warnings []Problem) {
 	for _, r := range res {
 		if r.Duplicate {
 			dup++
 		} else {
 			stored++
 		}
+		for _, d := range r.PossibleDuplicateOf {
+			warnings = append(warnings, duplicateProblem(u, d))
+		}
 	}
-	return stored, dup
+	return stored, dup, warnings
 }
 
 // storeEach appends a unit's requests one by one; each stands alone.
@@ -371,8 +376,8 @@ func (im *run) storeEach(ctx context.Context, u Unit) (stored, dup int, problems
 			problems = append(problems, storeProblem(u, req, err))
 			continue
 		}
-		s, d := countResults(res)
-		stored, dup = stored+s, dup+d
+		s, d, warnings := countResults(u, res)
+		stored, dup, problems = stored+s, dup+d, append(problems, warnings...)
 	}
 	return stored, dup, problems
 }
@@ -393,6 +398,23 @@ func (im *run) tally(stored, dup int, problems []Problem) {
 	default:
 		im.sum.RowsRejected++
 	}
+}
+
+// matchNames are the matched fields as the report names them.
+var matchNames = map[domain.MatchField][2]string{
+	domain.MatchName: {"客户名称", "legal name"}, domain.MatchPhone: {"联系电话", "phone"}, domain.MatchEmail: {"电子邮箱", "email"},
+}
+
+// duplicateProblem warns that the row's customer shares normalised values
+// with another customer (SPEC §10); the row is imported all the same.
+func duplicateProblem(u Unit, d eventstore.Duplicate) Problem {
+	zh, en := make([]string, len(d.Fields)), make([]string, len(d.Fields))
+	for i, f := range d.Fields {
+		zh[i], en[i] = matchNames[f][0], matchNames[f][1]
+	}
+	return Problem{Sheet: u.Sheet, Row: u.Row, Code: CodePossibleDuplicate,
+		Message: fmt.Sprintf("疑似重复：与 %s 的%s相同 / possible duplicate of %s: same %s",
+			d.Customer, strings.Join(zh, "、"), d.Customer, strings.Join(en, ", "))}
 }
 
 func isRegistration(req domain.AppendRequest) bool {

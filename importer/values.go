@@ -26,6 +26,10 @@ const (
 	CodeIgnoredColumn  = "ignored_column"
 	CodeNeedsComplete  = "needs_completion"
 	CodeDuplicateInput = "duplicate_row"
+	// CodePossibleDuplicate: the row's customer shares its normalised
+	// phone, email or legal name with another customer (a warning; the row
+	// is imported).
+	CodePossibleDuplicate = "possible_duplicate"
 	// CodeBalanceKept: the customer's opening balance was imported before
 	// with another amount or date and is kept.
 	CodeBalanceKept = "opening_balance_kept"

@@ -455,3 +455,27 @@ func TestMaskRegionKeepsTheFirstTwoCharacters(t *testing.T) {
 		}
 	}
 }
+
+func TestBlindIndexDigestsAreKeyedAndSeparatedByField(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, privacy.KeySize), bytes.Repeat([]byte{2}, privacy.KeySize)
+	a, err := privacy.NewBlindIndex(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := privacy.NewBlindIndex(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Digest("phone", "13800138000"), a.Digest("phone", "13800138000")) {
+		t.Error("one key and value gave two digests")
+	}
+	if bytes.Equal(a.Digest("phone", "13800138000"), b.Digest("phone", "13800138000")) {
+		t.Error("two keys gave one digest")
+	}
+	if bytes.Equal(a.Digest("phone", "13800138000"), a.Digest("name", "13800138000")) {
+		t.Error("two fields gave one digest")
+	}
+	if _, err := privacy.NewBlindIndex(k1[:16]); err == nil {
+		t.Error("a 16-byte key was accepted")
+	}
+}

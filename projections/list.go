@@ -51,6 +51,8 @@ type CustomerCard struct {
 	NetAmount   domain.Money         `json:"net_amount"`
 	LastOrderAt *string              `json:"last_order_at"`
 	ChangedAt   string               `json:"changed_at"`
+	// PossibleDuplicateOf is filled for the list's pages, not for exports.
+	PossibleDuplicateOf []eventstore.Duplicate `json:"possible_duplicate_of"`
 }
 
 // CardValue is a label's value and its display name.
@@ -258,10 +260,25 @@ func (q *Queries) Customers(ctx context.Context, f CustomerFilter, how eventstor
 		f.Limit = 50
 	}
 	cards, last, err := q.listPage(ctx, l, f.Limit+1, how)
-	if err != nil || len(cards) <= f.Limit {
-		return cards, "", err
+	if err != nil {
+		return nil, "", err
 	}
-	return cards[:f.Limit], encodeListCursor(last[f.Limit-1].at, last[f.Limit-1].id), nil
+	cursor := ""
+	if len(cards) > f.Limit {
+		cards, cursor = cards[:f.Limit], encodeListCursor(last[f.Limit-1].at, last[f.Limit-1].id)
+	}
+	ids := make([]uuid.UUID, len(cards))
+	for i := range cards {
+		ids[i] = last[i].id
+	}
+	dups, err := q.pii.PossibleDuplicates(ctx, ids, time.Time{})
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range cards {
+		cards[i].PossibleDuplicateOf = orEmpty(dups[ids[i]])
+	}
+	return cards, cursor, nil
 }
 
 // EachCustomerPage calls fn with the whole filtered list in pages of size

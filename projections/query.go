@@ -19,6 +19,8 @@ import (
 // store does).
 type PersonalDataOpener interface {
 	OpenPersonalData(ctx context.Context, streams []uuid.UUID) (*eventstore.PersonalData, error)
+	// PossibleDuplicates compares the customers' blind indexes (SPEC §10).
+	PossibleDuplicates(ctx context.Context, streams []uuid.UUID, asOf time.Time) (map[uuid.UUID][]eventstore.Duplicate, error)
 }
 
 // Queries answers the read side of SPEC §6 from the read models; only as_of
@@ -44,6 +46,10 @@ type Document struct {
 	Tags     []TagDocument            `json:"tags"`
 	NextAt   *string                  `json:"next_change_at"`
 	Value    *ValueDocument           `json:"value"`
+	// PossibleDuplicateOf lists the customers that stated this one's
+	// normalised phone, email or legal name first (now, also with as_of:
+	// erasure removes a match).
+	PossibleDuplicateOf []eventstore.Duplicate `json:"possible_duplicate_of"`
 }
 
 // Profile is the profile part of the document; personal fields are masked
@@ -143,7 +149,24 @@ func (q *Queries) Customer(ctx context.Context, code domain.CustomerCode, asOf t
 		}
 		at = asOf
 	}
-	return q.document(ctx, code, proj, at, asOf, how)
+	doc, err := q.document(ctx, code, proj, at, asOf, how)
+	if err != nil {
+		return nil, err
+	}
+	dups, err := q.pii.PossibleDuplicates(ctx, []uuid.UUID{code.StreamID()}, asOf)
+	if err != nil {
+		return nil, err
+	}
+	doc.PossibleDuplicateOf = orEmpty(dups[code.StreamID()])
+	return doc, nil
+}
+
+// orEmpty shows no duplicates as [] rather than null.
+func orEmpty(d []eventstore.Duplicate) []eventstore.Duplicate {
+	if d == nil {
+		return []eventstore.Duplicate{}
+	}
+	return d
 }
 
 // replay folds the customer's events recorded up to asOf and evaluates at

@@ -233,6 +233,7 @@ func TestRotatingTheMasterKeyUnderLoadLosesNothing(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM customer_keys WHERE master_key_id <> $1", ids[1]).Scan(&stale); err != nil || stale != 0 {
 		t.Fatalf("%d data keys not wrapped by the newest key (%v)", stale, err)
 	}
+	checkBlindIndexAfterRotation(t, db, restarted, ids[1])
 	retired, err := privacy.OpenKeyringFile(filepath.Join(dir, retiredKeyFileName))
 	if err != nil {
 		t.Fatal(err)
@@ -276,5 +277,29 @@ func TestRotationWithTheEnvironmentsKeyNeedsTheNewKeyListedFirst(t *testing.T) {
 		if _, err := newMasterKey(&cfg, keys, tc.newKey); (err == nil) != tc.ok {
 			t.Errorf("SEGMENTS_MASTER_KEY=%s --new-key=%q: err = %v, want ok %v", tc.env, tc.newKey, err, tc.ok)
 		}
+	}
+}
+
+// checkBlindIndexAfterRotation: the blind-index key was re-wrapped with the
+// newest master key, and the digests written under the first one still
+// match: a new customer with a loaded customer's phone is flagged.
+func checkBlindIndexAfterRotation(t *testing.T, db *testenv.DB, s *eventstore.Store, newest string) {
+	t.Helper()
+	ctx := context.Background()
+	var keyID string
+	if err := db.Pool.QueryRow(ctx, "SELECT master_key_id FROM blind_index_key").Scan(&keyID); err != nil || keyID != newest {
+		t.Fatalf("blind index key wrapped by %q (%v); want %s", keyID, err, newest)
+	}
+	res, err := s.Append(ctx, domain.AppendRequest{Events: []domain.Envelope{{
+		Type: domain.TypeCustomerRegistered, Customer: "KH-AFTER-ROTATION",
+		Data: &domain.CustomerRegistered{Profile: domain.Profile{Name: ptrTo("旋转后新客户有限公司"),
+			Contact: &domain.Contact{Phone: ptrTo("+86 138-0000-0000")}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res[0].PossibleDuplicateOf
+	if len(got) != 2 || got[0].Fields[0] != domain.MatchPhone || got[1].Fields[0] != domain.MatchPhone {
+		t.Fatalf("registration with the phone of KH-A-0 and KH-B-0 after rotation flagged %+v; want both by phone", got)
 	}
 }

@@ -127,7 +127,8 @@ var BadRows = []struct {
 // (n ≥ 3): the same row again (same code: already imported), and the
 // cases a person would call duplicates under a new code — the same legal
 // name and phone with another owner (the case of issue 19), and the same
-// phone written another way.
+// phone written another way, and row 2's legal name written another way
+// (spaces, full-width brackets).
 func DuplicateRows(n int) [][]string {
 	if n < 3 {
 		return nil
@@ -137,5 +138,7 @@ func DuplicateRows(n int) [][]string {
 	sameName[0], sameName[12] = Code(n+1000), "陈经理"
 	samePhone := CustomerRow(n + 1001)
 	samePhone[6] = "+86 138 0000 0000" // row 0's 13800000000
-	return [][]string{again, sameName, samePhone}
+	nameOtherwise := CustomerRow(n + 1002)
+	nameOtherwise[1] = " " + strings.Replace(CompanyName(2), "有限公司", " （有限公司）", 1)
+	return [][]string{again, sameName, samePhone, nameOtherwise}
 }

@@ -14,7 +14,7 @@ import (
 // Table lists the data rows of a customer table: n valid rows, then (when
 // asked) BadRows and DuplicateRows.
 func Table(n int, bad, duplicates bool) [][]string {
-	rows := make([][]string, 0, n+len(BadRows)+3)
+	rows := make([][]string, 0, n+len(BadRows)+4)
 	for i := range n {
 		rows = append(rows, CustomerRow(i))
 	}

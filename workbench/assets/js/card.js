@@ -54,6 +54,18 @@ export async function renderCard(main, me, code) {
   main.append(alertSec, timeline, recent);
 }
 
+// duplicates names the customers this one may duplicate (SPEC §10): each
+// code links to its card, with the fields that matched.
+export function duplicates(doc) {
+  const dups = doc.possible_duplicate_of || [];
+  if (dups.length === 0) return [];
+  const en = getLang() === 'en';
+  return [h('p', { class: 'warn', id: 'card-duplicates' }, h('strong', { text: t('card.duplicates') + (en ? ': ' : '：') }),
+    dups.flatMap((d, i) => [i > 0 ? (en ? '; ' : '；') : '',
+      h('a', { href: '#/customer/' + encodeURIComponent(d.customer), text: d.customer }),
+      ' (' + d.fields.map((f) => t('dup.' + f)).join(en ? ', ' : '、') + (en ? ' ' : '') + t('dup.same') + ')'])))];
+}
+
 // renderDocument draws the document's own panels (also the auditor's view
 // of a customer at an instant).
 export function renderDocument(main, doc) {
@@ -65,6 +77,7 @@ export function renderDocument(main, doc) {
   clear(main).append(
     h('h1', { id: 'card-title', text: doc.customer + (p.name ? ' · ' + p.name : '') }),
     h('p', { class: 'muted', text: t('card.asOf') + ' ' + when(doc.as_of, lang) + ' · v' + doc.version }),
+    ...duplicates(doc),
     h('div', { class: 'grid2' },
       h('section', { class: 'panel', id: 'card-basic' }, h('h2', { text: t('card.basic') }), kv([
         ['f.name', p.name], ['f.kind', p.kind], ['f.industry', p.industry], ['f.region', p.region], ['f.owner', p.owner],

@@ -60,7 +60,9 @@ function row(c) {
     h('td', { text: label(c.labels.activity) }),
     h('td', { text: label(c.labels.segment) }),
     h('td', { text: label(c.labels.lifecycle) }),
-    h('td', {}, c.tags.map((tg) => h('span', { class: 'tag', text: lang === 'en' ? tg.tag : tg.display }))),
+    h('td', {}, c.tags.map((tg) => h('span', { class: 'tag', text: lang === 'en' ? tg.tag : tg.display })),
+      (c.possible_duplicate_of || []).length === 0 ? [] : h('span', { class: 'tag warn', 'data-duplicate': '',
+        title: c.possible_duplicate_of.map((d) => d.customer).join(', '), text: t('card.duplicates') })),
     h('td', { class: 'num', text: money(c.net_amount) }),
     h('td', { text: when(c.last_order_at, lang) }),
     h('td', { text: when(c.changed_at, lang) }));
