@@ -462,8 +462,10 @@ func checkAudit(b browser, e *workbenchEnv) {
 	// The customer a minute into the future as the browser's local time: the
 	// document as of then.
 	at := time.Now().Add(time.Minute).Format("2006-01-02T15:04:05")
-	b.do("show a customer at an instant", chromedp.SendKeys("#audit-code", "KH202405010003"),
-		chromedp.SetValue("#audit-at", at), chromedp.Click(`#audit-form button[type="submit"]`),
+	b.do("type the customer's code", chromedp.SendKeys("#audit-code", "KH202405010003"))
+	// Set in the page: SetValue can meet a node the page has just re-rendered.
+	eval[bool](b, "set the instant", fmt.Sprintf(`(document.getElementById('audit-at').value = %q) !== ''`, at))
+	b.do("show a customer at an instant", chromedp.Click(`#audit-form button[type="submit"]`),
 		chromedp.WaitVisible(`#audit-result #card-title`))
 	title := value(b, "read the title", chromedp.Text("#audit-result #card-title"))
 	asOf := value(b, "read the instant", chromedp.Text("#audit-result p.muted"))

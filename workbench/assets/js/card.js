@@ -63,7 +63,7 @@ export function duplicates(doc) {
   return [h('p', { class: 'warn', id: 'card-duplicates' }, h('strong', { text: t('card.duplicates') + (en ? ': ' : '：') }),
     dups.flatMap((d, i) => [i > 0 ? (en ? '; ' : '；') : '',
       h('a', { href: '#/customer/' + encodeURIComponent(d.customer), text: d.customer }),
-      ' (' + d.fields.map((f) => t('dup.' + f)).join(en ? ', ' : '、') + (en ? ' ' : '') + t('dup.same') + ')'])))];
+      ' (' + d.fields.map((f) => t('dup.' + f)).join(en ? ', ' : '、') + (en ? ' ' : '') + t('dup.same') + ')']))];
 }
 
 // renderDocument draws the document's own panels (also the auditor's view
